@@ -6,8 +6,11 @@ complete the graphical model and are arguments of inference, so one MDP serves a
 """
 from __future__ import annotations
 
+import json
 import math
-from typing import Optional, Sequence, Tuple
+import warnings
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,26 +33,35 @@ def _is_scipy_sparse(x) -> bool:
     return sp.issparse(x)
 
 
+def make_csr(crow, col, values, size) -> torch.Tensor:
+    """``torch.sparse_csr_tensor`` without the beta-feature warning (invariants are checked by us)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
 def _to_sparse_csr(x, n_states: int, dtype, device) -> torch.Tensor:
     """Convert a torch or scipy sparse ``(S*A, S)`` matrix to a torch CSR tensor."""
     if _is_scipy_sparse(x):
         x = x.tocsr()
         x.sum_duplicates()
         x.sort_indices()
-        t = torch.sparse_csr_tensor(
+        t = make_csr(
             torch.as_tensor(x.indptr.astype(np.int64)),
             torch.as_tensor(x.indices.astype(np.int64)),
             torch.as_tensor(np.asarray(x.data, dtype=np.float64)),
             size=x.shape,
         )
     else:
-        t = x.coalesce().to_sparse_csr() if x.layout == torch.sparse_coo else x.to_sparse_csr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+            t = x.coalesce().to_sparse_csr() if x.layout == torch.sparse_coo else x.to_sparse_csr()
     if t.dim() != 2 or t.shape[1] != n_states or t.shape[0] % n_states != 0:
         raise ValueError(
             f"transitions: expected a sparse matrix of shape (S*A, S) with S = {n_states}, "
             f"got {tuple(t.shape)}"
         )
-    return torch.sparse_csr_tensor(
+    return make_csr(
         t.crow_indices().to(device), t.col_indices().to(device), t.values().to(dtype=dtype, device=device),
         size=tuple(t.shape),
     )
@@ -77,6 +89,8 @@ class TabularMDP:
             ``None``. Give it whenever ``rewards`` has leading batch dimensions (a batch of
             reward functions solved in one call), or when the shape is ambiguous.
         state_names, action_names: optional sequences of ``S`` / ``A`` labels.
+        metadata: optional JSON-serialisable mapping carried along (builders store the
+            geometry used for plotting here, e.g. ``{"kind": "grid", "shape": (H, W), ...}``).
         dtype: floating dtype of every stored tensor (default ``torch.float64``).
         device: device of every stored tensor.
 
@@ -96,7 +110,7 @@ class TabularMDP:
 
     __slots__ = (
         "transitions", "rewards", "reward_layout", "terminal_rewards", "initial", "horizon",
-        "discount", "state_names", "action_names", "batch_shape", "_frozen",
+        "discount", "state_names", "action_names", "batch_shape", "metadata", "_frozen",
     )
 
     def __init__(
@@ -111,6 +125,7 @@ class TabularMDP:
         reward_layout: Optional[str] = None,
         state_names: Optional[Sequence[str]] = None,
         action_names: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping] = None,
         dtype: torch.dtype = torch.float64,
         device=None,
     ):
@@ -239,6 +254,9 @@ class TabularMDP:
         object.__setattr__(self, "state_names", tuple(str(x) for x in state_names) if state_names is not None else None)
         object.__setattr__(self, "action_names", tuple(str(x) for x in action_names) if action_names is not None else None)
         object.__setattr__(self, "batch_shape", torch.Size(batch_shape))
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata: expected a mapping or None, got {type(metadata).__name__}")
+        object.__setattr__(self, "metadata", MappingProxyType(dict(metadata or {})))
         object.__setattr__(self, "_frozen", True)
 
     # ------------------------------------------------------------------------------------------
@@ -347,7 +365,8 @@ class TabularMDP:
             transitions=self.transitions, rewards=self.rewards, initial=self.initial,
             horizon=self.horizon, discount=self.discount, terminal_rewards=self.terminal_rewards,
             reward_layout=self.reward_layout, state_names=self.state_names,
-            action_names=self.action_names, dtype=self.dtype, device=self.device,
+            action_names=self.action_names, metadata=dict(self.metadata), dtype=self.dtype,
+            device=self.device,
         )
         if "rewards" in changes and "reward_layout" not in changes:
             kw["reward_layout"] = None
@@ -380,6 +399,8 @@ class TabularMDP:
             d["state_names"] = np.array(self.state_names, dtype=str)
         if self.action_names is not None:
             d["action_names"] = np.array(self.action_names, dtype=str)
+        if self.metadata:
+            d["metadata"] = np.array(json.dumps(dict(self.metadata)))
         np.savez(path, **d)
 
     @classmethod
@@ -390,8 +411,8 @@ class TabularMDP:
             if "P" in f:
                 P = torch.as_tensor(f["P"])
             else:
-                P = torch.sparse_csr_tensor(torch.as_tensor(f["P_crow"]), torch.as_tensor(f["P_col"]),
-                                            torch.as_tensor(f["P_values"]), size=tuple(f["P_shape"].tolist()))
+                P = make_csr(torch.as_tensor(f["P_crow"]), torch.as_tensor(f["P_col"]),
+                             torch.as_tensor(f["P_values"]), size=tuple(f["P_shape"].tolist()))
             horizon = int(f["horizon"])
             discount = float(f["discount"])
             return cls(
@@ -402,6 +423,7 @@ class TabularMDP:
                 reward_layout=str(f["reward_layout"]),
                 state_names=[str(x) for x in f["state_names"]] if "state_names" in f else None,
                 action_names=[str(x) for x in f["action_names"]] if "action_names" in f else None,
+                metadata=json.loads(str(f["metadata"])) if "metadata" in f else None,
                 dtype=dtype, device=device,
             )
 

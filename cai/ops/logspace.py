@@ -10,6 +10,8 @@ with no mass give exactly ``-inf`` and their gradients are zero, not NaN.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 __all__ = ["matmul", "log_matmul_exp", "logsumexp", "xlogy_safe", "transpose_csr"]
@@ -29,7 +31,9 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 def transpose_csr(M: torch.Tensor) -> torch.Tensor:
     """The transpose of a sparse CSR matrix, again in CSR layout (dense: a view)."""
     if _is_sparse(M):
-        return M.t().to_sparse_csr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+            return M.t().to_sparse_csr()
     return M.t()
 
 
