@@ -103,9 +103,9 @@ def _linear_system(mdp, a: torch.Tensor, log_prior):
     P = mdp.dense_transitions()
     g = mdp.gamma
     a3 = a.unsqueeze(-1).unsqueeze(-1)
-    lp = 0.0 if log_prior is None else log_prior
+    lp = torch.zeros(mdp.n_states, mdp.n_actions, dtype=P.dtype, device=P.device) if log_prior is None else log_prior
     if mdp.reward_layout == "sas":
-        w = torch.exp(lp.unsqueeze(-1) if log_prior is not None else 0.0) * P * torch.exp(mdp.rewards / a3.unsqueeze(-1))
+        w = torch.exp(lp.unsqueeze(-1) + mdp.rewards / a3.unsqueeze(-1)) * P   # (*b, S, A, S)
         M = g * w.sum(-2)
         bvec = (1 - g) * w.sum((-1, -2))
     else:
@@ -127,7 +127,7 @@ def _spectral_check(M: torch.Tensor, bvec: torch.Tensor) -> None:
             "backward_messages: the stationary exact-inference problem diverges: the linear "
             "operator M[s, s'] = gamma * sum_a rho(a|s) exp(r(s,a)/alpha) P(s'|s,a) has spectral "
             f"radius {rho.max().item():.6g} >= 1, so the evidence is infinite. Lower the discount, "
-            "lower the rewards (or raise alpha with negative rewards), or use a normalised action prior."
+            "lower the rewards (or raise alpha with negative rewards), or use a normalised action prior with rewards <= 0."
         )
 
 

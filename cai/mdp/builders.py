@@ -252,7 +252,19 @@ def random_mdp(
         raise ValueError(f"branching: expected at most n_states={n_states}, got {branching}")
     rng = np.random.default_rng(seed)
     S, A, B = int(n_states), int(n_actions), int(branching)
-    cols = np.argsort(rng.random((S * A, S)), axis=1)[:, :B] if B < S else np.tile(np.arange(S), (S * A, 1))
+    if B == S:
+        cols = np.tile(np.arange(S), (S * A, 1))
+    elif B * B <= S:
+        # draw with replacement and redraw the rows that repeat a successor (rare when B^2 <= S)
+        cols = rng.integers(0, S, size=(S * A, B))
+        while True:
+            srt = np.sort(cols, axis=1)
+            dup = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+            if not dup.any():
+                break
+            cols[dup] = rng.integers(0, S, size=(int(dup.sum()), B))
+    else:
+        cols = np.argsort(rng.random((S * A, S)), axis=1)[:, :B]
     vals = rng.dirichlet(np.ones(B), size=S * A)
     r = reward_scale * rng.standard_normal((S, A))
     rows = np.repeat(np.arange(S * A), B)

@@ -113,7 +113,7 @@ def backward(
                     "linear operator M[s, s'] = gamma * sum_a rho(a|s) exp(r(s,a)/alpha) P(s'|s,a) "
                     f"has spectral radius >= {math.exp(log_ratio.max().item()):.6g} >= 1, so the "
                     "evidence is infinite. Lower the discount, lower the rewards (or raise alpha "
-                    "with negative rewards), or use a normalised action prior."
+                    "with negative rewards), or use a normalised action prior with rewards <= 0."
                 )
         else:
             Q = q_backup(mdp, None, v, alpha, mode)
