@@ -1,7 +1,7 @@
 """The record every backward solver returns."""
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import torch
 

@@ -136,7 +136,7 @@ def brute_force(d, alpha: float, prior=None):
 
 def brute_elbo(d, policy, alpha: float, prior=None):
     """``(1/alpha) E_q[sum_t r_t + r_T - alpha log(pi/rho)]`` by enumeration, and ``E_q`` visitation."""
-    P, T = d["P"], d["T"]
+    P = d["P"]
     S, A = P.shape[0], P.shape[1]
     total = 0.0
     visit = np.zeros((S, A))
@@ -155,7 +155,7 @@ def brute_elbo(d, policy, alpha: float, prior=None):
 
 def brute_hard_value(d):
     """Optimal expected return ``max_pi E[sum r + r_T]`` over deterministic Markov policies."""
-    P, T, g = d["P"], d["T"], d["gamma"]
+    P, T = d["P"], d["T"]
     S, A = P.shape[0], P.shape[1]
     best = -math.inf
     for choice in itertools.product(range(A), repeat=S * T):

@@ -1,7 +1,6 @@
 """Trajectory sampling: under a policy and the true dynamics, or from the exact posterior."""
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional
 
 import torch

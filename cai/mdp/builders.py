@@ -12,10 +12,9 @@ Geometry for plotting lives in ``mdp.metadata`` (JSON-serialisable): for grids
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
-import torch
 
 from .tabular import TabularMDP
 

@@ -7,7 +7,7 @@ import torch
 
 import cai
 from cai.mdp import lottery
-from tests.common import brute_elbo, brute_force, brute_hard_value, random_tiny_mdp
+from tests.common import brute_elbo, brute_hard_value, random_tiny_mdp
 
 
 @pytest.mark.parametrize("discount", [None, 0.85])

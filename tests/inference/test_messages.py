@@ -1,5 +1,4 @@
 """Exact backward/forward messages against brute-force enumeration of every trajectory."""
-import math
 import zlib
 
 import numpy as np

@@ -1,6 +1,4 @@
 """The stationary (infinite-horizon, discounted) problem: iteration, linear solve, divergence."""
-import math
-import warnings
 
 import numpy as np
 import pytest
