@@ -1,2 +1,32 @@
-"""cai: control as inference."""
+"""cai: control as inference.
+
+An MDP becomes a graphical model with optimality variables ``p(O_t = 1 | s_t, a_t) ∝
+exp(r(s_t, a_t) / alpha)``; backward messages give soft Q and V, forward messages give posterior
+marginals, and every number is checked against direct soft dynamic programming.
+"""
+from .dp import elbo, soft_policy_evaluation, soft_value_iteration, value_iteration
+from .inference import (DivergenceError, ForwardMessages, Trajectories, backward_messages,
+                        forward_messages, posterior_dynamics, sample_posterior, sample_trajectories)
+from .mdp import TabularMDP
+from .ops.recursion import ConvergenceWarning
+from .solution import Solution
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "TabularMDP",
+    "soft_value_iteration",
+    "value_iteration",
+    "soft_policy_evaluation",
+    "elbo",
+    "backward_messages",
+    "forward_messages",
+    "posterior_dynamics",
+    "sample_trajectories",
+    "sample_posterior",
+    "Solution",
+    "ForwardMessages",
+    "Trajectories",
+    "DivergenceError",
+    "ConvergenceWarning",
+]

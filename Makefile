@@ -1,0 +1,40 @@
+# One command per check. Each target creates (or reuses) the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# pytest-xdist workers; CI machines have 2 cores
+WORKERS ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, from the local CPU wheel where there is one (never the multi-GB CUDA build)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "torch==2.13.0" || \
+		$(PIP) install --quiet "torch>=2.1" --index-url https://download.pytorch.org/whl/cpu
+	$(PIP) install --quiet -e ".[test,gym]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cai demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n $(WORKERS) --durations=15
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow --durations=15
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_backup.py
+
+lint: $(STAMP)
+	$(PIP) install --quiet ruff
+	$(VENV)/bin/ruff check cai tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis cai-demo

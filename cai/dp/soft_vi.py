@@ -1,0 +1,127 @@
+"""Direct dynamic programming: soft and hard value iteration, soft policy evaluation, the ELBO.
+
+These are the references exact inference is checked against. They share the backup with
+:mod:`cai.inference.messages` (:func:`cai.ops.backup.q_backup` with ``mode="expected"``).
+"""
+from __future__ import annotations
+
+import torch
+
+from .._checks import check_model, check_policy
+from ..ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
+from ..ops.recursion import backward
+from ..solution import Solution
+
+__all__ = ["soft_value_iteration", "value_iteration", "soft_policy_evaluation", "elbo"]
+
+
+def soft_value_iteration(mdp, alpha=1.0, action_prior=None, *, keep: str = "all",
+                         tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
+    r"""Soft value iteration: the optimum of variational trajectory inference with fixed dynamics.
+
+    ::
+
+        Q_t(s,a) = r_t(s,a) + gamma * sum_s' P(s'|s,a) V_{t+1}(s')
+        V_t(s)   = alpha * log sum_a rho(a|s) exp(Q_t(s,a) / alpha)
+        pi_t     = rho * exp((Q_t - V_t) / alpha)
+
+    Args:
+        mdp: :class:`~cai.TabularMDP` (finite horizon, or stationary with a discount < 1).
+        alpha: temperature > 0; a scalar or a tensor of shape ``batch`` (broadcast against the
+            reward batch: one call solves a sweep).
+        action_prior: ``None`` (counting measure: entropy-regularised objective) or an
+            ``(S, A)`` normalised prior (KL-regularised objective).
+        keep: ``"all"``, ``"values"`` or ``"first"``: which Q/policy steps to store (the rest is
+            recomputed lazily from V).
+        tol, max_iter: stationary iteration control (relative tolerance on V).
+
+    Returns:
+        :class:`~cai.Solution` with ``.Q (*b,T,S,A)``, ``.V (*b,T+1,S)``, ``.policy (*b,T,S,A)``,
+        ``.max_elbo (*b,)``.
+
+    References:
+        Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference", §2.4.
+    """
+    a, log_prior = check_model(mdp, alpha, action_prior, "soft_value_iteration")
+    _check_keep(keep)
+    agg = lambda Q, t: soft_max(Q, a, log_prior)  # noqa: E731
+    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter)
+    return Solution(rec, mdp, a, EXPECTED, agg, "soft_vi", log_prior)
+
+
+def value_iteration(mdp, *, keep: str = "all", tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
+    """Hard (ordinary) value iteration: the ``alpha -> 0`` limit of soft value iteration.
+
+    ``Q_t = r_t + gamma P V_{t+1}``, ``V_t = max_a Q_t``; the policy is greedy (first arg-max).
+    Same fields as :func:`soft_value_iteration` (``alpha`` is reported as 0).
+    """
+    a, _ = check_model(mdp, 1.0, None, "value_iteration")
+    _check_keep(keep)
+    agg = lambda Q, t: hard_max(Q)  # noqa: E731
+    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter)
+    return Solution(rec, mdp, torch.zeros_like(a), EXPECTED, agg, "vi", None)
+
+
+def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: float = 1e-10,
+                           max_iter: int = 10_000) -> Solution:
+    r"""Soft value of a fixed policy.
+
+    ::
+
+        Q^pi_t(s,a) = r_t(s,a) + gamma * sum_s' P(s'|s,a) V^pi_{t+1}(s')
+        V^pi_t(s)   = sum_a pi_t(a|s) [Q^pi_t(s,a) - alpha * log(pi_t(a|s) / rho(a|s))]
+
+    Args:
+        policy: ``(*b, T, S, A)`` for a finite horizon (a stationary ``(S, A)`` policy is
+            broadcast over time), ``(*b, S, A)`` for stationary MDPs.
+
+    Returns:
+        :class:`~cai.Solution` with the policy's ``Q``, ``V`` and the policy itself.
+    """
+    a, log_prior = check_model(mdp, alpha, action_prior, "soft_policy_evaluation")
+    log_pi = _policy_log(mdp, policy)
+    if mdp.horizon is not None:
+        agg = lambda Q, t: (policy_expectation(Q, log_pi[..., t, :, :], a, log_prior),  # noqa: E731
+                            log_pi[..., t, :, :])
+    else:
+        agg = lambda Q, t: (policy_expectation(Q, log_pi, a, log_prior), log_pi)  # noqa: E731
+    rec = backward(mdp, a, EXPECTED, agg, tol=tol, max_iter=max_iter)
+    return Solution(rec, mdp, a, EXPECTED, agg, "policy_evaluation", log_prior)
+
+
+def elbo(mdp, policy, alpha=1.0, action_prior=None) -> torch.Tensor:
+    r"""Closed-form ELBO of the trajectory distribution ``q = p0 * prod P * prod pi_t``.
+
+    ::
+
+        ELBO(pi) = (1/alpha) E_q[ sum_t r_t + r_T - alpha log(pi_t / rho) ]
+                 = (1/alpha) sum_s p0(s) V^pi_0(s)        <=  log p(O_{0:T-1})
+
+    Maximised by the soft value iteration policy, where it equals ``.max_elbo``.
+    Differentiable in ``policy``, ``alpha`` and the MDP's rewards.
+
+    Returns:
+        ``(*b,)``, ``-inf`` if the policy takes a forbidden action.
+    """
+    sol = soft_policy_evaluation(mdp, policy, alpha, action_prior)
+    return sol.value / sol.alpha
+
+
+def _policy_log(mdp, policy) -> torch.Tensor:
+    """Validate a policy for ``mdp`` and return its log, ``(*b, T, S, A)`` or ``(*b, S, A)``."""
+    from .._checks import as_tensor
+
+    p = as_tensor("policy", policy, mdp.dtype, mdp.device)
+    S, A = mdp.n_states, mdp.n_actions
+    if mdp.horizon is not None and p.dim() != 2:
+        p = check_policy(p, (mdp.horizon, S, A), mdp.dtype, mdp.device)
+    else:
+        p = check_policy(p, (S, A), mdp.dtype, mdp.device)
+        if mdp.horizon is not None:  # a stationary policy used at every step
+            p = p.unsqueeze(-3).expand(mdp.horizon, S, A)
+    return torch.log(p)
+
+
+def _check_keep(keep):
+    if keep not in ("all", "values", "first"):
+        raise ValueError(f"keep: expected 'all', 'values' or 'first', got {keep!r}")

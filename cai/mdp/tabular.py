@@ -1,0 +1,439 @@
+"""The tabular Markov decision process: a validated, immutable container.
+
+A ``TabularMDP`` holds the MDP alone: dynamics, reward, terminal reward, initial state
+distribution and the horizon and/or discount. The temperature ``alpha`` and the action prior
+complete the graphical model and are arguments of inference, so one MDP serves a sweep.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .._checks import as_tensor, describe
+
+__all__ = ["TabularMDP", "ROW_SUM_TOL"]
+
+#: Tolerance on ``|sum_s' P(s'|s,a) - 1|`` (and on the initial distribution's sum).
+ROW_SUM_TOL = 1e-6
+
+_LAYOUTS = ("s", "sa", "tsa", "sas")
+
+
+def _is_scipy_sparse(x) -> bool:
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        return False
+    return sp.issparse(x)
+
+
+def make_csr(crow, col, values, size) -> torch.Tensor:
+    """``torch.sparse_csr_tensor`` without the beta-feature warning (invariants are checked by us)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
+def _to_sparse_csr(x, n_states: int, dtype, device) -> torch.Tensor:
+    """Convert a torch or scipy sparse ``(S*A, S)`` matrix to a torch CSR tensor."""
+    if _is_scipy_sparse(x):
+        x = x.tocsr()
+        x.sum_duplicates()
+        x.sort_indices()
+        t = make_csr(
+            torch.as_tensor(x.indptr.astype(np.int64)),
+            torch.as_tensor(x.indices.astype(np.int64)),
+            torch.as_tensor(np.asarray(x.data, dtype=np.float64)),
+            size=x.shape,
+        )
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+            t = x.coalesce().to_sparse_csr() if x.layout == torch.sparse_coo else x.to_sparse_csr()
+    if t.dim() != 2 or t.shape[1] != n_states or t.shape[0] % n_states != 0:
+        raise ValueError(
+            f"transitions: expected a sparse matrix of shape (S*A, S) with S = {n_states}, "
+            f"got {tuple(t.shape)}"
+        )
+    return make_csr(
+        t.crow_indices().to(device), t.col_indices().to(device), t.values().to(dtype=dtype, device=device),
+        size=tuple(t.shape),
+    )
+
+
+class TabularMDP:
+    """A finite MDP ``(P, r, r_T, p0, T, gamma)``, validated on construction and immutable.
+
+    Args:
+        transitions: ``P[s, a, s']``, dense of shape ``(S, A, S)``, or sparse (torch sparse
+            COO/CSR or ``scipy.sparse``) of shape ``(S*A, S)`` with row ``s*A + a``. Rows must be
+            non-negative and sum to 1 within :data:`ROW_SUM_TOL`.
+        rewards: ``r`` in one of the layouts (after any leading batch dimensions):
+            ``"s"`` ``(S,)`` state reward, the same for every action;
+            ``"sa"`` ``(S, A)``;
+            ``"tsa"`` ``(T, S, A)`` time-varying (needs ``horizon``);
+            ``"sas"`` ``(S, A, S)`` ``r(s, a, s')`` (needs dense transitions).
+            ``-inf`` marks a forbidden action; ``+inf`` and NaN are errors.
+        initial: ``p0[s]`` of shape ``(S,)``; ``None`` means uniform.
+        horizon: number of decisions ``T >= 1``; ``None`` for the stationary problem.
+        discount: ``gamma`` in (0, 1] (required in (0, 1) without a horizon). A discount is a
+            death probability ``1 - gamma`` of moving to an absorbing state worth 0.
+        terminal_rewards: ``r_T[s]`` of shape ``(*batch, S)``; default 0. Must be finite.
+        reward_layout: one of ``"s", "sa", "tsa", "sas"``; inferred from ``rewards.ndim`` when
+            ``None``. Give it whenever ``rewards`` has leading batch dimensions (a batch of
+            reward functions solved in one call), or when the shape is ambiguous.
+        state_names, action_names: optional sequences of ``S`` / ``A`` labels.
+        metadata: optional JSON-serialisable mapping carried along (builders store the
+            geometry used for plotting here, e.g. ``{"kind": "grid", "shape": (H, W), ...}``).
+        dtype: floating dtype of every stored tensor (default ``torch.float64``).
+        device: device of every stored tensor.
+
+    Attributes:
+        transitions: dense ``(S, A, S)`` or sparse CSR ``(S*A, S)`` tensor.
+        rewards: ``(*batch, S, A)``, ``(*batch, T, S, A)`` or ``(*batch, S, A, S)``.
+        reward_layout: ``"sa"``, ``"tsa"`` or ``"sas"`` (``"s"`` is stored expanded as ``"sa"``).
+        terminal_rewards: ``(*batch, S)`` (batch may be empty).
+        initial: ``(S,)``.
+        batch_shape: leading batch shape of the rewards.
+
+    Raises:
+        ValueError: naming the argument, the expected and the actual value, for any invalid
+            input (see the checks in the code below).
+        TypeError: for non-numeric input.
+    """
+
+    __slots__ = (
+        "transitions", "rewards", "reward_layout", "terminal_rewards", "initial", "horizon",
+        "discount", "state_names", "action_names", "batch_shape", "metadata", "_frozen",
+    )
+
+    def __init__(
+        self,
+        transitions,
+        rewards,
+        initial=None,
+        horizon: Optional[int] = None,
+        discount: Optional[float] = None,
+        *,
+        terminal_rewards=None,
+        reward_layout: Optional[str] = None,
+        state_names: Optional[Sequence[str]] = None,
+        action_names: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping] = None,
+        dtype: torch.dtype = torch.float64,
+        device=None,
+    ):
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype: expected a floating torch dtype, got {dtype!r}")
+        device = torch.device(device) if device is not None else None
+
+        # --- transitions -------------------------------------------------------------------
+        sparse_in = _is_scipy_sparse(transitions) or (
+            isinstance(transitions, torch.Tensor) and transitions.layout != torch.strided
+        )
+        if sparse_in:
+            n_states = transitions.shape[1]
+            P = _to_sparse_csr(transitions, n_states, dtype, device)
+            n_actions = P.shape[0] // n_states
+            vals = P.values()
+            if bool(torch.isnan(vals).any()) or bool((vals < 0).any()):
+                raise ValueError("transitions: expected non-negative probabilities, got a negative or NaN entry")
+            row_sums = torch.zeros(P.shape[0], dtype=dtype, device=vals.device)
+            counts = P.crow_indices().diff()
+            row_sums.index_add_(0, torch.repeat_interleave(torch.arange(P.shape[0], device=vals.device), counts), vals)
+            row_sums = row_sums.reshape(n_states, n_actions)
+        else:
+            P = as_tensor("transitions", transitions, dtype, device)
+            if P.dim() != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
+                raise ValueError(
+                    f"transitions: expected a dense array of shape (S, A, S) or a sparse (S*A, S) "
+                    f"matrix, got {describe(P)}"
+                )
+            n_states, n_actions = P.shape[0], P.shape[1]
+            if bool(torch.isnan(P).any()) or bool((P < 0).any()):
+                raise ValueError("transitions: expected non-negative probabilities, got a negative or NaN entry")
+            row_sums = P.sum(-1)
+        dev = (row_sums - 1).abs()
+        if dev.numel() and dev.max().item() > ROW_SUM_TOL:
+            s, a = np.unravel_index(int(dev.argmax()), tuple(dev.shape))
+            raise ValueError(
+                f"transitions: expected each row P[s, a, :] to sum to 1 (tolerance {ROW_SUM_TOL:g}), "
+                f"got {row_sums[s, a].item():.10g} at s={s}, a={a}"
+            )
+        S, A = int(n_states), int(n_actions)
+
+        # --- horizon and discount ------------------------------------------------------------
+        if horizon is not None:
+            if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
+                raise ValueError(f"horizon: expected an integer >= 1 or None, got {horizon!r}")
+            if horizon < 1:
+                raise ValueError(f"horizon: expected an integer >= 1 or None, got {horizon!r}")
+            horizon = int(horizon)
+        if discount is not None:
+            if isinstance(discount, torch.Tensor):
+                discount = float(discount.item())
+            if isinstance(discount, bool) or not isinstance(discount, (int, float, np.floating, np.integer)):
+                raise ValueError(f"discount: expected a number in (0, 1], got {discount!r}")
+            discount = float(discount)
+            if not (0.0 < discount <= 1.0):
+                raise ValueError(f"discount: expected a number in (0, 1], got {discount!r}")
+        if horizon is None:
+            if discount is None or discount >= 1.0:
+                raise ValueError(
+                    f"discount: the stationary (horizon=None) problem needs a discount in (0, 1), "
+                    f"got {discount!r}; give a horizon for an undiscounted problem"
+                )
+
+        # --- rewards ------------------------------------------------------------------------
+        r = as_tensor("rewards", rewards, dtype, device)
+        if reward_layout is None:
+            reward_layout = self._infer_layout(r.shape, S, A, horizon)
+        if reward_layout not in _LAYOUTS:
+            raise ValueError(f"reward_layout: expected one of {_LAYOUTS}, got {reward_layout!r}")
+        core = {"s": (S,), "sa": (S, A), "tsa": (horizon, S, A), "sas": (S, A, S)}[reward_layout]
+        if reward_layout == "tsa" and horizon is None:
+            raise ValueError("rewards: time-varying rewards (layout 'tsa') need a horizon, got horizon=None")
+        if reward_layout == "sas" and P.layout != torch.strided:
+            raise ValueError("rewards: r(s, a, s') rewards (layout 'sas') need dense (S, A, S) transitions, got sparse ones")
+        k = len(core)
+        if r.dim() < k or tuple(r.shape[-k:]) != core:
+            raise ValueError(
+                f"rewards: expected trailing shape {core} for layout {reward_layout!r} "
+                f"(S={S}, A={A}, T={horizon}), got {tuple(r.shape)}"
+            )
+        if bool(torch.isnan(r).any()):
+            raise ValueError("rewards: expected no NaN, got a NaN entry")
+        if bool((r == math.inf).any()):
+            raise ValueError("rewards: expected finite rewards or -inf (forbidden action), got +inf")
+        if reward_layout == "s":
+            r = r.unsqueeze(-1).expand(*r.shape, A).clone()
+            reward_layout = "sa"
+        batch_shape = tuple(r.shape[: r.dim() - (3 if reward_layout in ("tsa", "sas") else 2)])
+        self._check_forbidden(r, reward_layout, P)
+
+        # --- terminal rewards and initial distribution -------------------------------------
+        if terminal_rewards is None:
+            rT = torch.zeros(S, dtype=dtype, device=r.device)
+        else:
+            rT = as_tensor("terminal_rewards", terminal_rewards, dtype, device)
+            if rT.dim() < 1 or rT.shape[-1] != S:
+                raise ValueError(f"terminal_rewards: expected trailing shape (S,) = ({S},), got {tuple(rT.shape)}")
+            if not bool(torch.isfinite(rT).all()):
+                raise ValueError("terminal_rewards: expected finite values, got an infinite or NaN entry")
+        if initial is None:
+            p0 = torch.full((S,), 1.0 / S, dtype=dtype, device=r.device)
+        else:
+            p0 = as_tensor("initial", initial, dtype, device)
+            if tuple(p0.shape) != (S,):
+                raise ValueError(f"initial: expected shape (S,) = ({S},), got {tuple(p0.shape)}")
+            if bool(torch.isnan(p0).any()) or bool((p0 < 0).any()):
+                raise ValueError("initial: expected non-negative probabilities, got a negative or NaN entry")
+            if abs(p0.sum().item() - 1) > ROW_SUM_TOL:
+                raise ValueError(
+                    f"initial: expected probabilities summing to 1 (tolerance {ROW_SUM_TOL:g}), "
+                    f"got {p0.sum().item():.10g}"
+                )
+
+        for nm, names, n in (("state_names", state_names, S), ("action_names", action_names, A)):
+            if names is not None and len(names) != n:
+                raise ValueError(f"{nm}: expected {n} names, got {len(names)}")
+
+        object.__setattr__(self, "transitions", P)
+        object.__setattr__(self, "rewards", r)
+        object.__setattr__(self, "reward_layout", reward_layout)
+        object.__setattr__(self, "terminal_rewards", rT)
+        object.__setattr__(self, "initial", p0)
+        object.__setattr__(self, "horizon", horizon)
+        object.__setattr__(self, "discount", discount)
+        object.__setattr__(self, "state_names", tuple(str(x) for x in state_names) if state_names is not None else None)
+        object.__setattr__(self, "action_names", tuple(str(x) for x in action_names) if action_names is not None else None)
+        object.__setattr__(self, "batch_shape", torch.Size(batch_shape))
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata: expected a mapping or None, got {type(metadata).__name__}")
+        object.__setattr__(self, "metadata", MappingProxyType(dict(metadata or {})))
+        object.__setattr__(self, "_frozen", True)
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _infer_layout(shape, S, A, T) -> str:
+        nd = len(shape)
+        if nd == 1:
+            return "s"
+        if nd == 2:
+            return "sa"
+        if nd == 3:
+            sas = tuple(shape) == (S, A, S)
+            tsa = T is not None and tuple(shape) == (T, S, A)
+            if sas and tsa:
+                raise ValueError(
+                    f"rewards: shape {tuple(shape)} fits both (T, S, A) and (S, A, S); "
+                    f"pass reward_layout='tsa' or 'sas'"
+                )
+            if sas:
+                return "sas"
+            if tsa:
+                return "tsa"
+        raise ValueError(
+            f"rewards: expected (S,), (S, A), (T, S, A) or (S, A, S) with S={S}, A={A}, T={T}, "
+            f"got {tuple(shape)}; pass reward_layout= for rewards with leading batch dimensions"
+        )
+
+    @staticmethod
+    def _check_forbidden(r: torch.Tensor, layout: str, P: torch.Tensor) -> None:
+        if not bool(torch.isneginf(r).any()):
+            return
+        if layout == "sas":
+            # (s, a) is forbidden when every reachable s' carries -inf
+            reach = P > 0
+            allowed_sa = (~torch.isneginf(r) & reach).any(-1)
+        else:
+            allowed_sa = ~torch.isneginf(r)
+        allowed_s = allowed_sa.any(-1)
+        if not bool(allowed_s.all()):
+            idx = (~allowed_s).nonzero()[0].tolist()
+            raise ValueError(
+                f"rewards: every action of state {idx[-1]} is forbidden (-inf reward) at index "
+                f"{tuple(idx)}; each state needs at least one allowed action"
+            )
+
+    def __setattr__(self, key, value):
+        raise AttributeError("TabularMDP is immutable; build a new one (e.g. with .replace(...))")
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        """Number of states ``S``."""
+        return int(self.transitions.shape[-1])
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions ``A``."""
+        return int(self.transitions.shape[1] if not self.is_sparse else self.transitions.shape[0] // self.n_states)
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether the transitions are stored as a sparse CSR ``(S*A, S)`` matrix."""
+        return self.transitions.layout != torch.strided
+
+    @property
+    def gamma(self) -> float:
+        """The discount, 1.0 when none was given."""
+        return 1.0 if self.discount is None else self.discount
+
+    @property
+    def is_stationary(self) -> bool:
+        """True for the infinite-horizon (``horizon=None``) problem."""
+        return self.horizon is None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.rewards.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.rewards.device
+
+    @property
+    def transition_matrix(self) -> torch.Tensor:
+        """``P`` as an ``(S*A, S)`` matrix (dense view or the sparse CSR tensor)."""
+        if self.is_sparse:
+            return self.transitions
+        return self.transitions.reshape(self.n_states * self.n_actions, self.n_states)
+
+    def dense_transitions(self) -> torch.Tensor:
+        """``P`` as a dense ``(S, A, S)`` tensor (materialised for sparse MDPs)."""
+        if self.is_sparse:
+            return self.transitions.to_dense().reshape(self.n_states, self.n_actions, self.n_states)
+        return self.transitions
+
+    def reward_at(self, t: Optional[int]) -> torch.Tensor:
+        """The reward used at decision ``t``: ``(*batch, S, A)`` or ``(*batch, S, A, S)``."""
+        if self.reward_layout == "tsa":
+            return self.rewards[..., t, :, :]
+        return self.rewards
+
+    # ------------------------------------------------------------------------------------------
+    def replace(self, **changes) -> "TabularMDP":
+        """A copy with some constructor arguments changed (e.g. ``rewards=``, ``horizon=``)."""
+        kw = dict(
+            transitions=self.transitions, rewards=self.rewards, initial=self.initial,
+            horizon=self.horizon, discount=self.discount, terminal_rewards=self.terminal_rewards,
+            reward_layout=self.reward_layout, state_names=self.state_names,
+            action_names=self.action_names, metadata=dict(self.metadata), dtype=self.dtype,
+            device=self.device,
+        )
+        if "rewards" in changes and "reward_layout" not in changes:
+            kw["reward_layout"] = None
+        kw.update(changes)
+        return TabularMDP(**kw)
+
+    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "TabularMDP":
+        """A copy on another device and/or with another floating dtype."""
+        return self.replace(device=device if device is not None else self.device,
+                            dtype=dtype if dtype is not None else self.dtype)
+
+    def save(self, path) -> None:
+        """Write the MDP to an ``.npz`` file; :meth:`load` restores it exactly."""
+        d = {
+            "rewards": self.rewards.detach().cpu().numpy(),
+            "reward_layout": np.array(self.reward_layout),
+            "terminal_rewards": self.terminal_rewards.detach().cpu().numpy(),
+            "initial": self.initial.detach().cpu().numpy(),
+            "horizon": np.array(-1 if self.horizon is None else self.horizon),
+            "discount": np.array(np.nan if self.discount is None else self.discount),
+            "dtype": np.array(str(self.dtype).replace("torch.", "")),
+        }
+        if self.is_sparse:
+            P = self.transitions
+            d.update(P_crow=P.crow_indices().cpu().numpy(), P_col=P.col_indices().cpu().numpy(),
+                     P_values=P.values().detach().cpu().numpy(), P_shape=np.array(P.shape))
+        else:
+            d["P"] = self.transitions.detach().cpu().numpy()
+        if self.state_names is not None:
+            d["state_names"] = np.array(self.state_names, dtype=str)
+        if self.action_names is not None:
+            d["action_names"] = np.array(self.action_names, dtype=str)
+        if self.metadata:
+            d["metadata"] = np.array(json.dumps(dict(self.metadata)))
+        np.savez(path, **d)
+
+    @classmethod
+    def load(cls, path, device=None) -> "TabularMDP":
+        """Read an MDP written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as f:
+            dtype = getattr(torch, str(f["dtype"]))
+            if "P" in f:
+                P = torch.as_tensor(f["P"])
+            else:
+                P = make_csr(torch.as_tensor(f["P_crow"]), torch.as_tensor(f["P_col"]),
+                             torch.as_tensor(f["P_values"]), size=tuple(f["P_shape"].tolist()))
+            horizon = int(f["horizon"])
+            discount = float(f["discount"])
+            return cls(
+                P, torch.as_tensor(f["rewards"]), torch.as_tensor(f["initial"]),
+                horizon=None if horizon < 0 else horizon,
+                discount=None if math.isnan(discount) else discount,
+                terminal_rewards=torch.as_tensor(f["terminal_rewards"]),
+                reward_layout=str(f["reward_layout"]),
+                state_names=[str(x) for x in f["state_names"]] if "state_names" in f else None,
+                action_names=[str(x) for x in f["action_names"]] if "action_names" in f else None,
+                metadata=json.loads(str(f["metadata"])) if "metadata" in f else None,
+                dtype=dtype, device=device,
+            )
+
+    def __repr__(self) -> str:
+        parts = [f"S={self.n_states}", f"A={self.n_actions}"]
+        parts.append(f"horizon={self.horizon}")
+        if self.discount is not None:
+            parts.append(f"discount={self.discount:g}")
+        parts.append(f"rewards={self.reward_layout}{tuple(self.rewards.shape)}")
+        if self.is_sparse:
+            parts.append(f"sparse nnz={self.transitions.values().numel()}")
+        parts.append(str(self.dtype).replace("torch.", ""))
+        return f"TabularMDP({', '.join(parts)})"

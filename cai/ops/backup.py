@@ -1,0 +1,164 @@
+r"""The soft Bellman backup, written once, and the semirings over actions.
+
+A backup has two halves:
+
+* over successor states ``s'`` (:func:`q_backup`), either the *expectation* of variational
+  inference / soft value iteration, ``Q = r + gamma * sum_s' P V``, or the *log-expectation* of
+  exact inference, ``Q = r + alpha * log(gamma * sum_s' P exp(V / alpha) + (1 - gamma))``;
+* over actions (the aggregators), the log semiring ``V = alpha log sum_a rho exp(Q / alpha)``
+  (soft), the max semiring ``V = max_a Q`` (hard), or the expectation under a fixed policy with
+  its KL/entropy term (policy evaluation).
+
+Exact messages and soft value iteration differ only in the first half's ``mode``.
+
+Shapes: ``V`` is ``(*batch, S)``, ``Q`` and policies ``(*batch, S, A)``, ``alpha`` broadcasts
+against ``batch`` and is passed as a tensor of shape ``batch`` (or ``()``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+
+from .logspace import log_matmul_exp, logsumexp, matmul
+
+__all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation"]
+
+EXACT = "exact"
+EXPECTED = "expected"
+
+
+def _flat_cols(x: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Size]:
+    """``(*b, n)`` -> ``(n, B)`` columns and the batch shape ``b``."""
+    b = x.shape[:-1]
+    return x.reshape(-1, n).t(), b
+
+
+def q_backup(
+    mdp,
+    t: Optional[int],
+    v_next: torch.Tensor,
+    alpha: torch.Tensor,
+    mode: str,
+    with_live: bool = False,
+):
+    r"""One backup over successor states: ``Q_t`` from ``V_{t+1}``.
+
+    ``mode="expected"`` (soft value iteration, variational inference)::
+
+        Q_t(s,a) = r_t(s,a) + gamma * sum_s' P(s'|s,a) V_{t+1}(s')
+
+    ``mode="exact"`` (backward messages, ``Q = alpha log beta_t(s, a)``)::
+
+        Q_t(s,a) = r_t(s,a) + alpha * log(gamma * sum_s' P(s'|s,a) exp(V_{t+1}(s') / alpha) + 1 - gamma)
+
+    With ``r(s,a,s')`` rewards the reward enters inside the sum over ``s'`` (inside the
+    log for ``exact``, inside the expectation for ``expected``), and death happens after it
+    is earned.
+
+    Args:
+        mdp: a :class:`~cai.TabularMDP`.
+        t: decision index (used by time-varying rewards); ``None`` for stationary MDPs.
+        v_next: ``(*batch, S)``.
+        alpha: temperature broadcastable to ``batch``.
+        mode: ``"exact"`` or ``"expected"``.
+        with_live: also return ``Q`` without the death term ``1 - gamma`` (``exact`` only; the
+            part that is linear in ``exp(V / alpha)``, used to bound the spectral radius).
+
+    Returns:
+        ``Q_t`` of shape ``(*batch, S, A)`` (and ``Q_live`` when ``with_live``).
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    gamma = mdp.gamma
+    r = mdp.reward_at(t)
+    a = alpha.unsqueeze(-1)                                    # (*b, 1) against (*b, S)
+    if mdp.reward_layout == "sas":
+        P = mdp.transitions                                    # (S, A, S) dense
+        a3 = a.unsqueeze(-1)                                   # (*b, 1, 1)
+        vn = v_next.unsqueeze(-2).unsqueeze(-2)                # (*b, 1, 1, S)
+        if mode == EXPECTED:
+            reach = P > 0
+            terms = torch.where(reach, P * (r + gamma * vn), torch.zeros((), dtype=P.dtype, device=P.device))
+            return terms.sum(-1)
+        logP = torch.log(P)
+        base = logP + r / a3.unsqueeze(-1)                     # (*b, S, A, S)
+        live = logsumexp(base + vn / a3.unsqueeze(-1) + math.log(gamma), -1)
+        if gamma < 1:
+            tail = torch.logaddexp(vn / a3.unsqueeze(-1) + math.log(gamma),
+                                   torch.full_like(vn, math.log1p(-gamma)))
+            Q = a3 * logsumexp(base + tail, -1)
+        else:
+            Q = a3 * live
+        return (Q, a3 * live) if with_live else Q
+
+    PM = mdp.transition_matrix                                 # (S*A, S)
+    if mode == EXPECTED:
+        cols, b = _flat_cols(v_next, S)
+        ev = matmul(PM, cols).t().reshape(*b, S, A)
+        return r + gamma * ev
+    if mode != EXACT:
+        raise ValueError(f"mode: expected 'exact' or 'expected', got {mode!r}")
+    x = v_next / a
+    cols, b = _flat_cols(x, S)
+    L = log_matmul_exp(PM, cols).t().reshape(*b, S, A)         # log sum_s' P exp(V/alpha)
+    a2 = a.unsqueeze(-1)                                       # (*b, 1, 1)
+    if gamma < 1:
+        succ = torch.logaddexp(L + math.log(gamma), torch.full_like(L, math.log1p(-gamma)))
+    else:
+        succ = L
+    Q = r + a2 * succ
+    if with_live:
+        return Q, r + a2 * (L + math.log(gamma))
+    return Q
+
+
+def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Tensor]):
+    r"""The log semiring over actions.
+
+    ``V(s) = alpha * log sum_a rho(a|s) exp(Q(s,a) / alpha)`` and
+    ``pi(a|s) = rho(a|s) exp((Q(s,a) - V(s)) / alpha)``.
+
+    Args:
+        Q: ``(*batch, S, A)``; ``-inf`` for forbidden actions.
+        alpha: broadcastable to ``batch``.
+        log_prior: ``log rho`` of shape ``(S, A)``, or ``None`` for the counting measure.
+
+    Returns:
+        ``(V, log_policy)`` of shapes ``(*batch, S)`` and ``(*batch, S, A)``.
+    """
+    a = alpha.unsqueeze(-1).unsqueeze(-1)
+    logits = Q / a if log_prior is None else Q / a + log_prior
+    lse = logsumexp(logits, -1)
+    log_pi = logits - lse.unsqueeze(-1)
+    return a.squeeze(-1) * lse, log_pi
+
+
+def hard_max(Q: torch.Tensor, log_prior: Optional[torch.Tensor] = None):
+    """The max semiring over actions: ``V = max_a Q`` and the greedy (first arg-max) policy.
+
+    Actions with zero prior probability are excluded. Returns ``(V, log_policy)``.
+    """
+    if log_prior is not None:
+        Q = torch.where(torch.isneginf(log_prior), torch.full_like(Q, -float("inf")), Q)
+    V, idx = Q.max(-1)
+    pi = torch.nn.functional.one_hot(idx, Q.shape[-1]).to(Q.dtype)
+    return V, torch.log(pi)
+
+
+def policy_expectation(Q: torch.Tensor, log_policy: torch.Tensor, alpha: torch.Tensor,
+                       log_prior: Optional[torch.Tensor]):
+    r"""Expectation over actions under a fixed policy, with the KL (entropy) term.
+
+    ``V(s) = sum_a pi(a|s) [Q(s,a) - alpha * log(pi(a|s) / rho(a|s))]``, with ``0 * (...) = 0``
+    where ``pi = 0`` (so forbidden actions the policy never takes cost nothing).
+
+    Returns:
+        ``V`` of shape ``(*batch, S)``.
+    """
+    a = alpha.unsqueeze(-1).unsqueeze(-1)
+    kl = log_policy if log_prior is None else log_policy - log_prior
+    pi = torch.exp(log_policy)
+    on = pi > 0
+    term = torch.where(on, Q - a * torch.where(on, kl, torch.zeros_like(kl)), torch.zeros_like(Q))
+    return (pi * term).sum(-1)

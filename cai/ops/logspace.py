@@ -1,0 +1,114 @@
+"""Log-space linear algebra that is safe at ``-inf`` and at extreme scales.
+
+The one kernel every backup needs is ``log(M @ exp(X))`` for a non-negative matrix ``M``
+(the transitions, or their transpose) and log-space columns ``X``. The fast route shifts each
+column of ``X`` by its maximum and calls an ordinary (dense or sparse) matrix product, which runs
+at memory bandwidth. Where a row's result is so small that the product lost precision (all of
+its reachable entries lie far below the column maximum, e.g. rewards of 1e4 at alpha 1e-3),
+the row is recomputed exactly as ``logsumexp_j(log M_ij + X_jb)``. No ``-1e5`` sentinels: rows
+with no mass give exactly ``-inf`` and their gradients are zero, not NaN.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+__all__ = ["matmul", "log_matmul_exp", "logsumexp", "xlogy_safe", "transpose_csr"]
+
+
+def _is_sparse(M: torch.Tensor) -> bool:
+    return M.layout != torch.strided
+
+
+def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
+    if _is_sparse(M):
+        return torch.sparse.mm(M, X)
+    return M @ X
+
+
+def transpose_csr(M: torch.Tensor) -> torch.Tensor:
+    """The transpose of a sparse CSR matrix, again in CSR layout (dense: a view)."""
+    if _is_sparse(M):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+            return M.t().to_sparse_csr()
+    return M.t()
+
+
+def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``log sum exp`` along ``dim`` that returns ``-inf`` (with zero gradient) for all-``-inf`` slices.
+
+    ``torch.logsumexp`` already returns ``-inf`` there, but its gradient is NaN; this version
+    shifts by a finite maximum so the backward pass stays finite.
+    """
+    m = x.detach().amax(dim, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    s = torch.exp(x - m).sum(dim, keepdim=True)
+    ok = s > 0
+    out = torch.where(ok, torch.log(torch.where(ok, s, torch.ones_like(s))) + m,
+                      torch.full_like(s, -float("inf")))
+    return out.squeeze(dim)
+
+
+def xlogy_safe(x: torch.Tensor, log_y: torch.Tensor) -> torch.Tensor:
+    """``x * log_y`` with the convention ``0 * (-inf) = 0`` (and zero gradient there)."""
+    zero = x == 0
+    return torch.where(zero, torch.zeros_like(x), x * torch.where(zero, torch.zeros_like(log_y), log_y))
+
+
+def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int = 2 ** 24) -> torch.Tensor:
+    """Exact ``logsumexp_j(log M[r, j] + X[j, :])`` for the rows ``r`` in ``rows``: ``(k, B)``."""
+    B = X.shape[1]
+    if _is_sparse(M):
+        crow, col, val = M.crow_indices(), M.col_indices(), M.values()
+        counts = crow.diff()
+        row_of = torch.repeat_interleave(torch.arange(M.shape[0], device=val.device), counts)
+        keep = torch.zeros(M.shape[0], dtype=torch.bool, device=val.device)
+        keep[rows] = True
+        sel = keep[row_of]
+        r_sel, c_sel, v_sel = row_of[sel], col[sel], val[sel]
+        terms = torch.log(v_sel).unsqueeze(-1) + X[c_sel]  # (nnz_sel, B)
+        terms = torch.where(v_sel.unsqueeze(-1) > 0, terms, torch.full_like(terms, -float("inf")))
+        # map the selected rows onto 0..k-1
+        pos = torch.full((M.shape[0],), -1, dtype=torch.long, device=val.device)
+        pos[rows] = torch.arange(rows.numel(), device=val.device)
+        seg = pos[r_sel]
+        idx = seg.unsqueeze(-1).expand(-1, B)
+        mx = torch.full((rows.numel(), B), -float("inf"), dtype=X.dtype, device=X.device)
+        mx = mx.scatter_reduce(0, idx, terms.detach(), reduce="amax", include_self=True)
+        mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+        s = torch.zeros((rows.numel(), B), dtype=X.dtype, device=X.device)
+        s = s.index_add(0, seg, torch.exp(terms - mx[seg]))
+        ok = s > 0
+        return torch.where(ok, torch.log(torch.where(ok, s, torch.ones_like(s))) + mx,
+                           torch.full_like(s, -float("inf")))
+    logM = torch.log(M[rows])  # (k, m); log 0 = -inf
+    per = max(1, chunk // max(1, logM.shape[1] * B))
+    outs = [logsumexp(logM[i:i + per].unsqueeze(-1) + X.unsqueeze(0), dim=1) for i in range(0, logM.shape[0], per)]
+    return torch.cat(outs, 0)
+
+
+def log_matmul_exp(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Numerically stable ``log(M @ exp(X))``.
+
+    Args:
+        M: non-negative matrix ``(n, m)``, dense or sparse CSR.
+        X: log-space values ``(m, B)``; entries may be ``-inf``.
+
+    Returns:
+        ``(n, B)``: ``log sum_j M[i, j] exp(X[j, b])``; ``-inf`` for rows with no mass.
+    """
+    c = X.detach().amax(0, keepdim=True)                       # (1, B) column shift
+    c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
+    Y = matmul(M, torch.exp(X - c))                            # (n, B), at memory bandwidth
+    tiny = torch.finfo(X.dtype).tiny / torch.finfo(X.dtype).eps
+    ok = Y > tiny
+    out = torch.log(torch.where(ok, Y, torch.ones_like(Y))) + c
+    if bool(ok.all()):
+        return out
+    rows = (~ok).any(1).nonzero().squeeze(1)
+    exact = _exact_rows(M, X, rows)
+    out = out.index_put((rows,), torch.where(ok[rows], out[rows], exact))
+    return out

@@ -1,0 +1,134 @@
+"""The backward recursion shared by exact inference and dynamic programming.
+
+:func:`backward` runs ``Q_t = backup(V_{t+1})`` and ``V_t = aggregate(Q_t)`` for ``t = T-1..0``
+(finite horizon), or iterates the same pair to a fixed point (stationary problem). Callers pick
+the backup over ``s'`` (``"exact"`` or ``"expected"``) and the semiring over actions; nothing
+else differs between backward messages, soft value iteration, hard value iteration and soft
+policy evaluation.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+import torch
+
+from .backup import EXACT, q_backup
+
+__all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of"]
+
+
+class ConvergenceWarning(UserWarning):
+    """A stationary iteration stopped at ``max_iter`` above its tolerance."""
+
+
+class DivergenceError(ValueError):
+    """The stationary exact-inference problem has no finite solution (spectral radius >= 1)."""
+
+
+def batch_shape_of(mdp, alpha: torch.Tensor) -> torch.Size:
+    """The broadcast of the reward batch shape, the terminal-reward batch and alpha's shape."""
+    try:
+        return torch.broadcast_shapes(mdp.batch_shape, mdp.terminal_rewards.shape[:-1], alpha.shape)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"alpha: expected a shape that broadcasts against the reward batch shape "
+            f"{tuple(mdp.batch_shape)}, got {tuple(alpha.shape)}"
+        ) from exc
+
+
+@dataclass
+class Recursion:
+    """Raw output of :func:`backward` (lists are in time order)."""
+
+    V: List[torch.Tensor]
+    Q: List[Optional[torch.Tensor]]
+    log_policy: List[Optional[torch.Tensor]]
+    iterations: Optional[int] = None
+    residual: Optional[float] = None
+
+
+Aggregate = Callable[[torch.Tensor, Optional[int]], tuple]
+
+
+def backward(
+    mdp,
+    alpha: torch.Tensor,
+    mode: str,
+    aggregate: Aggregate,
+    keep: str = "all",
+    tol: float = 1e-10,
+    max_iter: int = 10_000,
+    v_init: Optional[torch.Tensor] = None,
+    log_prior: Optional[torch.Tensor] = None,
+) -> Recursion:
+    """Run the backward recursion.
+
+    Args:
+        mdp: a :class:`~cai.TabularMDP`.
+        alpha: temperature tensor broadcastable to the batch.
+        mode: ``"exact"`` or ``"expected"`` (see :func:`cai.ops.backup.q_backup`).
+        aggregate: ``aggregate(Q_t, t) -> (V_t, log_pi_t)``; ``log_pi_t`` may be ``None``.
+        keep: ``"all"`` stores ``Q`` and the policy for every step; ``"values"`` stores only
+            ``V`` (Q and the policy are recomputed lazily from V); ``"first"`` keeps step 0 only.
+        tol: stationary problems stop when ``max |V_new - V| <= tol * max(1, max |V|)``.
+        max_iter: stationary iteration limit (then a :class:`ConvergenceWarning`).
+        v_init: stationary starting point ``(*batch, S)`` (default 0).
+        log_prior: ``log rho`` (exact stationary divergence check only).
+
+    Returns:
+        :class:`Recursion`.
+    """
+    b = batch_shape_of(mdp, alpha)
+    S = mdp.n_states
+    if mdp.horizon is not None:
+        T = mdp.horizon
+        V: List[Optional[torch.Tensor]] = [None] * (T + 1)
+        Qs: List[Optional[torch.Tensor]] = [None] * T
+        pis: List[Optional[torch.Tensor]] = [None] * T
+        V[T] = mdp.terminal_rewards.expand(*b, S)
+        for t in range(T - 1, -1, -1):
+            Q = q_backup(mdp, t, V[t + 1], alpha, mode)
+            V[t], log_pi = aggregate(Q, t)
+            if keep == "all" or (keep == "first" and t == 0):
+                Qs[t], pis[t] = Q, log_pi
+        return Recursion(V=V, Q=Qs, log_policy=pis)
+
+    # stationary: iterate to a fixed point
+    v = torch.zeros(*b, S, dtype=mdp.dtype, device=mdp.device) if v_init is None else v_init.expand(*b, S)
+    check = mode == EXACT
+    residual = math.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        if check:
+            Q, Q_live = q_backup(mdp, None, v, alpha, mode, with_live=True)
+            v_live, _ = aggregate(Q_live, None)
+            # Collatz-Wielandt: rho(M) >= min_s (M z)_s / z_s with z = exp(V / alpha) > 0.
+            log_ratio = ((v_live - v) / alpha.unsqueeze(-1)).amin(-1)
+            if bool((log_ratio > 1e-12).any()):
+                raise DivergenceError(
+                    "backward_messages: the stationary exact-inference problem diverges: the "
+                    "linear operator M[s, s'] = gamma * sum_a rho(a|s) exp(r(s,a)/alpha) P(s'|s,a) "
+                    f"has spectral radius >= {math.exp(log_ratio.max().item()):.6g} >= 1, so the "
+                    "evidence is infinite. Lower the discount, lower the rewards (or raise alpha "
+                    "with negative rewards), or use a normalised action prior with rewards <= 0."
+                )
+        else:
+            Q = q_backup(mdp, None, v, alpha, mode)
+        v_new, log_pi = aggregate(Q, None)
+        diff = (v_new - v).abs()
+        residual = diff.max().item() if diff.numel() else 0.0
+        scale = max(1.0, v_new.detach().abs().max().item()) if v_new.numel() else 1.0
+        v = v_new
+        if residual <= tol * scale:
+            break
+    else:
+        warnings.warn(
+            f"stationary iteration did not converge in max_iter={max_iter} iterations: "
+            f"residual {residual:.3g} > tol {tol:g} (relative); raise max_iter or tol",
+            ConvergenceWarning, stacklevel=3,
+        )
+    # V = aggregate(Q) holds exactly; Q = backup(V) holds to within the residual
+    return Recursion(V=[v], Q=[Q], log_policy=[log_pi], iterations=it, residual=residual)

@@ -1,0 +1,193 @@
+"""Exact backward/forward messages against brute-force enumeration of every trajectory."""
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+import cai
+from tests.common import brute_force, random_tiny_mdp, t64
+
+CASES = [
+    # (S, A, T, discount, layout, deterministic, prior)
+    (3, 2, 3, None, "sa", False, False),
+    (3, 2, 4, None, "sa", False, True),
+    (2, 2, 3, 0.8, "sa", False, False),
+    (3, 2, 2, 0.7, "sa", False, True),
+    (3, 2, 3, None, "tsa", False, False),
+    (2, 2, 3, None, "sas", False, False),
+    (2, 2, 2, 0.6, "sas", False, True),
+    (3, 1, 3, None, "s", False, False),
+    (3, 2, 3, None, "sa", True, False),
+]
+
+
+def _prior(rng, S, A):
+    p = rng.random((S, A)) + 0.1
+    return p / p.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("S,A,T,discount,layout,det,use_prior", CASES)
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+def test_log_evidence_and_marginals_match_brute_force(S, A, T, discount, layout, det, use_prior, alpha):
+    rng = np.random.default_rng(zlib.crc32(repr((S, A, T, discount, layout, det, use_prior)).encode()))
+    d, mdp = random_tiny_mdp(rng, S, A, T, discount=discount, layout=layout, deterministic=det)
+    prior = _prior(rng, S, A) if use_prior else None
+    bf = brute_force(d, alpha, prior)
+    msg = cai.backward_messages(mdp, alpha=alpha, action_prior=prior)
+    assert msg.log_evidence.item() == pytest.approx(bf["log_evidence"], abs=1e-10, rel=1e-12)
+    fwd = cai.forward_messages(mdp, msg)
+    np.testing.assert_allclose(fwd.state_action.numpy(), bf["state_action"], atol=1e-10)
+    np.testing.assert_allclose(fwd.state.numpy(), bf["state"], atol=1e-10)
+    # posterior dynamics p(s'|s,a,O), where (s,a) has posterior mass
+    K = cai.posterior_dynamics(mdp, msg).numpy()
+    mask = bf["state_action"] > 1e-9
+    np.testing.assert_allclose(K[mask], bf["next_given_sa"][mask], atol=1e-8)
+    # policies are distributions; the posterior policy is the conditional of the marginals
+    pol = msg.policy
+    np.testing.assert_allclose(pol.sum(-1).numpy(), 1.0, atol=1e-12)
+    cond = bf["state_action"] / bf["state_action"].sum(-1, keepdims=True)
+    np.testing.assert_allclose(pol.numpy()[mask], cond[mask], atol=1e-9)
+
+
+def test_forbidden_actions_get_zero_probability():
+    rng = np.random.default_rng(3)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 3, forbid=True)
+    msg = cai.backward_messages(mdp, alpha=0.5)
+    assert torch.all(msg.policy[:, 0, 0] == 0)
+    assert torch.isneginf(msg.Q[:, 0, 0]).all()
+    bf = brute_force(d, 0.5)
+    assert msg.log_evidence.item() == pytest.approx(bf["log_evidence"], abs=1e-10)
+    fwd = cai.forward_messages(mdp, msg)
+    np.testing.assert_allclose(fwd.state_action.numpy(), bf["state_action"], atol=1e-10)
+    sv = cai.soft_value_iteration(mdp, alpha=0.5)
+    assert torch.all(sv.policy[:, 0, 0] == 0)
+
+
+@pytest.mark.parametrize("discount", [None, 0.9])
+def test_gradient_of_log_evidence_is_posterior_visitation(discount):
+    """d log p(O) / d r(s,a) = (1/alpha) sum_t p(s_t=s, a_t=a | O): autograd vs forward messages."""
+    rng = np.random.default_rng(11)
+    _, base = random_tiny_mdp(rng, 4, 3, 5, discount=discount)
+    r = base.rewards.clone().requires_grad_(True)
+    mdp = base.replace(rewards=r)
+    alpha = 0.7
+    msg = cai.backward_messages(mdp, alpha=alpha)
+    (g,) = torch.autograd.grad(msg.log_evidence, r)
+    fwd = cai.forward_messages(mdp, msg)
+    torch.testing.assert_close(g * alpha, fwd.visitation.detach(), atol=1e-12, rtol=1e-10)
+
+
+def test_gradient_of_log_evidence_time_varying_and_terminal():
+    rng = np.random.default_rng(12)
+    _, base = random_tiny_mdp(rng, 3, 2, 4, layout="tsa")
+    r = base.rewards.clone().requires_grad_(True)
+    rT = base.terminal_rewards.clone().requires_grad_(True)
+    mdp = base.replace(rewards=r, terminal_rewards=rT, reward_layout="tsa")
+    msg = cai.backward_messages(mdp, alpha=1.3)
+    g, gT = torch.autograd.grad(msg.log_evidence, (r, rT))
+    fwd = cai.forward_messages(mdp, msg)
+    torch.testing.assert_close(g * 1.3, fwd.state_action.detach(), atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(gT * 1.3, fwd.state[-1].detach(), atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("sparse_kind", ["torch_coo", "torch_csr", "scipy"])
+def test_sparse_transitions_agree_with_dense(sparse_kind):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(5)
+    d, dense = random_tiny_mdp(rng, 5, 3, 4, discount=0.9, sparsity=0.6)
+    flat = d["P"].reshape(15, 5)
+    if sparse_kind == "scipy":
+        P = sp.csr_matrix(flat)
+    elif sparse_kind == "torch_coo":
+        P = t64(flat).to_sparse_coo()
+    else:
+        P = t64(flat).to_sparse_csr()
+    sparse = cai.TabularMDP(P, d["r"], d["p0"], horizon=4, discount=0.9, terminal_rewards=d["rT"])
+    assert sparse.is_sparse
+    for alpha in (1.0, 0.05):
+        a = cai.backward_messages(dense, alpha)
+        b = cai.backward_messages(sparse, alpha)
+        torch.testing.assert_close(a.Q, b.Q, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(a.log_evidence, b.log_evidence, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(cai.forward_messages(dense, a).state_action,
+                                   cai.forward_messages(sparse, b).state_action, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(cai.soft_value_iteration(dense, alpha).V,
+                                   cai.soft_value_iteration(sparse, alpha).V, atol=1e-12, rtol=1e-12)
+
+
+def test_no_overflow_at_extreme_scales():
+    """Rewards of +-1e4 at alpha 1e-3: r/alpha = 1e7, far beyond exp's range.
+
+    The brute force works in log space per trajectory, so it is an exact reference here.
+    """
+    rng = np.random.default_rng(8)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 3, discount=0.9, scale=1e4)
+    for alpha in (1e-3, 1.0):
+        msg = cai.backward_messages(mdp, alpha=alpha)
+        assert torch.isfinite(msg.Q).all() and torch.isfinite(msg.V).all()
+        bf = brute_force(d, alpha)
+        assert msg.log_evidence.item() == pytest.approx(bf["log_evidence"], rel=1e-12)
+        fwd = cai.forward_messages(mdp, msg)
+        np.testing.assert_allclose(fwd.state_action.numpy(), bf["state_action"], atol=1e-9)
+        np.testing.assert_allclose(msg.policy.sum(-1).numpy(), 1.0, atol=1e-12)
+        sv = cai.soft_value_iteration(mdp, alpha=alpha)
+        assert torch.isfinite(sv.V).all()
+        np.testing.assert_allclose(sv.policy.sum(-1).numpy(), 1.0, atol=1e-12)
+
+
+def test_underflowing_rows_take_the_exact_route():
+    """A successor set whose values sit 1e6 nats below the best state must not give -inf."""
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 1] = 1.0   # state 0 leads only to the bad state 1
+    P[1, 0, 1] = 1.0
+    P[2, 0, 2] = 1.0
+    mdp = cai.TabularMDP(P, np.zeros((3, 1)), [1 / 3] * 3, horizon=1, terminal_rewards=[0.0, -1e3, 0.0])
+    msg = cai.backward_messages(mdp, alpha=1e-3)
+    # Q_0(0, .) = r + alpha log exp(V_1(1)/alpha) = -1e3 exactly
+    assert msg.Q[0, 0, 0].item() == pytest.approx(-1e3, rel=1e-14)
+    # gradients stay finite through the fallback
+    rT = mdp.terminal_rewards.clone().requires_grad_(True)
+    le = cai.backward_messages(mdp.replace(terminal_rewards=rT), alpha=1e-3).log_evidence
+    (g,) = torch.autograd.grad(le, rT)
+    assert torch.isfinite(g).all()
+
+
+def test_forward_messages_validates_its_inputs():
+    rng = np.random.default_rng(1)
+    _, mdp = random_tiny_mdp(rng)
+    sv = cai.soft_value_iteration(mdp, 1.0)
+    with pytest.raises(TypeError, match="messages"):
+        cai.forward_messages(mdp, sv)
+    _, other = random_tiny_mdp(rng)
+    with pytest.raises(ValueError, match="different MDP"):
+        cai.forward_messages(other, cai.backward_messages(mdp, 1.0))
+
+
+def test_keep_values_recomputes_the_same_q_and_policy():
+    rng = np.random.default_rng(4)
+    _, mdp = random_tiny_mdp(rng, 4, 3, 5, discount=0.95)
+    full = cai.backward_messages(mdp, 0.4)
+    lazy = cai.backward_messages(mdp, 0.4, keep="values")
+    first = cai.backward_messages(mdp, 0.4, keep="first")
+    torch.testing.assert_close(full.Q, lazy.Q, rtol=0, atol=0)
+    torch.testing.assert_close(full.policy, lazy.policy, rtol=0, atol=0)
+    torch.testing.assert_close(full.policy_at(2), first.policy_at(2), rtol=0, atol=0)
+    torch.testing.assert_close(full.q_at(0), first.q_at(0), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="t:"):
+        full.q_at(5)
+
+
+def test_discounted_marginals_sum_to_survival():
+    """With death probability 1 - gamma, p(alive at t | O) is below 1; without it is exactly 1."""
+    rng = np.random.default_rng(2)
+    _, mdp = random_tiny_mdp(rng, 3, 2, 4, discount=0.8)
+    fwd = cai.forward_messages(mdp, cai.backward_messages(mdp, 1.0))
+    alive = fwd.state.sum(-1)
+    assert alive[0].item() == pytest.approx(1.0, abs=1e-12)
+    assert torch.all(alive[1:] < 1) and torch.all(alive[1:] > 0)
+    assert torch.all(alive[1:] <= alive[:-1] + 1e-15)
+    _, mdp1 = random_tiny_mdp(rng, 3, 2, 4)
+    torch.testing.assert_close(cai.forward_messages(mdp1, cai.backward_messages(mdp1, 1.0)).state.sum(-1),
+                               torch.ones(5, dtype=torch.float64), atol=1e-12, rtol=0)
