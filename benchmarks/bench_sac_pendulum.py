@@ -57,9 +57,11 @@ def main():
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--no-sb3", action="store_true")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both libraries)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
     rows = []
     for seed in args.seeds:
