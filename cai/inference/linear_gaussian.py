@@ -313,7 +313,7 @@ def lg_forward_messages(system: LinearGaussianSystem, messages: LinearGaussianMe
         LinearGaussianMarginals: means and covariances for ``t = 0..T`` (states) and
         ``t = 0..T-1`` (state-action pairs).
     """
-    n, m, T = system.state_dim, system.action_dim, system.horizon
+    n, T = system.state_dim, system.horizon
     alpha = messages.alpha
     batch = messages.V_const.shape[:-1]
     eye = torch.eye(n, dtype=messages.V_quad.dtype, device=messages.V_quad.device)

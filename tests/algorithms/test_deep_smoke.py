@@ -110,8 +110,10 @@ def test_soft_dqn_smoke_and_soft_bellman_fixed_point():
         Q = np.array([[env.reward(s, a) + cfg.gamma * V[env.next_state(s, a)] for a in range(2)] for s in range(3)])
     with torch.no_grad():
         learned = agent.q_(torch.eye(3)).numpy()
-    # the chain has only one-hot inputs, so a network can represent Q exactly; 1500 steps get close
-    np.testing.assert_allclose(learned, Q, atol=0.25)
+    # One-hot inputs: the network can represent Q exactly. Measured error after 1500 steps: ~0.015 (seeds
+    # 0-2). The hard (alpha -> 0) fixed point differs by > 0.3 (e.g. Q(2, right) = 5 vs 5.338 soft), so a
+    # max instead of a log-sum-exp target fails this tolerance.
+    np.testing.assert_allclose(learned, Q, atol=0.08)
     assert np.argmax(learned[0]) == 1 and np.argmax(learned[1]) == 1
 
 

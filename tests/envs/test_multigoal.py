@@ -1,6 +1,5 @@
 """The Multigoal environment: reward, dynamics, termination, API and plot."""
 
-import math
 
 import numpy as np
 import pytest
