@@ -22,7 +22,15 @@ from cai.inference.linear_gaussian import (
 )
 from cai.mdp.linear_gaussian import LinearGaussianSystem
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """Build every tensor of these tests in float64, and restore the global default afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def random_system(n=3, m=2, T=6, seed=0, noise=0.05, linear=True, horizon=None):

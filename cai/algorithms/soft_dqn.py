@@ -131,7 +131,7 @@ class SoftDQN:
         self.rng_ = seed_everything(cfg.seed)
         obs_dim = int(np.prod(env.observation_space.shape))
         self.n_actions_ = int(env.action_space.n)
-        self.q_ = mlp(obs_dim, cfg.hidden_sizes, self.n_actions_).to(cfg.device)
+        self.q_ = mlp(obs_dim, cfg.hidden_sizes, self.n_actions_).to(cfg.device, torch.float32)
         self.q_target_ = copy.deepcopy(self.q_).requires_grad_(False)
         self.opt_ = torch.optim.Adam(self.q_.parameters(), lr=cfg.lr)
         self.buffer_ = ReplayBuffer(cfg.buffer_size, (obs_dim,), (), discrete=True, device=cfg.device, seed=cfg.seed)

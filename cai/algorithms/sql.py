@@ -206,9 +206,9 @@ class SoftQLearning:
         self.action_dim_ = d = int(np.prod(env.action_space.shape))
         self.scaler_ = ActionScaler(env.action_space)
         dev = torch.device(cfg.device)
-        self.q_ = EnsembleQNetwork(obs_dim, d, cfg.hidden_sizes, ensemble_size=1).to(dev)
+        self.q_ = EnsembleQNetwork(obs_dim, d, cfg.hidden_sizes, ensemble_size=1).to(dev, torch.float32)
         self.q_target_ = copy.deepcopy(self.q_).requires_grad_(False)
-        self.sampler_ = SamplerNetwork(obs_dim, d, cfg.hidden_sizes).to(dev)
+        self.sampler_ = SamplerNetwork(obs_dim, d, cfg.hidden_sizes).to(dev, torch.float32)
         self.q_opt_ = torch.optim.Adam(self.q_.parameters(), lr=cfg.q_lr)
         self.sampler_opt_ = torch.optim.Adam(self.sampler_.parameters(), lr=cfg.sampler_lr)
         self.buffer_ = ReplayBuffer(cfg.buffer_size, (obs_dim,), (d,), device=cfg.device, seed=cfg.seed)
@@ -227,7 +227,7 @@ class SoftQLearning:
         B, d, alpha = batch.obs.shape[0], self.action_dim_, cfg.alpha
         # 1. soft Q: V(s') by importance sampling with uniform actions on [-1, 1]^d
         with torch.no_grad():
-            a_v = 2.0 * torch.rand(B, cfg.value_particles, d, device=batch.obs.device) - 1.0
+            a_v = 2.0 * torch.rand(B, cfg.value_particles, d, dtype=batch.obs.dtype, device=batch.obs.device) - 1.0
             v_tp1 = soft_value_importance_sampling(self._q(self.q_target_, batch.next_obs, a_v),
                                                    -d * math.log(2.0), alpha)
             target = soft_q_target(batch.reward, cfg.gamma * (1.0 - batch.terminated), v_tp1)

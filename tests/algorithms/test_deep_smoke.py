@@ -88,7 +88,13 @@ def test_sac_smoke_on_multigoal():
 def test_sql_smoke_on_multigoal():
     cfg = SQLConfig(hidden_sizes=(32, 32), batch_size=16, learning_starts=100, value_particles=8,
                     kernel_particles=8, log_every=10, progress=False, alpha=1.0)
-    agent = SoftQLearning(cfg).fit(MultiGoalEnv(), total_steps=300)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # a float64 session (as in the LQR tutorial) must not break the learners
+    try:
+        agent = SoftQLearning(cfg).fit(MultiGoalEnv(), total_steps=300)
+        SAC(SACConfig(hidden_sizes=(16,), batch_size=8, learning_starts=20, progress=False)).fit(MultiGoalEnv(), 40)
+    finally:
+        torch.set_default_dtype(old)
     _check_history(agent.history_, 300)
     assert _finite(agent.q_) and _finite(agent.sampler_)
     samples = agent.sample_actions(np.zeros(2, np.float32), 50)
