@@ -141,3 +141,19 @@ def test_full_sac_pendulum_reaches_minus_200():
     agent = SAC(SACConfig(seed=0, eval_every=20_000, eval_episodes=10, progress=False))
     agent.fit(gym.make("Pendulum-v1"), total_steps=20_000, eval_env=gym.make("Pendulum-v1"))
     assert np.mean(agent.history_.eval_returns[-1]) >= -200
+
+
+@pytest.mark.slow
+def test_full_soft_dqn_cartpole_reaches_475():
+    gym = pytest.importorskip("gymnasium")
+    agent = SoftDQN(SoftDQNConfig(seed=0, eval_every=2500, eval_episodes=10, progress=False))
+    agent.fit(gym.make("CartPole-v1"), total_steps=40_000, eval_env=gym.make("CartPole-v1"))
+    assert max(np.mean(r) for r in agent.history_.eval_returns) >= 475
+
+
+@pytest.mark.slow
+def test_full_sql_multigoal_reaches_every_goal():
+    agent = SoftQLearning(SQLConfig(hidden_sizes=(128, 128), alpha=10.0, batch_size=64, seed=0, progress=False))
+    agent.fit(MultiGoalEnv(), total_steps=20_000)
+    frac, _ = goal_hit_fractions(MultiGoalEnv(), agent.act, n_rollouts=100, seed=1)
+    assert np.all(frac >= 0.1), frac
