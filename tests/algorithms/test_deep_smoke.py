@@ -106,7 +106,7 @@ def test_sql_smoke_on_multigoal():
 def test_soft_dqn_smoke_and_soft_bellman_fixed_point():
     env = ChainEnv()
     cfg = SoftDQNConfig(hidden_sizes=(32,), alpha=0.5, gamma=0.8, lr=3e-3, batch_size=64, learning_starts=200,
-                        target_every=50, huber=False, log_every=20, progress=False)
+                        target_every=50, tau=1.0, huber=False, log_every=20, progress=False)
     agent = SoftDQN(cfg).fit(env, total_steps=1500)
     _check_history(agent.history_, 1500)
     # stationary soft Q by direct iteration of the soft Bellman backup
