@@ -72,16 +72,16 @@ class ChainEnv:
 
 
 def test_sac_smoke_on_multigoal():
-    cfg = SACConfig(hidden_sizes=(32, 32), batch_size=32, learning_starts=100, eval_every=150, eval_episodes=2,
+    cfg = SACConfig(hidden_sizes=(32, 32), batch_size=32, learning_starts=100, eval_every=100, eval_episodes=2,
                     log_every=10, progress=False, seed=0)
-    agent = SAC(cfg).fit(MultiGoalEnv(), total_steps=300)
-    _check_history(agent.history_, 300)
+    agent = SAC(cfg).fit(MultiGoalEnv(), total_steps=200)
+    _check_history(agent.history_, 200)
     assert _finite(agent.actor_) and _finite(agent.critic_) and math.isfinite(agent.log_alpha_.item())
-    assert agent.history_.eval_steps == [150, 300] and len(agent.history_.eval_returns[0]) == 2
+    assert agent.history_.eval_steps == [100, 200] and len(agent.history_.eval_returns[0]) == 2
     a = agent.act(np.zeros(2, np.float32))
     assert a.shape == (2,) and np.all(np.abs(a) <= 1)
     # same seed, same run
-    again = SAC(cfg).fit(MultiGoalEnv(), total_steps=300)
+    again = SAC(cfg).fit(MultiGoalEnv(), total_steps=200)
     assert again.history_.episode_returns == agent.history_.episode_returns
 
 
