@@ -190,7 +190,7 @@ def message_annotations(solution, state: Optional[int] = None, *, marginals=None
 
 _DX = 1.8          # horizontal distance between consecutive time steps
 #: where each kind's annotation goes: (dx, dy, horizontal alignment, vertical alignment)
-_ANNOTATION_AT = {"state": (0.0, -0.32, "center", "top"), "action": (0.28, 0.22, "left", "center"),
+_ANNOTATION_AT = {"state": (0.0, -0.32, "center", "top"), "action": (0.3, 0.24, "left", "center"),
                   "optimality": (0.0, 0.32, "center", "bottom")}
 
 

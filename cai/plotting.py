@@ -155,9 +155,29 @@ def _draw_cells(ax, mdp, *, marks: bool = True):
                             color=colour, zorder=5)
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
+    ax.set_xticks(np.arange(-0.5, W, 1.0), minor=True)
+    ax.set_yticks(np.arange(-0.5, H, 1.0), minor=True)
+    ax.grid(which="minor", color="white", lw=0.6, alpha=0.8)
+    ax.tick_params(which="both", length=0)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal")
+
+
+def _short(x: float) -> str:
+    """A cell label of at most 4 characters or so: 118, -58, 4.7, 0.84."""
+    if abs(x) >= 9.95:
+        return f"{x:.0f}"
+    return f"{x:.2g}" if abs(x) >= 0.005 else "0"
+
+
+def _panel_size(mdp, width: float) -> tuple:
+    """``(width, height)`` of a panel that fits the grid's aspect ratio."""
+    g = _grid(mdp)
+    if g is None:
+        return width, 0.75 * width
+    H, W, _ = g
+    return width, width * H / W + 0.7
 
 
 def _colorbar(ax, mappable, label=None):
@@ -210,7 +230,7 @@ def value_heatmap(mdp, values, *, t: int = 0, ax=None, cmap: str = "viridis", an
             mid = (lo + hi) / 2
             for (r, c), x in np.ndenumerate(img):
                 if np.isfinite(x):
-                    ax.text(c, r, f"{x:.2g}", ha="center", va="center", fontsize=7,
+                    ax.text(c, r, _short(x), ha="center", va="center", fontsize=7,
                             color="white" if x < mid else "black", zorder=4)
         if colorbar:
             _colorbar(ax, im, label)
@@ -317,6 +337,22 @@ def _marginal_array(marginals, mdp) -> np.ndarray:
     return m
 
 
+def _off_grid_mass(mdp, m: np.ndarray) -> np.ndarray:
+    """Mass of states without a cell (a grid world's exit state), per step."""
+    g = _grid(mdp)
+    if g is None:
+        return np.zeros(m.shape[0])
+    return m[:, g[2][:, 0] < 0].sum(-1)
+
+
+def _marginal_panel(mdp, p: np.ndarray, ax, cmap, norm):
+    img = _as_image(mdp, p)
+    H, W = img.shape
+    im = ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest", extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+    _draw_cells(ax, mdp)
+    return im
+
+
 def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax=None, ncols: int = 4,
                     cmap: str = "magma", title: Optional[str] = None):
     """Small multiples of the state marginals ``p(s_t)`` over time, one panel per ``t``.
@@ -324,7 +360,8 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
     Args:
         marginals: :class:`~cai.ForwardMessages` (``.state``) or an array ``(T+1, S)`` (e.g.
             :func:`policy_state_marginals`).
-        times: which steps (default: up to 8 evenly spaced, first and last included).
+        times: which steps (default: up to 8 evenly spaced from 0 to the last step with at
+            least 1% of the mass on the grid; mass in the exit state is given in the titles).
         ax: an array of at least ``len(times)`` Axes, or ``None`` for a new figure.
         ncols: panels per row of a new figure.
 
@@ -334,15 +371,20 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
     plt = _plt()
     m = _marginal_array(marginals, mdp)
     T1 = m.shape[0]
+    off_grid = _off_grid_mass(mdp, m)                                  # (T+1,)
     if times is None:
-        times = sorted(set(np.linspace(0, T1 - 1, min(T1, 8)).round().astype(int).tolist()))
+        # up to 8 steps, evenly spaced over the part of the episode that is still on the grid
+        last = int(np.flatnonzero(off_grid < 0.99)[-1]) if (off_grid < 0.99).any() else T1 - 1
+        times = sorted(set(np.linspace(0, last, min(last + 1, 8)).round().astype(int).tolist()))
     for t in times:
         if not (0 <= t < T1):
             raise ValueError(f"times: expected steps in [0, {T1 - 1}], got {t}")
     if ax is None:
         ncols = min(ncols, len(times))
         nrows = int(np.ceil(len(times) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.4 * nrows), squeeze=False)
+        w, h = _panel_size(mdp, 2.8)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, (h + 0.2) * nrows + 0.4), squeeze=False,
+                                 constrained_layout=True)
         for extra in axes.ravel()[len(times):]:
             extra.axis("off")
     else:
@@ -350,14 +392,17 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
         if axes.size < len(times):
             raise ValueError(f"ax: expected at least {len(times)} Axes, got {axes.size}")
     axes = axes.ravel()[: len(times)]
+    from matplotlib.colors import PowerNorm
+
     vmax = float(m[list(times)].max()) or 1.0
     for a, t in zip(axes, times):
         if _grid(mdp) is None:
             a.bar(range(mdp.n_states), m[t], color="#7a0177")
             a.set_ylim(0, vmax)
         else:
-            value_heatmap(mdp, m[t], ax=a, cmap=cmap, annotate=False, colorbar=False, vmin=0, vmax=vmax)
-        a.set_title(f"t = {t}", fontsize=9)
+            _marginal_panel(mdp, m[t], a, cmap, PowerNorm(0.5, vmin=0, vmax=vmax))
+        extra = f" (off grid {off_grid[t]:.2f})" if off_grid[t] >= 0.005 else ""
+        a.set_title(f"t = {t}{extra}", fontsize=9)
     if title:
         axes[0].figure.suptitle(title)
     return axes
@@ -388,9 +433,15 @@ def marginals_animation(mdp, marginals, path, *, fps: int = 2, cmap: str = "magm
     fig, ax = plt.subplots(figsize=(4, 3.4))
     vmax = float(m.max()) or 1.0
 
+    from matplotlib.colors import PowerNorm
+
     def frame(t):
         ax.clear()
-        value_heatmap(mdp, m[t], ax=ax, cmap=cmap, annotate=False, colorbar=False, vmin=0, vmax=vmax)
+        if _grid(mdp) is None:
+            ax.bar(range(mdp.n_states), m[t], color="#7a0177")
+            ax.set_ylim(0, vmax)
+        else:
+            _marginal_panel(mdp, m[t], ax, cmap, PowerNorm(0.5, vmin=0, vmax=vmax))
         ax.set_title(f"{title}, t = {t}")
         return []
 
@@ -423,7 +474,9 @@ def compare_solutions(mdp, exact, variational, *, t: int = 0, ax=None,
     v1 = _values_at(exact, t, "exact", mdp.n_states)
     v2 = _values_at(variational, t, "variational", mdp.n_states)
     if ax is None:
-        _, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        w, h = _panel_size(mdp, 4.4)
+        fig, axes = plt.subplots(1, 3, figsize=(3 * w + 1.5, h + 0.5))
+        fig.subplots_adjust(wspace=0.45)
     else:
         axes = np.asarray(ax, dtype=object).ravel()
         if axes.size < 3:
