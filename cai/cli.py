@@ -175,9 +175,19 @@ def _discount(text: str) -> float:
     return x
 
 
+_STATIONARY = -1          # --horizon none
+
+
+def _world_horizon(value):
+    """The command line's horizon as :func:`load_world` takes it."""
+    if value is None:
+        return "default"
+    return None if value == _STATIONARY else value
+
+
 def _horizon(text: str):
     if text.lower() in ("none", "inf", "stationary"):
-        return None
+        return _STATIONARY
     try:
         x = int(text)
     except ValueError:
@@ -360,7 +370,7 @@ def _cmd_worlds(args) -> int:
 
 
 def _cmd_solve(args) -> int:
-    world, mdp = load_world(args.world, horizon=args.horizon, discount=args.discount, slip=args.slip)
+    world, mdp = load_world(args.world, horizon=_world_horizon(args.horizon), discount=args.discount, slip=args.slip)
     import cai
 
     try:
@@ -379,7 +389,7 @@ def _cmd_solve(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    world, mdp = load_world(args.world, horizon=args.horizon, discount=args.discount, slip=args.slip)
+    world, mdp = load_world(args.world, horizon=_world_horizon(args.horizon), discount=args.discount, slip=args.slip)
     _, _, rows, notes = _comparison(mdp, args.alpha)
     _print_comparison(mdp, world, args.alpha, rows, notes)
     return 0
@@ -510,7 +520,7 @@ def _parser() -> _Parser:
     def world_args(q, slip=True):
         q.add_argument("world", help="a world name (see `cai worlds`) or a layout file")
         q.add_argument("--alpha", type=_positive_float, default=1.0, help="temperature > 0 (default 1)")
-        q.add_argument("--horizon", type=_horizon, default="default",
+        q.add_argument("--horizon", type=_horizon, default=None,
                        help="number of decisions, or 'none' for the stationary problem (default: the world's)")
         q.add_argument("--discount", type=_discount, default=None, help="discount in (0, 1]")
         q.add_argument("--slip", type=_probability, default=None, help="slip probability of grid worlds")
