@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 __all__ = ["main", "load_world", "WORLDS", "CLIFF_SETTINGS"]
 
@@ -363,7 +362,7 @@ def _print_comparison(mdp, world, alpha, rows, notes, out=None):
 
 def _cmd_worlds(args) -> int:
     width = max(len(k) for k in WORLDS)
-    for name, (_, slip, desc) in WORLDS.items():
+    for name, (_, _slip, desc) in WORLDS.items():
         print(f"{name.ljust(width)}  {desc}")
     print(f"{'<file>'.ljust(width)}  a text layout: # wall, S start, G goal, L lava, . free")
     return 0

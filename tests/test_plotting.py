@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -74,7 +75,7 @@ def test_state_marginals_and_gif(solved, tmp_path):
     _png(axes[0].figure, tmp_path / "marg_chain.png")
     pytest.importorskip("PIL")
     path = plotting.marginals_animation(m, fm, tmp_path / "m.gif", fps=4)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     assert data[:6] in (b"GIF89a", b"GIF87a") and len(data) > 1000
     with pytest.raises(ValueError, match="times"):
         plotting.state_marginals(m, fm, times=[99])
