@@ -179,8 +179,14 @@ def test_chain_hard_value_closed_form():
 # ---------------------------------------------------------------------------------------------
 # gymnasium
 
-gym = pytest.importorskip("gymnasium")
-from cai.mdp.gym import from_gymnasium  # noqa: E402
+try:                                   # the optional extra cai[gym]: skip only these tests without it
+    import gymnasium  # noqa: F401
+    HAVE_GYM = True
+except ImportError:
+    HAVE_GYM = False
+from cai.mdp.gym import from_gymnasium  # noqa: E402  (imports gymnasium lazily)
+
+needs_gym = pytest.mark.skipif(not HAVE_GYM, reason="needs gymnasium (pip install 'cai[gym]')")
 
 #: overall false-alarm rate of each environment's distribution test (Bonferroni over its tests)
 FALSE_ALARM = 1e-3
@@ -265,6 +271,7 @@ def _distribution_test(env, mdp, n, T, seed):
     return min(1.0, min(pvals) * len(pvals))
 
 
+@needs_gym
 @pytest.mark.parametrize("name,kwargs,T", [
     ("FrozenLake-v1", {}, 12),
     ("FrozenLake8x8-v1", {}, 15),
@@ -281,6 +288,7 @@ def test_gymnasium_rollouts_agree_in_distribution(name, kwargs, T):
     assert p > FALSE_ALARM, f"{name}: gymnasium rollouts disagree with the imported MDP (p = {p:.2g})"
 
 
+@needs_gym
 def test_gymnasium_distribution_test_can_fail():
     # the same test rejects a wrong import: non-slippery dynamics against slippery rollouts
     from cai.mdp.gym import _make
@@ -295,6 +303,7 @@ def test_gymnasium_distribution_test_can_fail():
     assert _distribution_test(env, right.replace(rewards=r, reward_layout="sas"), n=3000, T=12, seed=0) < FALSE_ALARM
 
 
+@needs_gym
 def test_gymnasium_terminal_states_absorb():
     m = from_gymnasium("frozenlake")
     term = m.metadata["terminal_states"]
@@ -314,6 +323,7 @@ def test_gymnasium_terminal_states_absorb():
     assert 0.7 < float(v) <= 1.0
 
 
+@needs_gym
 def test_gymnasium_reward_layouts_and_options():
     cw = from_gymnasium("cliffwalking")
     assert cw.reward_layout == "sa"               # the reward does not depend on the outcome
@@ -334,6 +344,7 @@ def test_gymnasium_reward_layouts_and_options():
         from_gymnasium("CliffWalking-v1", is_slippery=True)
 
 
+@needs_gym
 def test_gymnasium_bad_input():
     with pytest.raises(ValueError, match="terminal"):
         from_gymnasium("frozenlake", terminal="exit")
