@@ -22,13 +22,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["main", "load_world", "WORLDS", "CLIFF_SETTINGS"]
-
-#: Rewards of the cliff walk (Sutton & Barto, Example 6.6, shrunk to 4x9): a step costs 1, the
-#: cliff costs 100, the goal pays 100. With the builder's defaults (goal 10, lava -10) a soft
-#: policy at alpha >= 1 prefers jumping off the cliff to walking (the entropy it loses by
-#: walking a narrow path is worth more than 10), which teaches nothing.
-CLIFF_SETTINGS = dict(step_cost=-1.0, goal_reward=100.0, lava_reward=-100.0, horizon=30)
+__all__ = ["main", "load_world", "WORLDS"]
 
 
 class UsageError(Exception):
@@ -44,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
 # worlds
 
 def _cliff(slip, **kw):
-    from .mdp import CLIFF_LAYOUT, gridworld
-    return gridworld(CLIFF_LAYOUT, slip=slip, **{**CLIFF_SETTINGS, **kw})
+    from .mdp import cliff
+    return cliff(slip=slip, **kw)
 
 
 def _two_route(slip, **kw):

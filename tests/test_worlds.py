@@ -6,11 +6,9 @@ import pytest
 import torch
 
 import cai
-from cai.mdp import CLIFF_LAYOUT, chain, gridworld, lottery, random_mdp, two_route
+from cai.mdp import CLIFF_LAYOUT, chain, cliff, gridworld, lottery, random_mdp, two_route
 from cai.plotting import policy_state_marginals
 
-# the cliff walk at Sutton & Barto's scale (see cai.cli.CLIFF_SETTINGS for why not the defaults)
-CLIFF_KW = dict(step_cost=-1.0, goal_reward=100.0, lava_reward=-100.0, horizon=30)
 
 
 def _check_invariants(mdp):
@@ -83,7 +81,7 @@ def _greedy_path(mdp, sol):
 
 
 def test_cliff_hard_route_hugs_the_cliff_soft_route_keeps_away():
-    m = gridworld(CLIFF_LAYOUT, **CLIFF_KW)
+    m = cliff()
     rows = torch.tensor(m.metadata["coords"])[:, 0]
     lava, goals = m.metadata["lava"], m.metadata["goals"]
     hard = cai.value_iteration(m)
@@ -108,7 +106,7 @@ def test_cliff_hard_route_hugs_the_cliff_soft_route_keeps_away():
 def test_slippery_cliff_exact_inference_is_optimistic():
     # exact inference "controls its luck": its posterior never falls, while its policy, run in the
     # real dynamics, falls far more often than the soft VI policy (which accounts for slipping)
-    m = gridworld(CLIFF_LAYOUT, slip=0.1, **CLIFF_KW)
+    m = cliff(slip=0.1)
     lava = m.metadata["lava"]
     ex = cai.backward_messages(m, alpha=1.0)
     post = cai.forward_messages(m, ex).state[:-1].sum(0)
@@ -120,7 +118,7 @@ def test_slippery_cliff_exact_inference_is_optimistic():
 
 
 def test_default_gridworld_rewards_make_the_soft_cliff_policy_jump():
-    # documents why the CLI and these tests use CLIFF_KW: with the builder's defaults (goal 10,
+    # documents why cai.mdp.cliff uses Sutton & Barto's scale: with the builder's defaults (goal 10,
     # lava -10) the alpha = 2 soft policy prefers the cliff (losing log(4/3) nats per step on a
     # 9-step edge walk costs more than the 20 between goal and lava)
     m = gridworld(CLIFF_LAYOUT)
