@@ -31,7 +31,7 @@ from cai.mdp.builders import gridworld, random_mdp
 
 
 def irl_case(n: int, n_demos: int, variant: str = "causal", horizon: int = 15, seed: int = 0, n_iter: int = 300):
-    mdp = gridworld("\n".join(["S" * n] * n), horizon=horizon, step_cost=0.0)
+    mdp = gridworld("\n".join(["S" * n] * n), horizon=horizon, step_cost=0.0, sparse=n >= 16)
     S = mdp.n_states
     g = torch.Generator().manual_seed(seed)
     phi = torch.randn(S, 6, generator=g, dtype=torch.float64)
@@ -75,7 +75,7 @@ def main(argv=None):
     if args.smoke:
         grid, demos, sizes, sq_sizes, tols, it = [4], [20], [4], [(4, 2)], (0.5,), 20
     else:
-        grid, demos, sizes, sq_sizes, tols, it = [6], [30, 100, 300, 1000, 3000], [4, 8, 12, 16], \
+        grid, demos, sizes, sq_sizes, tols, it = [6], [30, 100, 300, 1000, 3000], [4, 8, 16, 32], \
             [(5, 2), (10, 2), (20, 4), (50, 4)], (0.2, 0.1, 0.05), 300
     irl_case(3, 5, n_iter=2)                     # warm-up: the first optimiser import costs seconds
     print(f"# cai.algorithms benchmark ({platform.processor() or platform.machine()}, torch "
@@ -91,7 +91,7 @@ def main(argv=None):
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for n in sizes:
         for variant in ("causal", "exact"):
-            if variant == "exact" and not args.smoke and n > 12:
+            if variant == "exact" and not args.smoke and n > 16:
                 continue
             r = irl_case(n, 300 if not args.smoke else 20, variant=variant, n_iter=it)
             print(f"| {n}x{n} | {r['S']} | {variant} | {r['time']:.2f} | {r['iters']} | {r['per_iter_ms']:.1f} | "

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import as_tensor, check_alpha, check_action_prior
+from .._checks import as_tensor, check_action_prior, check_alpha
 from ..dp.soft_vi import soft_value_iteration
 from ..inference.messages import backward_messages, forward_messages
 from ..inference.sampling import Trajectories, transition_rows
@@ -128,7 +128,7 @@ def validate_demonstrations(demonstrations, mdp: TabularMDP) -> Demonstrations:
     """
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     if isinstance(demonstrations, Trajectories):
-        pairs = list(zip(demonstrations.states, demonstrations.actions))
+        pairs = list(zip(demonstrations.states, demonstrations.actions))  # noqa: B905 (same n; python 3.9)
     elif isinstance(demonstrations, (str, bytes)) or not isinstance(demonstrations, Sequence):
         raise TypeError(f"demonstrations: expected a cai.Trajectories or a sequence of (states, actions) "
                         f"pairs, got {type(demonstrations).__name__}")
@@ -256,10 +256,8 @@ class MaxEntIRL:
                  initial: str = "mdp", init_weights=None, progress: bool = False):
         if not isinstance(mdp, TabularMDP):
             raise TypeError(f"MaxEntIRL: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
-        if mdp.reward_layout == "sas" or mdp.batch_shape != torch.Size([]):
-            # the reward is replaced; only an unbatched MDP is supported
-            if mdp.batch_shape != torch.Size([]):
-                raise ValueError(f"mdp: expected an unbatched MDP, got reward batch shape {tuple(mdp.batch_shape)}")
+        if mdp.batch_shape != torch.Size([]):   # the reward is replaced; its batch would be lost
+            raise ValueError(f"mdp: expected an unbatched MDP, got reward batch shape {tuple(mdp.batch_shape)}")
         if variant not in (CAUSAL, EXACT):
             raise ValueError(f"variant: expected 'causal' (Ziebart 2010) or 'exact' (Ziebart 2008), got {variant!r}")
         if optimizer not in ("adam", "sgd"):

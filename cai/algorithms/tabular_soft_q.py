@@ -150,9 +150,8 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
     def behaviour_probs(Qt, s, t):
         if beh_fixed is not None:
             return (beh_fixed[t] if beh_fixed.dim() == 3 else beh_fixed)[s]
-        lg = uniform_logits[t] if uniform_logits.dim() == 3 else uniform_logits
         if behaviour == "uniform":
-            logits = lg[s]
+            logits = (uniform_logits[t] if uniform_logits.dim() == 3 else uniform_logits)[s]
         else:
             logits = Qt[s] / beta + (0.0 if log_prior is None else log_prior[s])
         m = logits.amax(-1, keepdim=True)                     # unnormalised: multinomial normalises
@@ -279,8 +278,8 @@ def soft_q_learning(mdp: TabularMDP, alpha=1.0, action_prior=None, *, n_samples:
     if not (math.isfinite(beta) and beta > 0):
         raise ValueError(f"behaviour_alpha: expected a temperature > 0, got {behaviour_alpha!r}")
     agg = lambda Q: soft_max(Q, a, log_prior)  # noqa: E731
-    return _td_learning(mdp, a, log_prior, agg, lambda Q: agg(Q)[0], behaviour, beta, n_samples, n_envs, step_size, reset_prob,
-                        reference, tol, eval_every, generator, progress, "soft Q-learning")
+    return _td_learning(mdp, a, log_prior, agg, lambda Q: agg(Q)[0], behaviour, beta, n_samples, n_envs,
+                        step_size, reset_prob, reference, tol, eval_every, generator, progress, "soft Q-learning")
 
 
 def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
@@ -301,5 +300,5 @@ def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
         raise ValueError(f"behaviour_alpha: expected a temperature > 0, got {behaviour_alpha!r}")
     agg = lambda Q: hard_max(Q)  # noqa: E731
     # in the loop only the max semiring's value is needed (hard_max also builds the greedy policy)
-    return _td_learning(mdp, a, None, agg, lambda Q: Q.amax(-1), behaviour, float(behaviour_alpha), n_samples, n_envs, step_size,
-                        reset_prob, reference, tol, eval_every, generator, progress, "Q-learning")
+    return _td_learning(mdp, a, None, agg, lambda Q: Q.amax(-1), behaviour, float(behaviour_alpha), n_samples,
+                        n_envs, step_size, reset_prob, reference, tol, eval_every, generator, progress, "Q-learning")

@@ -19,7 +19,6 @@ This helper is generic (it is not IRL-specific) and belongs in the core next to
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 import torch
 

@@ -10,8 +10,9 @@ from cai.mdp.builders import random_mdp
 def _tasks(k=3, **kw):
     base = random_mdp(6, 3, 3, seed=0, **kw)
     g = torch.Generator().manual_seed(1)
+    finite = kw.get("horizon") is not None
     return [base.replace(rewards=torch.randn(6, 3, generator=g, dtype=torch.float64),
-                         terminal_rewards=torch.randn(6, generator=g, dtype=torch.float64) if kw.get("horizon") else None)
+                         terminal_rewards=torch.randn(6, generator=g, dtype=torch.float64) if finite else None)
             for _ in range(k)]
 
 

@@ -122,7 +122,7 @@ def test_tabular_state_reward_and_stationary_mdp():
     true = mdp.replace(rewards=torch.tensor([1.0, -1.0, 0.5, 0.0], dtype=torch.float64))
     pi = cai.soft_value_iteration(true, 1.0).policy
     demos = cai.sample_trajectories(true, pi, 50, length=30, generator=torch.Generator().manual_seed(0))
-    irl = MaxEntIRL(mdp, alpha=1.0, n_iter=200, lr=0.1).fit(demos)
+    irl = MaxEntIRL(mdp, alpha=1.0, n_iter=60, lr=0.2).fit(demos)
     assert irl.weights_.shape == (4,)
     assert irl.policy_.shape == (4, 2)
     # the fitted model matches the empirical discounted counts (truncated at 30 steps: 0.8^30 ~ 1e-3)
