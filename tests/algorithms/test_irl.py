@@ -180,3 +180,19 @@ def test_bad_arguments():
         MaxEntIRL(mdp).log_likelihood([([0, 1, 2], [1, 0])])
     with pytest.raises(ValueError, match="weights"):
         MaxEntIRL(mdp).gradient([([0, 1, 1], [1, 0])], torch.zeros(5))
+
+
+@pytest.mark.parametrize("variant", ["causal", "exact"])
+@pytest.mark.parametrize("discount,horizon", [(0.7, None), (0.9, 4)])
+def test_gradient_with_discount(variant, discount, horizon):
+    # discounted counts on both sides: gamma^t-weighted demonstrations against the (alive)
+    # marginals; stationary problems stop at the solvers' tolerances (1e-10 relative)
+    mdp = random_mdp(4, 2, 2, seed=0, horizon=horizon, discount=discount)
+    true = mdp.replace(rewards=-1 - torch.rand(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    pi = cai.soft_value_iteration(true, 1.0).policy
+    demos = cai.sample_trajectories(true, pi, 30, length=None if horizon else 12,
+                                    generator=torch.Generator().manual_seed(0))
+    irl = MaxEntIRL(mdp, variant=variant)
+    w = (-1 - torch.rand(4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))).requires_grad_(True)
+    ga, = torch.autograd.grad(irl.objective(demos, weights=w), w)
+    torch.testing.assert_close(irl.gradient(demos, w.detach()), ga, atol=1e-8, rtol=0)
