@@ -26,7 +26,7 @@ import torch
 import cai
 from cai.algorithms.irl import MaxEntIRL
 from cai.algorithms.tabular_soft_q import soft_q_learning
-from cai.algorithms.visitation import policy_visitation
+from cai.dp.visitation import policy_visitation
 from cai.mdp.builders import gridworld, random_mdp
 
 

@@ -4,12 +4,14 @@ An MDP becomes a graphical model with optimality variables ``p(O_t = 1 | s_t, a_
 exp(r(s_t, a_t) / alpha)``; backward messages give soft Q and V, forward messages give posterior
 marginals, and every number is checked against direct soft dynamic programming.
 """
-from .dp import elbo, soft_policy_evaluation, soft_value_iteration, value_iteration
+from .dp import (PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation,
+                 soft_value_iteration, value_iteration)
 from .inference import (DivergenceError, ForwardMessages, Trajectories, backward_messages,
                         forward_messages, posterior_dynamics, sample_posterior, sample_trajectories)
 from .mdp import TabularMDP
 from .ops.recursion import ConvergenceWarning
 from .solution import Solution
+from .algorithms import LMDP, MaxEntIRL, compose, q_learning, soft_q_learning, soft_reinforce
 
 __version__ = "0.1.0"
 
@@ -19,6 +21,9 @@ __all__ = [
     "value_iteration",
     "soft_policy_evaluation",
     "elbo",
+    "policy_visitation",
+    "policy_marginals",
+    "PolicyMarginals",
     "backward_messages",
     "forward_messages",
     "posterior_dynamics",
@@ -29,4 +34,10 @@ __all__ = [
     "Trajectories",
     "DivergenceError",
     "ConvergenceWarning",
+    "MaxEntIRL",
+    "LMDP",
+    "compose",
+    "soft_q_learning",
+    "q_learning",
+    "soft_reinforce",
 ]

@@ -543,37 +543,15 @@ def trajectories_on_grid(mdp, trajectories, *, ax=None, max_paths: int = 60, jit
 # temperature sweep
 
 def policy_state_marginals(mdp, policy) -> torch.Tensor:
-    """State marginals ``p(s_t)`` of a policy in the MDP's *own* dynamics.
+    """State marginals ``p(s_t)`` of a policy in the MDP's *own* dynamics, ``(*b, T+1, S)``.
 
-    ::
-
-        d_0 = p0,    d_{t+1}(s') = sum_{s,a} d_t(s) pi_t(a|s) P(s'|s,a)
-
-    (unlike :func:`cai.forward_messages`, whose posterior also bends the dynamics). With a
-    discount ``gamma < 1`` each step also multiplies by the survival probability ``gamma``, so
-    ``d_t`` sums to ``gamma^t`` (the discounted occupancy of DESIGN.md §1).
-
-    Args:
-        policy: ``(*b, T, S, A)``.
-
-    Returns:
-        ``(*b, T+1, S)``.
+    Unlike :func:`cai.forward_messages`, whose posterior also bends the dynamics. With a
+    discount ``gamma < 1`` these are alive marginals (summing to ``gamma^t``). A shortcut for
+    ``cai.policy_marginals(mdp, policy).state``.
     """
-    from .ops.logspace import matmul, transpose_csr
+    from .dp.visitation import policy_marginals
 
-    pi = torch.as_tensor(policy, dtype=mdp.dtype, device=mdp.device)
-    T, S, A = pi.shape[-3], mdp.n_states, mdp.n_actions
-    if tuple(pi.shape[-2:]) != (S, A):
-        raise ValueError(f"policy: expected trailing shape (T, S, A) with S={S}, A={A}, got {tuple(pi.shape)}")
-    b = pi.shape[:-3]
-    PT = transpose_csr(mdp.transition_matrix)             # (S, S*A)
-    d = mdp.initial.expand(*b, S)
-    out = [d]
-    for t in range(T):
-        sa = (d.unsqueeze(-1) * pi[..., t, :, :]).reshape(-1, S * A)     # (B, S*A)
-        d = mdp.gamma * matmul(PT, sa.t()).t().reshape(*b, S)
-        out.append(d)
-    return torch.stack(out, -2)
+    return policy_marginals(mdp, policy).state
 
 
 class TemperatureSweep(NamedTuple):

@@ -10,7 +10,7 @@ They differ in the model of the demonstrator, hence in where ``mu_theta`` comes 
 
 * ``variant="causal"`` — maximum *causal* entropy (Ziebart 2010): the demonstrator follows the
   soft-optimal policy of :func:`cai.soft_value_iteration`; ``mu_theta`` is that policy's
-  visitation under the true dynamics (:func:`~cai.algorithms.visitation.policy_visitation`).
+  visitation under the true dynamics (:func:`~cai.dp.visitation.policy_visitation`).
   The objective is ``mean_demo[sum_t r/alpha] - max ELBO``, which for deterministic dynamics
   (and ``initial="empirical"``) *is* the causal log-likelihood ``mean sum_t log pi_t(a_t|s_t)``;
   with stochastic dynamics the two differ by a term of zero mean under the model.
@@ -47,7 +47,7 @@ from ..inference.messages import backward_messages, forward_messages
 from ..inference.sampling import Trajectories, transition_rows
 from ..mdp.tabular import TabularMDP
 from ..ops.logspace import logsumexp
-from .visitation import policy_visitation
+from ..dp.visitation import policy_visitation
 
 __all__ = ["MaxEntIRL", "IRLStep", "Demonstrations", "validate_demonstrations", "empirical_visitation",
            "CAUSAL", "EXACT"]
@@ -194,7 +194,7 @@ def empirical_visitation(demos: Demonstrations, mdp: TabularMDP) -> torch.Tensor
     """Mean (discounted) state-action visitation counts of the demonstrations.
 
     ``d_demo(s, a) = (1/n) sum_i sum_t gamma^t [s_t^i = s, a_t^i = a]``, shape ``(S, A)``; the
-    discount weights match :func:`~cai.algorithms.visitation.policy_visitation`.
+    discount weights match :func:`~cai.dp.visitation.policy_visitation`.
     """
     S, A = mdp.n_states, mdp.n_actions
     L = demos.actions.shape[1]

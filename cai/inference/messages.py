@@ -214,7 +214,8 @@ def _log_next(sol: Solution, t, log_joint: torch.Tensor, PT, v_next: torch.Tenso
     return out + lg + v_next / a
 
 
-def forward_messages(mdp, messages: Solution, *, tol: float = 1e-10, max_iter: int = 10_000) -> ForwardMessages:
+def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-10,
+                     max_iter: int = 10_000) -> ForwardMessages:
     """Posterior state and state-action marginals from exact backward messages.
 
     ::
@@ -226,6 +227,9 @@ def forward_messages(mdp, messages: Solution, *, tol: float = 1e-10, max_iter: i
     Args:
         mdp: the MDP the messages were computed for.
         messages: the result of :func:`backward_messages` on ``mdp``.
+        initial: optional ``(S,)`` distribution of ``s_0`` to condition on instead of the
+            posterior ``p(s_0 | O)`` (e.g. Ziebart et al. 2008 start from the demonstrations'
+            start states): then the marginals are ``p(s_t, a_t | s_0 ~ initial, O)``.
         tol, max_iter: stationary problems sum the discounted occupancy to this tolerance.
 
     Returns:
@@ -240,8 +244,13 @@ def forward_messages(mdp, messages: Solution, *, tol: float = 1e-10, max_iter: i
         raise ValueError("forward_messages: messages: were computed for a different MDP object")
     a = messages.alpha
     PT = transpose_csr(mdp.transition_matrix) if mdp.reward_layout != "sas" else None
-    log_mu = torch.log(mdp.initial) + messages.V0 / a.unsqueeze(-1)
-    log_mu = log_mu - logsumexp(log_mu, -1).unsqueeze(-1)
+    if initial is None:
+        log_mu = torch.log(mdp.initial) + messages.V0 / a.unsqueeze(-1)
+        log_mu = log_mu - logsumexp(log_mu, -1).unsqueeze(-1)
+    else:
+        from ..dp.visitation import _check_initial
+
+        log_mu = torch.log(_check_initial(mdp, initial)).expand_as(messages.V0)
     if mdp.horizon is not None:
         states, joints = [log_mu], []
         for t in range(mdp.horizon):

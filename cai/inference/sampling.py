@@ -9,7 +9,7 @@ from .._checks import as_tensor, check_policy
 from ..mdp.tabular import TabularMDP
 from ..solution import Solution
 
-__all__ = ["Trajectories", "sample_trajectories", "sample_posterior"]
+__all__ = ["Trajectories", "sample_trajectories", "sample_posterior", "transition_rows"]
 
 
 class Trajectories(NamedTuple):

@@ -5,7 +5,7 @@ import torch
 
 import cai
 from cai.algorithms.irl import MaxEntIRL, empirical_visitation, validate_demonstrations
-from cai.algorithms.visitation import policy_visitation
+from cai.dp.visitation import policy_visitation
 from cai.mdp.builders import gridworld, random_mdp
 
 OPEN_GRID = "\n".join(["SSSSS"] * 5)   # every cell a start cell: p0 uniform over the 25 cells

@@ -191,3 +191,20 @@ def test_discounted_marginals_sum_to_survival():
     _, mdp1 = random_tiny_mdp(rng, 3, 2, 4)
     torch.testing.assert_close(cai.forward_messages(mdp1, cai.backward_messages(mdp1, 1.0)).state.sum(-1),
                                torch.ones(5, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_forward_messages_from_a_given_initial_distribution():
+    """Conditioning on s_0 ~ q0: the marginals are a q0-mixture of the point-mass posteriors."""
+    rng = np.random.default_rng(6)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 3)
+    msg = cai.backward_messages(mdp, 0.6)
+    q0 = np.array([0.5, 0.0, 0.5])
+    got = cai.forward_messages(mdp, msg, initial=q0).state_action.numpy()
+    want = 0
+    for s0 in (0, 2):
+        e = np.zeros(3); e[s0] = 1.0
+        d0 = dict(d, p0=e)
+        want = want + q0[s0] * brute_force(d0, 0.6)["state_action"]
+    np.testing.assert_allclose(got, want, atol=1e-10)
+    with pytest.raises(ValueError, match="initial: expected a distribution"):
+        cai.forward_messages(mdp, msg, initial=[1.0, 1.0, 0.0])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cai
-from cai.algorithms.visitation import policy_visitation
+from cai.dp.visitation import policy_visitation
 from cai.mdp.builders import random_mdp
 
 
