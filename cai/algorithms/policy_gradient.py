@@ -74,8 +74,7 @@ class PGResult(NamedTuple):
 
 
 def _forbidden(mdp: TabularMDP, log_prior) -> torch.Tensor:
-    r = mdp.rewards if mdp.reward_layout != "sas" else mdp.rewards.amax(-1)
-    f = torch.isneginf(r)
+    f = ~mdp.allowed
     if log_prior is not None:
         f = f | torch.isneginf(log_prior)
     return f

@@ -118,8 +118,7 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
         if not (0 < reset_prob <= 1):
             raise ValueError(f"reset_prob: expected a probability in (0, 1], got {reset_prob!r}")
     # forbidden actions: -inf reward (any successor for r(s,a,s')) or zero prior probability
-    r_any = mdp.rewards if mdp.reward_layout != "sas" else mdp.rewards.amax(-1)
-    forbidden = torch.isneginf(r_any)                         # (S, A) or (T, S, A)
+    forbidden = ~mdp.allowed                                  # (S, A) or (T, S, A)
     if log_prior is not None:
         forbidden = forbidden | torch.isneginf(log_prior)
     shape = (T, S, A) if T is not None else (S, A)
@@ -143,7 +142,7 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
             raise ValueError(f"reference: expected shape {shape}, got {tuple(reference.shape)}")
     ok_ref = None if reference is None else torch.isfinite(reference)
     beta = torch.as_tensor(behaviour_alpha, dtype=dt, device=dev)
-    uniform_logits = torch.where(forbidden, torch.full_like(r_any, -float("inf")), torch.zeros_like(r_any))
+    uniform_logits = torch.where(forbidden, -float("inf"), 0.0).to(dt)
     if log_prior is not None:
         uniform_logits = uniform_logits + log_prior
 

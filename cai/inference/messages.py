@@ -71,16 +71,18 @@ def backward_messages(mdp, alpha=1.0, action_prior=None, *, method: str = "itera
         raise ValueError(f"keep: expected 'all', 'values' or 'first', got {keep!r}")
     if method not in ("iterate", "linear"):
         raise ValueError(f"method: expected 'iterate' or 'linear', got {method!r}")
+    if method == "linear" and mdp.horizon is not None:
+        raise ValueError(f"method: 'linear' solves the stationary problem (horizon=None), got horizon={mdp.horizon}")
     agg = lambda Q, t: soft_max(Q, a, log_prior)  # noqa: E731
     if mdp.horizon is not None or method == "iterate":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter, log_prior=log_prior)
-        if caught:
+        if mdp.horizon is None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             if mdp.n_states <= LINEAR_SOLVE_MAX_STATES:
                 _spectral_check(*_linear_system(mdp, a, log_prior))
-            for w in caught:
-                warnings.warn(w.message, w.category, stacklevel=2)
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=2)
     else:
         rec = _linear_route(mdp, a, log_prior, agg)
     sol = Solution(rec, mdp, a, EXACT, agg, "exact", log_prior)
@@ -254,7 +256,7 @@ def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-1
     if mdp.horizon is not None:
         states, joints = [log_mu], []
         for t in range(mdp.horizon):
-            lj = log_mu.unsqueeze(-1) + torch.log(messages.policy_at(t))
+            lj = log_mu.unsqueeze(-1) + messages.log_policy_at(t)
             joints.append(lj)
             log_mu = _log_next(messages, t, lj, PT, messages.V[..., t + 1, :])
             states.append(log_mu)
@@ -293,6 +295,8 @@ def posterior_dynamics(mdp, messages: Solution, t: Optional[int] = None) -> torc
     """
     if not isinstance(messages, Solution) or messages.method != "exact":
         raise TypeError("posterior_dynamics: messages: expected the result of cai.backward_messages")
+    if messages.mdp is not mdp:
+        raise ValueError("posterior_dynamics: messages: were computed for a different MDP object")
     if mdp.horizon is not None and t is None:
         return torch.stack([posterior_dynamics(mdp, messages, s) for s in range(mdp.horizon)], -4)
     a = messages.alpha.unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)

@@ -208,3 +208,15 @@ def test_forward_messages_from_a_given_initial_distribution():
     np.testing.assert_allclose(got, want, atol=1e-10)
     with pytest.raises(ValueError, match="initial: expected a distribution"):
         cai.forward_messages(mdp, msg, initial=[1.0, 1.0, 0.0])
+
+
+def test_forward_gradients_are_finite_with_impossible_actions():
+    """Zero-probability actions (forbidden or zero prior) must give zero, not NaN, gradients."""
+    P = torch.tensor([[[0.5, 0.5], [1.0, 0.0]], [[0.0, 1.0], [0.5, 0.5]]], dtype=torch.float64)
+    r = torch.tensor([[0.0, 0.5], [1.0, -float("inf")]], dtype=torch.float64, requires_grad=True)
+    m = cai.TabularMDP(P, r, horizon=2)
+    s = cai.backward_messages(m, 1.0, action_prior=[[1.0, 0.0], [0.5, 0.5]])
+    f = cai.forward_messages(m, s)
+    (g,) = torch.autograd.grad(f.state[1, 1] + f.state_action[1, 0, 0], r)
+    assert torch.isfinite(g).all()
+    assert g[0, 1].item() == 0.0 and g[1, 1].item() == 0.0   # impossible actions: zero influence
