@@ -18,9 +18,10 @@ Two details make the model's evidence *equal* to :func:`cai.backward_messages`' 
   at every step: ``sum_a 1 * f(a) = sum_a (1/A) * A * f(a)``. The factor is a constant, so
   posteriors are those of the uniform prior, while the evidence is that of the counting measure
   (the entropy-regularised objective). A normalised ``(S, A)`` prior is used as it is.
-* **A discount is death.** With ``gamma < 1`` a binary site ``alive_{t+1} ~ Bernoulli(gamma *
-  alive_t)`` follows each transition; the reward of step ``t`` is earned while ``alive_t`` (death
-  comes *after* the reward, as in :func:`cai.ops.backup.q_backup`), and a dead trajectory earns
+* **A discount is death.** With ``gamma < 1`` a binary site ``alive_{t+1}`` (a two-way
+  categorical, ``P(alive_{t+1} = 1 | alive_t) = gamma * alive_t``) follows each transition;
+  the reward of step ``t`` is earned while ``alive_t`` (death comes *after* the reward, as in
+  :func:`cai.ops.backup.q_backup`), and a dead trajectory earns
   nothing and pays no ``log A``. After death the state and action sites keep running with the
   (normalised) dynamics and prior, which integrate to one and so leave the evidence unchanged;
   the exact recursion is then ``Q = r + alpha log(gamma sum_s' P exp(V/alpha) + 1 - gamma)``.
@@ -119,6 +120,15 @@ class TrajectoryModel:
             if log_prior is None else log_prior
         self.log_count = math.log(A) if log_prior is None else 0.0
         self.transitions = mdp.dense_transitions()
+        # Log-space parameters throughout: torch's ``probs`` route clamps 0 to machine epsilon,
+        # which puts ~1e-16 mass on impossible transitions and shows up in the evidence at 1e-9.
+        self.log_transitions = torch.log(self.transitions)
+        self.log_initial = torch.log(mdp.initial)
+        g = mdp.gamma
+        lg = torch.tensor([math.log1p(-g) if g < 1 else -math.inf, math.log(g)], dtype=mdp.dtype, device=mdp.device)
+        self.log_survival = lg                                             # alive_1 | alive_0 = 1
+        self.log_survival_from = torch.stack([torch.tensor([0.0, -math.inf], dtype=mdp.dtype, device=mdp.device),
+                                              lg])                         # alive_{t+1} | alive_t
         # expected immediate reward (r, or sum_s' P r for r(s,a,s')); -inf marks a forbidden action
         zero = torch.zeros(S, dtype=mdp.dtype, device=mdp.device)
         self.expected_rewards = torch.stack([q_backup(mdp, t, zero, a, EXPECTED) for t in range(T)])
@@ -162,10 +172,10 @@ class TrajectoryModel:
         T, gamma = mdp.horizon, mdp.gamma
         infer = {"enumerate": "parallel"} if enumerate else {}
         alpha = self.alpha
-        P = self.transitions
+        log_P = self.log_transitions
         states, actions, alives = [], [], [None]
         with pyro.plate("trajectories", n, dim=-1):
-            s = pyro.sample("s_0", dist.Categorical(probs=mdp.initial), infer=infer)
+            s = pyro.sample("s_0", dist.Categorical(logits=self.log_initial), infer=infer)
             states.append(s)
             alive = None                                       # alive_0 = 1 (a constant)
             # a guide that enumerates its own sites must keep every dimension (no recycling)
@@ -177,7 +187,7 @@ class TrajectoryModel:
                     # a dead trajectory acts from the prior in the model and the guide alike
                     a_logits = torch.where(alive.bool().unsqueeze(-1), a_logits, Vindex(self.log_action)[s])
                 a = pyro.sample(f"a_{t}", dist.Categorical(logits=a_logits), infer=infer)
-                s_next = pyro.sample(f"s_{t + 1}", dist.Categorical(probs=Vindex(P)[s, a]), infer=infer)
+                s_next = pyro.sample(f"s_{t + 1}", dist.Categorical(logits=Vindex(log_P)[s, a]), infer=infer)
                 if observe:
                     r = mdp.reward_at(t)
                     r_t = Vindex(r)[s, a, s_next] if mdp.reward_layout == "sas" else Vindex(r)[s, a]
@@ -186,8 +196,8 @@ class TrajectoryModel:
                         log_o = torch.where(alive.bool(), log_o, torch.zeros((), dtype=log_o.dtype))
                     pyro.factor(f"O_{t}", log_o)
                 if gamma < 1:
-                    p_live = torch.full((), gamma, dtype=mdp.dtype) if alive is None else gamma * alive
-                    alive = pyro.sample(f"alive_{t + 1}", dist.Bernoulli(probs=p_live), infer=infer)
+                    live = self.log_survival if alive is None else Vindex(self.log_survival_from)[alive]
+                    alive = pyro.sample(f"alive_{t + 1}", dist.Categorical(logits=live), infer=infer)
                 if observe and t == T - 1:
                     # inside the last markov step, where s_T's enumeration dim is still live
                     log_o = Vindex(mdp.terminal_rewards)[s_next] / alpha
