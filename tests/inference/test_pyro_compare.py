@@ -18,7 +18,7 @@ def test_policy_tv_by_hand():
 
 def test_report_on_slippery_grid():
     mdp = gridworld(square_layout(4), slip=0.2, horizon=6)
-    rep = compare_inference(mdp, 1.0, methods=("closed_form", "svi_tabular"), steps=400)
+    rep = compare_inference(mdp, 1.0, methods=("closed_form", "svi_tabular"), steps=200)
     assert isinstance(rep, ComparisonReport)
     ref = cai.backward_messages(mdp, 1.0).log_evidence.item()
     assert abs(rep.log_evidence - ref) <= 1e-12 and abs(rep.log_evidence_pyro - ref) <= 1e-8
@@ -45,3 +45,34 @@ def test_bad_input():
         compare_inference(lottery(), methods=("nope",))
     with pytest.raises(ValueError, match="n"):
         square_layout(2)
+
+
+def test_benchmark_script_smoke(capsys):
+    # benchmarks/bench_svi.py with tiny arguments (the full run is documented in
+    # benchmarks/RESULTS_svi.md)
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_svi.py"
+    spec = importlib.util.spec_from_file_location("bench_svi", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--sizes", "3", "--quick", "--with-sample"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| 3x3 |") == 5 and "soft value iteration" in out
+
+
+@pytest.mark.slow
+def test_full_size_grid_all_routes_reach_soft_vi():
+    # The benchmark's 10x10 slippery grid, T = 20: every deterministic route reaches the soft-VI
+    # policy (tabular: TV 0.02 / gap 1e-3; amortized: TV 0.05 / gap 1e-2).
+    from cai.inference.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+
+    mdp = gridworld(square_layout(10), slip=0.2, horizon=20)
+    sv = cai.soft_value_iteration(mdp, 1.0)
+    visits = state_marginals(mdp, sv.policy, 1.0)
+    for fit, tv, gap in ((fit_policy_closed_form(mdp, progress=False), 0.02, 1e-3),
+                         (fit_policy_svi(mdp, progress=False), 0.02, 1e-3),
+                         (fit_policy_svi(mdp, guide="amortized", progress=False), 0.05, 1e-2)):
+        assert policy_tv(fit.policy, sv.policy, visits, 1e-3) <= tv, fit.method
+        assert 0 <= sv.max_elbo.item() - fit.elbo <= gap, fit.method

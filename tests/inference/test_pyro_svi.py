@@ -176,9 +176,10 @@ def test_sampled_estimator_improves_policy():
     mdp = chain(4, horizon=4, slip=0.1)
     start = cai.elbo(mdp, torch.full((4, 4, 2), 0.5, dtype=torch.float64), 0.5).item()
     best = cai.soft_value_iteration(mdp, 0.5).max_elbo.item()
-    fit = fit_policy_svi(mdp, 0.5, estimator="sample", num_particles=64, steps=60, lr=0.1, progress=False)
-    assert fit.method == "svi/tabular/sample" and fit.steps == 60 and not fit.converged
-    # 60 noisy steps close at least half of the gap between the uniform policy and the optimum
+    fit = fit_policy_svi(mdp, 0.5, estimator="sample", num_particles=32, steps=30, lr=0.1, progress=False)
+    assert fit.method == "svi/tabular/sample" and fit.steps == 30 and not fit.converged
+    # 30 noisy steps close at least half of the gap between the uniform policy and the optimum
+    # (seeds 0-2 close 90-94% of it; a broken score-function estimator closes none)
     assert fit.elbo - start >= 0.5 * (best - start)
 
 
