@@ -53,7 +53,7 @@ def run(n: int, args) -> list:
         tv_tol = args.tv_amortized if amortized else args.tv
         gap_tol = args.gap_amortized if amortized else args.gap
 
-        def reached(step, value, policy):
+        def reached(step, value, policy, tv_tol=tv_tol, gap_tol=gap_tol):
             return (policy_tv(policy, ref, visits, 1e-3) <= tv_tol
                     and best - cai.elbo(mdp, policy, 1.0).item() <= gap_tol)
 

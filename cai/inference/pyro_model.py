@@ -159,7 +159,8 @@ class TrajectoryModel:
             log_policy: ``(T, S, A)`` log action probabilities to use *instead of* the prior
                 while alive (a guide); ``None`` samples actions from the model's prior.
             observe: emit the optimality factors (the model); ``False`` for a guide.
-            enumerate: mark latent sites for parallel enumeration. For a guide
+            enumerate: mark latent sites for parallel enumeration (otherwise a guide's sites
+                carry a decaying-average baseline for ``TraceGraph_ELBO``). For a guide
                 (``observe=False``) this is guide-side enumeration: the loop then runs without
                 ``pyro.markov`` because the guide's enumerated values must all stay alive for
                 the model's factors (cost ``O((S A)^T)``).
@@ -170,7 +171,13 @@ class TrajectoryModel:
         """
         mdp = self.mdp
         T, gamma = mdp.horizon, mdp.gamma
-        infer = {"enumerate": "parallel"} if enumerate else {}
+        if enumerate:
+            infer = {"enumerate": "parallel"}
+        elif not observe:
+            # a sampled guide: score-function gradients (TraceGraph_ELBO) with a baseline
+            infer = {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": 0.9}}
+        else:
+            infer = {}
         alpha = self.alpha
         log_P = self.log_transitions
         states, actions, alives = [], [], [None]

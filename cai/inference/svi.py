@@ -50,7 +50,7 @@ import pyro
 import pyro.optim
 import torch
 from pyro import poutine
-from pyro.infer import SVI, ELBO, TraceEnum_ELBO, TraceGraph_ELBO
+from pyro.infer import ELBO, SVI, TraceEnum_ELBO, TraceGraph_ELBO
 from tqdm.auto import tqdm
 
 from .._checks import as_tensor, check_policy

@@ -194,7 +194,7 @@ def test_model_repr_and_sites():
     mdp = random_mdp(3, 2, 2, seed=0, horizon=2, discount=0.9)
     m = TrajectoryModel(mdp, 0.5)
     assert "counting" in repr(m)
-    import pyro.poutine as poutine
+    from pyro import poutine
     tr = poutine.trace(m).get_trace(7)
     names = {k for k, v in tr.nodes.items() if v["type"] == "sample"} - {"trajectories"}  # the plate
     assert names == {"s_0", "a_0", "s_1", "alive_1", "O_0", "a_1", "s_2", "alive_2", "O_1", "O_T"}
