@@ -58,8 +58,9 @@ def run(n: int, args) -> list:
                     and best - cai.elbo(mdp, policy, 1.0).item() <= gap_tol)
 
         steps = args.sample_steps if sample else args.max_steps
-        fit(mdp, 1.0, steps=2, tol=None, progress=False, **kw)   # warm-up: one-off imports and allocations
-        res = fit(mdp, 1.0, steps=steps, tol=None, progress=False, callback=reached, callback_every=args.every, **kw)
+        fit(mdp, 1.0, steps=2, tol=None, progress=False, **kw)  # warm-up: one-off imports and allocations
+        res = fit(mdp, 1.0, steps=steps, tol=None, progress=False, callback=reached, callback_every=args.every,
+                  num_threads=args.fit_threads or None, **kw)
         tv = policy_tv(res.policy, ref, visits, 1e-3)
         rows.append((n, mdp.n_states, 2 * n, name, res.wall_time, res.steps, tv, best - res.elbo, res.converged))
     return rows
@@ -76,14 +77,16 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=5000)
     p.add_argument("--with-sample", action="store_true", help="also run the sampled (TraceGraph_ELBO) estimator")
     p.add_argument("--sample-steps", type=int, default=200)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads outside the fits (default: torch's)")
+    p.add_argument("--fit-threads", type=int, default=1, help="num_threads of the fits (0: torch's setting)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny step caps")
     args = p.parse_args(argv)
     if args.quick:
         args.max_steps, args.sample_steps = 50, 3
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}")
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s) ({args.fit_threads or 'default'} in the fits), "
+          f"{platform.processor() or platform.machine()}")
     print("| grid | S | T | method | time to tolerance (s) | steps | x soft VI | max TV | ELBO gap | reached |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:

@@ -372,6 +372,21 @@ class PolicyFit:
                 f"converged={self.converged}, wall_time={self.wall_time:.3g}s)")
 
 
+@contextlib.contextmanager
+def _intra_op_threads(n: Optional[int]):
+    """Run with ``n`` torch intra-op threads, restoring the previous setting (``None``: leave it)."""
+    if n is None:
+        yield
+        return
+    _check_positive_int("num_threads", n)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _check_positive_int(name, v):
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"{name}: expected a positive integer, got {v!r}")
@@ -449,6 +464,7 @@ def fit_policy_svi(
     callback: Optional[Callable] = None,
     callback_every: int = 10,
     guide_kwargs: Optional[dict] = None,
+    num_threads: Optional[int] = 1,
 ) -> PolicyFit:
     r"""Variational trajectory inference with Pyro's SVI: learn ``q_t(a|s)``, keep the dynamics.
 
@@ -481,6 +497,10 @@ def fit_policy_svi(
             returning True stops. Its time is excluded from ``times``/``wall_time``.
         guide_kwargs: extra arguments for the guide built from a string (e.g. ``hidden=``,
             ``features=``, ``time_conditioned=``, ``init=``).
+        num_threads: torch intra-op threads during the fit, restored afterwards; ``None`` keeps
+            torch's setting. The default 1 is deliberate: every step is thousands of operations
+            on tensors of a few thousand numbers, and on a busy 2-core machine intra-op threads
+            made the same fit 10x slower (``benchmarks/RESULTS_svi.md``).
 
     Returns:
         :class:`PolicyFit` (``policy (T,S,A)``, ``elbo``, ``elbo_trace (steps,)``, ``times``).
@@ -519,7 +539,7 @@ def fit_policy_svi(
         tol = None
 
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    with rng, pyro.get_param_store().scope():
+    with rng, pyro.get_param_store().scope(), _intra_op_threads(num_threads):
         if seed is not None:
             torch.manual_seed(seed)
         kw = dict(guide_kwargs or {})
@@ -580,6 +600,7 @@ def fit_policy_closed_form(
     progress: bool = True,
     callback: Optional[Callable] = None,
     callback_every: int = 10,
+    num_threads: Optional[int] = 1,
 ) -> PolicyFit:
     r"""Deterministic reference: Adam ascent on the closed-form ELBO over time-indexed logits.
 
@@ -596,11 +617,18 @@ def fit_policy_closed_form(
         lr: Adam learning rate.
         init: initial policy ``(T, S, A)`` or ``(S, A)``; default uniform.
         tol, patience: early stopping as in :func:`fit_policy_svi`.
-        progress, callback, callback_every: as in :func:`fit_policy_svi`.
+        progress, callback, callback_every, num_threads: as in :func:`fit_policy_svi`.
 
     Returns:
         :class:`PolicyFit` with ``guide=None`` and ``method="closed_form/adam"``.
     """
+    with _intra_op_threads(num_threads):
+        return _fit_closed_form(mdp, alpha, action_prior, steps, lr, init, tol, patience, progress, callback,
+                                callback_every)
+
+
+def _fit_closed_form(mdp, alpha, action_prior, steps, lr, init, tol, patience, progress, callback,
+                     callback_every) -> PolicyFit:
     t0 = time.perf_counter()
     _check_fit_args(steps, lr, tol, patience, callback_every)
     model = _as_model_for_fit(mdp, alpha, action_prior, "fit_policy_closed_form")
