@@ -77,7 +77,8 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=5000)
     p.add_argument("--with-sample", action="store_true", help="also run the sampled (TraceGraph_ELBO) estimator")
     p.add_argument("--sample-steps", type=int, default=200)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads outside the fits (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads outside the fits (default: torch's)")
     p.add_argument("--fit-threads", type=int, default=1, help="num_threads of the fits (0: torch's setting)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny step caps")
     args = p.parse_args(argv)
@@ -85,7 +86,8 @@ def main(argv=None):
         args.max_steps, args.sample_steps = 50, 3
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s) ({args.fit_threads or 'default'} in the fits), "
+    fit_threads = args.fit_threads or "default"
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s) ({fit_threads} in the fits), "
           f"{platform.processor() or platform.machine()}")
     print("| grid | S | T | method | time to tolerance (s) | steps | x soft VI | max TV | ELBO gap | reached |")
     print("|---|---|---|---|---|---|---|---|---|---|")
