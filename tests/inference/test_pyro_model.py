@@ -61,8 +61,9 @@ def test_log_evidence_other_reward_layouts(build, discount):
         assert abs(got.item() - ref.item()) <= 1e-8 * max(1.0, abs(ref.item()))
 
 
-def test_log_evidence_slippery_grid_with_discount():
-    mdp = gridworld("S....\n.....\n.LLL.\n.....\n....G", slip=0.2, horizon=10, discount=0.95)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_log_evidence_slippery_grid_with_discount(sparse):
+    mdp = gridworld("S....\n.....\n.LLL.\n.....\n....G", slip=0.2, horizon=10, discount=0.95, sparse=sparse)
     ref = cai.backward_messages(mdp, 0.5).log_evidence
     assert abs(pyro_log_evidence(mdp, 0.5).item() - ref.item()) <= 1e-8 * max(1.0, abs(ref.item()))
 
