@@ -192,7 +192,11 @@ def test_seed_reproducibility_and_rng_isolation():
     c = fit_policy_svi(mdp, guide="amortized", steps=30, tol=None, progress=False, seed=4)
     assert torch.equal(a.policy, b.policy) and torch.equal(a.elbo_trace, b.elbo_trace)
     assert not torch.equal(a.policy, c.policy)
+    torch.set_num_threads(2)                                     # fits run on 1 thread, then restore
+    fit_policy_closed_form(mdp, steps=3, progress=False)
+    assert torch.get_num_threads() == 2
     s1 = fit_policy_svi(mdp, estimator="sample", num_particles=16, steps=5, progress=False, seed=1)
+    assert torch.get_num_threads() == 2
     s2 = fit_policy_svi(mdp, estimator="sample", num_particles=16, steps=5, progress=False, seed=1)
     assert torch.equal(s1.elbo_trace, s2.elbo_trace)
 
