@@ -6,8 +6,10 @@ marginals, and every number is checked against direct soft dynamic programming.
 """
 from .dp import (PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation,
                  soft_value_iteration, value_iteration)
-from .inference import (DivergenceError, ForwardMessages, Trajectories, backward_messages,
-                        forward_messages, posterior_dynamics, sample_posterior, sample_trajectories)
+from .inference import (AmortizedPolicyGuide, ComparisonReport, DivergenceError, ForwardMessages, PolicyFit,
+                        TabularPolicyGuide, Trajectories, TrajectoryModel, backward_messages, compare_inference,
+                        fit_policy_closed_form, fit_policy_svi, forward_messages, posterior_dynamics,
+                        pyro_log_evidence, pyro_sample_posterior, sample_posterior, sample_trajectories)
 from .mdp import TabularMDP
 from .ops.recursion import ConvergenceWarning
 from .solution import Solution
@@ -29,6 +31,16 @@ __all__ = [
     "posterior_dynamics",
     "sample_trajectories",
     "sample_posterior",
+    "TrajectoryModel",
+    "pyro_log_evidence",
+    "pyro_sample_posterior",
+    "fit_policy_svi",
+    "fit_policy_closed_form",
+    "TabularPolicyGuide",
+    "AmortizedPolicyGuide",
+    "PolicyFit",
+    "compare_inference",
+    "ComparisonReport",
     "Solution",
     "ForwardMessages",
     "Trajectories",

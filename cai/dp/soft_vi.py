@@ -129,7 +129,9 @@ def _policy_log(mdp, policy) -> torch.Tensor:
         p = check_policy(p, (S, A), mdp.dtype, mdp.device)
         if mdp.horizon is not None:  # a stationary policy used at every step
             p = p.unsqueeze(-3).expand(mdp.horizon, S, A)
-    return torch.log(p)
+    # log with a zero (not NaN) gradient where the policy is exactly 0
+    pos = p > 0
+    return torch.where(pos, torch.log(torch.where(pos, p, torch.ones_like(p))), torch.full_like(p, -float("inf")))
 
 
 def _check_keep(keep):

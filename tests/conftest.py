@@ -1,4 +1,4 @@
-"""Fixtures for the inference tests."""
+"""Fixtures shared by every test."""
 import pytest
 import torch
 
@@ -7,7 +7,7 @@ import torch
 def _one_thread():
     """Run on one intra-op thread (restored afterwards).
 
-    The Pyro/SVI tests do thousands of operations on tensors of a few hundred numbers; on a
+    Most tests do thousands of operations on tensors of a few hundred numbers; on a
     loaded 2-core CI machine (and under pytest-xdist) intra-op parallelism makes each op up to
     100x slower instead of faster.
     """
