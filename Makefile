@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/cai demo
+	$(VENV)/bin/cai demo --out cai-demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) --durations=15

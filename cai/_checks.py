@@ -153,11 +153,17 @@ def check_model(mdp, alpha, action_prior, fn: str):
     a = check_alpha(alpha, mdp.dtype, mdp.device)
     log_prior = check_action_prior(action_prior, mdp.n_states, mdp.n_actions, mdp.dtype, mdp.device)
     if log_prior is not None:
-        r = mdp.rewards if mdp.reward_layout != "sas" else mdp.rewards.amax(-1)
-        ok = (~torch.isneginf(r) & ~torch.isneginf(log_prior)).any(-1)
+        ok = (mdp.allowed & ~torch.isneginf(log_prior)).any(-1)
         if not bool(ok.all()):
             s = int((~ok).nonzero()[0][-1])
             raise ValueError(
                 f"action_prior: state {s} gives zero prior probability to every allowed action"
             )
     return a, log_prior
+
+
+def check_int(name: str, x, low: int = 1) -> int:
+    """An integer (Python or NumPy) ``>= low``; raises ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral) or x < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {x!r}")
+    return int(x)

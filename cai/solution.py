@@ -1,6 +1,7 @@
 """The record every backward solver returns."""
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Optional
 
 import torch
@@ -69,9 +70,9 @@ class Solution:
             if t not in (None, 0):
                 raise ValueError(f"t: a stationary solution has no time index, got t={t!r}")
             return None
-        if isinstance(t, bool) or not isinstance(t, int) or not (0 <= t < self.mdp.horizon):
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not (0 <= t < self.mdp.horizon):
             raise ValueError(f"t: expected an integer in [0, {self.mdp.horizon - 1}], got {t!r}")
-        return t
+        return int(t)
 
     def q_at(self, t: Optional[int] = None) -> torch.Tensor:
         """``Q_t`` of shape ``(*b, S, A)`` (``t`` is ignored for stationary problems)."""
@@ -79,7 +80,11 @@ class Solution:
 
     def policy_at(self, t: Optional[int] = None) -> torch.Tensor:
         """``pi_t`` of shape ``(*b, S, A)``."""
-        return torch.exp(self._step(self._check_t(t))[1])
+        return torch.exp(self.log_policy_at(t))
+
+    def log_policy_at(self, t: Optional[int] = None) -> torch.Tensor:
+        """``log pi_t`` of shape ``(*b, S, A)`` (``-inf`` with zero gradient at impossible actions)."""
+        return self._step(self._check_t(t))[1]
 
     def _materialise(self):
         if self._Q is None:

@@ -79,3 +79,14 @@ def test_autograd_through_a_batch(base):
     want = (fwd.visitation / alphas.detach()[:, None, None]).sum(0)
     torch.testing.assert_close(r.grad, want, atol=1e-12, rtol=1e-10)
     assert torch.isfinite(alphas.grad).all()
+
+
+def test_a_batch_of_policies(base):
+    rng = np.random.default_rng(43)
+    pols = torch.softmax(torch.as_tensor(rng.standard_normal((2, 4, 4, 3))), -1)   # (2, T, S, A)
+    e = cai.elbo(base, pols, 0.7)
+    assert e.shape == (2,)
+    for i in range(2):
+        torch.testing.assert_close(e[i], cai.elbo(base, pols[i], 0.7), atol=1e-13, rtol=1e-13)
+    with pytest.raises(ValueError, match="policy: expected a batch shape"):
+        cai.elbo(base, pols, torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64))

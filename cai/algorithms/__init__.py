@@ -1,0 +1,18 @@
+"""Algorithms that control as inference leads to, each a consumer of the core's messages and backups.
+
+Tabular: maximum-entropy inverse RL, linearly solvable MDPs, composable soft Q, soft Q-learning
+and soft policy gradients.
+"""
+from .composition import Composition, combined_mdp, compose
+from .irl import MaxEntIRL, validate_demonstrations
+from .lmdp import LMDP, LMDPSolution, controlled_from_policy
+from .policy_gradient import PGResult, reinforce_gradient, soft_reinforce
+from .tabular_soft_q import PolynomialStepSize, TDResult, q_learning, soft_q_learning
+
+__all__ = [
+    "MaxEntIRL", "validate_demonstrations",
+    "LMDP", "LMDPSolution", "controlled_from_policy",
+    "compose", "combined_mdp", "Composition",
+    "soft_q_learning", "q_learning", "PolynomialStepSize", "TDResult",
+    "soft_reinforce", "reinforce_gradient", "PGResult",
+]

@@ -80,6 +80,16 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
     """
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_policy_evaluation")
     log_pi = _policy_log(mdp, policy)
+    # a batch of policies joins the batch through alpha (broadcast against rewards and alpha)
+    pol_batch = log_pi.shape[:-3] if mdp.horizon is not None else log_pi.shape[:-2]
+    try:
+        a = a.expand(torch.broadcast_shapes(a.shape, pol_batch))
+        torch.broadcast_shapes(a.shape, mdp.batch_shape, mdp.terminal_rewards.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"policy: expected a batch shape that broadcasts against the rewards' {tuple(mdp.batch_shape)} "
+            f"and alpha's {tuple(torch.as_tensor(alpha).shape)}, got {tuple(pol_batch)}"
+        ) from None
     if mdp.horizon is not None:
         agg = lambda Q, t: (policy_expectation(Q, log_pi[..., t, :, :], a, log_prior),  # noqa: E731
                             log_pi[..., t, :, :])
@@ -119,7 +129,9 @@ def _policy_log(mdp, policy) -> torch.Tensor:
         p = check_policy(p, (S, A), mdp.dtype, mdp.device)
         if mdp.horizon is not None:  # a stationary policy used at every step
             p = p.unsqueeze(-3).expand(mdp.horizon, S, A)
-    return torch.log(p)
+    # log with a zero (not NaN) gradient where the policy is exactly 0
+    pos = p > 0
+    return torch.where(pos, torch.log(torch.where(pos, p, torch.ones_like(p))), torch.full_like(p, -float("inf")))
 
 
 def _check_keep(keep):

@@ -71,16 +71,18 @@ def backward_messages(mdp, alpha=1.0, action_prior=None, *, method: str = "itera
         raise ValueError(f"keep: expected 'all', 'values' or 'first', got {keep!r}")
     if method not in ("iterate", "linear"):
         raise ValueError(f"method: expected 'iterate' or 'linear', got {method!r}")
+    if method == "linear" and mdp.horizon is not None:
+        raise ValueError(f"method: 'linear' solves the stationary problem (horizon=None), got horizon={mdp.horizon}")
     agg = lambda Q, t: soft_max(Q, a, log_prior)  # noqa: E731
     if mdp.horizon is not None or method == "iterate":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter, log_prior=log_prior)
-        if caught:
+        if mdp.horizon is None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             if mdp.n_states <= LINEAR_SOLVE_MAX_STATES:
                 _spectral_check(*_linear_system(mdp, a, log_prior))
-            for w in caught:
-                warnings.warn(w.message, w.category, stacklevel=2)
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=2)
     else:
         rec = _linear_route(mdp, a, log_prior, agg)
     sol = Solution(rec, mdp, a, EXACT, agg, "exact", log_prior)
@@ -214,7 +216,8 @@ def _log_next(sol: Solution, t, log_joint: torch.Tensor, PT, v_next: torch.Tenso
     return out + lg + v_next / a
 
 
-def forward_messages(mdp, messages: Solution, *, tol: float = 1e-10, max_iter: int = 10_000) -> ForwardMessages:
+def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-10,
+                     max_iter: int = 10_000) -> ForwardMessages:
     """Posterior state and state-action marginals from exact backward messages.
 
     ::
@@ -226,6 +229,9 @@ def forward_messages(mdp, messages: Solution, *, tol: float = 1e-10, max_iter: i
     Args:
         mdp: the MDP the messages were computed for.
         messages: the result of :func:`backward_messages` on ``mdp``.
+        initial: optional ``(S,)`` distribution of ``s_0`` to condition on instead of the
+            posterior ``p(s_0 | O)`` (e.g. Ziebart et al. 2008 start from the demonstrations'
+            start states): then the marginals are ``p(s_t, a_t | s_0 ~ initial, O)``.
         tol, max_iter: stationary problems sum the discounted occupancy to this tolerance.
 
     Returns:
@@ -240,12 +246,17 @@ def forward_messages(mdp, messages: Solution, *, tol: float = 1e-10, max_iter: i
         raise ValueError("forward_messages: messages: were computed for a different MDP object")
     a = messages.alpha
     PT = transpose_csr(mdp.transition_matrix) if mdp.reward_layout != "sas" else None
-    log_mu = torch.log(mdp.initial) + messages.V0 / a.unsqueeze(-1)
-    log_mu = log_mu - logsumexp(log_mu, -1).unsqueeze(-1)
+    if initial is None:
+        log_mu = torch.log(mdp.initial) + messages.V0 / a.unsqueeze(-1)
+        log_mu = log_mu - logsumexp(log_mu, -1).unsqueeze(-1)
+    else:
+        from ..dp.visitation import _check_initial
+
+        log_mu = torch.log(_check_initial(mdp, initial)).expand_as(messages.V0)
     if mdp.horizon is not None:
         states, joints = [log_mu], []
         for t in range(mdp.horizon):
-            lj = log_mu.unsqueeze(-1) + torch.log(messages.policy_at(t))
+            lj = log_mu.unsqueeze(-1) + messages.log_policy_at(t)
             joints.append(lj)
             log_mu = _log_next(messages, t, lj, PT, messages.V[..., t + 1, :])
             states.append(log_mu)
@@ -284,6 +295,8 @@ def posterior_dynamics(mdp, messages: Solution, t: Optional[int] = None) -> torc
     """
     if not isinstance(messages, Solution) or messages.method != "exact":
         raise TypeError("posterior_dynamics: messages: expected the result of cai.backward_messages")
+    if messages.mdp is not mdp:
+        raise ValueError("posterior_dynamics: messages: were computed for a different MDP object")
     if mdp.horizon is not None and t is None:
         return torch.stack([posterior_dynamics(mdp, messages, s) for s in range(mdp.horizon)], -4)
     a = messages.alpha.unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)

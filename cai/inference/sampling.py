@@ -1,6 +1,7 @@
 """Trajectory sampling: under a policy and the true dynamics, or from the exact posterior."""
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple, Optional
 
 import torch
@@ -9,7 +10,7 @@ from .._checks import as_tensor, check_policy
 from ..mdp.tabular import TabularMDP
 from ..solution import Solution
 
-__all__ = ["Trajectories", "sample_trajectories", "sample_posterior"]
+__all__ = ["Trajectories", "sample_trajectories", "sample_posterior", "transition_rows"]
 
 
 class Trajectories(NamedTuple):
@@ -26,9 +27,9 @@ class Trajectories(NamedTuple):
 
 
 def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n: expected a positive integer number of trajectories, got {n!r}")
-    return n
+    return int(n)
 
 
 def _check_generator(generator):
@@ -78,8 +79,9 @@ def sample_trajectories(mdp: TabularMDP, policy, n: int, *, generator: Optional[
     _check_generator(generator)
     S, A = mdp.n_states, mdp.n_actions
     T = length if length is not None else mdp.horizon
-    if T is None or isinstance(T, bool) or not isinstance(T, int) or T < 1:
+    if T is None or isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
         raise ValueError(f"length: expected a positive integer (needed for a stationary MDP), got {T!r}")
+    T = int(T)
     p = as_tensor("policy", policy, mdp.dtype, mdp.device)
     if p.dim() == 3:
         p = check_policy(p, (T, S, A), mdp.dtype, mdp.device)
@@ -139,8 +141,7 @@ def sample_posterior(mdp: TabularMDP, messages: Solution, n: int, *,
         if idx.numel() == 0:
             break
         st = s[idx]
-        pi = messages.policy_at(t)
-        a = _categorical(pi[st], generator)
+        a = _categorical(messages.policy_at(t)[st], generator)
         Q = messages.q_at(t)[st, a]
         v_next = messages.V[t + 1]
         rows = transition_rows(mdp, st * A + a)

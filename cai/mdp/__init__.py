@@ -1,7 +1,8 @@
-"""MDP models: the validated :class:`TabularMDP` and ready-made worlds."""
-from .builders import (CLIFF_LAYOUT, GRID_ACTIONS, TWO_ROUTE_LAYOUT, chain, gridworld, lottery,
+"""MDP models: the validated :class:`TabularMDP`, ready-made worlds, gymnasium import."""
+from .builders import (CLIFF_LAYOUT, GRID_ACTIONS, TWO_ROUTE_LAYOUT, chain, cliff, gridworld, lottery,
                        parse_layout, random_mdp, two_route)
+from .gym import GYM_WORLDS, from_gymnasium
 from .tabular import ROW_SUM_TOL, TabularMDP
 
-__all__ = ["TabularMDP", "ROW_SUM_TOL", "gridworld", "parse_layout", "chain", "random_mdp", "lottery",
-           "two_route", "GRID_ACTIONS", "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT"]
+__all__ = ["TabularMDP", "ROW_SUM_TOL", "gridworld", "parse_layout", "chain", "cliff", "random_mdp", "lottery",
+           "two_route", "from_gymnasium", "GYM_WORLDS", "GRID_ACTIONS", "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT"]

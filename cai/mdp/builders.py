@@ -18,7 +18,7 @@ import numpy as np
 
 from .tabular import TabularMDP
 
-__all__ = ["gridworld", "parse_layout", "chain", "random_mdp", "lottery", "two_route", "GRID_ACTIONS",
+__all__ = ["gridworld", "parse_layout", "chain", "random_mdp", "lottery", "two_route", "cliff", "GRID_ACTIONS",
            "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT"]
 
 #: The grid's actions and their (row, col) moves.
@@ -186,6 +186,19 @@ def two_route(*, slip: float = 0.0, horizon: Optional[int] = 12, **kwargs) -> Ta
     where hard value iteration commits to one. Keyword arguments go to :func:`gridworld`.
     """
     return gridworld(TWO_ROUTE_LAYOUT, slip=slip, horizon=horizon, **kwargs)
+
+
+def cliff(*, slip: float = 0.0, horizon: Optional[int] = 30, step_cost: float = -1.0,
+          goal_reward: float = 100.0, lava_reward: float = -100.0, **kwargs) -> TabularMDP:
+    """The cliff walk (Sutton and Barto, Example 6.6) on :data:`CLIFF_LAYOUT`, at their reward scale.
+
+    At this scale hard value iteration hugs the cliff edge while the soft policy at alpha of
+    about 1 to 2 keeps away from it. (With the gridworld defaults, goal 10 and lava -10, walking
+    the narrow edge costs more entropy than the 20-point difference is worth, and the soft policy
+    prefers to jump.) Keyword arguments go to :func:`gridworld`.
+    """
+    return gridworld(CLIFF_LAYOUT, slip=slip, horizon=horizon, step_cost=step_cost,
+                     goal_reward=goal_reward, lava_reward=lava_reward, **kwargs)
 
 
 def chain(

@@ -226,6 +226,13 @@ class TabularMDP:
                 raise ValueError(f"terminal_rewards: expected trailing shape (S,) = ({S},), got {tuple(rT.shape)}")
             if not bool(torch.isfinite(rT).all()):
                 raise ValueError("terminal_rewards: expected finite values, got an infinite or NaN entry")
+            try:
+                torch.broadcast_shapes(rT.shape[:-1], r.shape[: r.dim() - (3 if reward_layout in ("tsa", "sas") else 2)])
+            except RuntimeError:
+                raise ValueError(
+                    f"terminal_rewards: expected a batch shape that broadcasts against the rewards' batch shape "
+                    f"{tuple(r.shape[: r.dim() - (3 if reward_layout in ('tsa', 'sas') else 2)])}, got {tuple(rT.shape[:-1])}"
+                ) from None
         if initial is None:
             p0 = torch.full((S,), 1.0 / S, dtype=dtype, device=r.device)
         else:
@@ -241,6 +248,8 @@ class TabularMDP:
                 )
 
         for nm, names, n in (("state_names", state_names, S), ("action_names", action_names, A)):
+            if isinstance(names, str):
+                raise TypeError(f"{nm}: expected a sequence of {n} names, got the string {names!r}")
             if names is not None and len(names) != n:
                 raise ValueError(f"{nm}: expected {n} names, got {len(names)}")
 
@@ -285,16 +294,17 @@ class TabularMDP:
         )
 
     @staticmethod
-    def _check_forbidden(r: torch.Tensor, layout: str, P: torch.Tensor) -> None:
-        if not bool(torch.isneginf(r).any()):
-            return
+    def _allowed(r: torch.Tensor, layout: str, P: torch.Tensor) -> torch.Tensor:
         if layout == "sas":
             # (s, a) is forbidden when every reachable s' carries -inf
-            reach = P > 0
-            allowed_sa = (~torch.isneginf(r) & reach).any(-1)
-        else:
-            allowed_sa = ~torch.isneginf(r)
-        allowed_s = allowed_sa.any(-1)
+            return (~torch.isneginf(r) & (P > 0)).any(-1)
+        return ~torch.isneginf(r)
+
+    @classmethod
+    def _check_forbidden(cls, r: torch.Tensor, layout: str, P: torch.Tensor) -> None:
+        if not bool(torch.isneginf(r).any()):
+            return
+        allowed_s = cls._allowed(r, layout, P).any(-1)
         if not bool(allowed_s.all()):
             idx = (~allowed_s).nonzero()[0].tolist()
             raise ValueError(
@@ -351,6 +361,12 @@ class TabularMDP:
         if self.is_sparse:
             return self.transitions.to_dense().reshape(self.n_states, self.n_actions, self.n_states)
         return self.transitions
+
+    @property
+    def allowed(self) -> torch.Tensor:
+        """Boolean mask of allowed actions (reward > -inf; for ``r(s,a,s')`` rewards, on some
+        reachable ``s'``): ``(*batch, S, A)``, or ``(*batch, T, S, A)`` for time-varying rewards."""
+        return self._allowed(self.rewards, self.reward_layout, self.transitions)
 
     def reward_at(self, t: Optional[int]) -> torch.Tensor:
         """The reward used at decision ``t``: ``(*batch, S, A)`` or ``(*batch, S, A, S)``."""

@@ -141,7 +141,8 @@ def hard_max(Q: torch.Tensor, log_prior: Optional[torch.Tensor] = None):
     """
     if log_prior is not None:
         Q = torch.where(torch.isneginf(log_prior), torch.full_like(Q, -float("inf")), Q)
-    V, idx = Q.max(-1)
+    # amax + argmax rather than Tensor.max(dim): the latter is ~100x slower on small CPU tensors
+    V, idx = Q.amax(-1), Q.argmax(-1)
     pi = torch.nn.functional.one_hot(idx, Q.shape[-1]).to(Q.dtype)
     return V, torch.log(pi)
 

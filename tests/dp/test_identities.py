@@ -160,3 +160,11 @@ def test_elbo_is_minus_inf_for_a_policy_that_takes_a_forbidden_action():
     assert cai.elbo(mdp, uniform, 1.0).item() == -math.inf
     sv = cai.soft_value_iteration(mdp, 1.0)
     assert math.isfinite(cai.elbo(mdp, sv.policy, 1.0).item())
+
+
+def test_elbo_gradient_is_finite_for_policies_with_zeros():
+    rng = np.random.default_rng(30)
+    _, mdp = random_tiny_mdp(rng, 3, 2, 2)
+    logits = torch.tensor([0.0, -math.inf], dtype=torch.float64).expand(2, 3, 2).clone().requires_grad_(True)
+    cai.elbo(mdp, torch.softmax(logits, -1), 1.0).backward()
+    assert torch.isfinite(logits.grad).all()

@@ -191,3 +191,32 @@ def test_discounted_marginals_sum_to_survival():
     _, mdp1 = random_tiny_mdp(rng, 3, 2, 4)
     torch.testing.assert_close(cai.forward_messages(mdp1, cai.backward_messages(mdp1, 1.0)).state.sum(-1),
                                torch.ones(5, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_forward_messages_from_a_given_initial_distribution():
+    """Conditioning on s_0 ~ q0: the marginals are a q0-mixture of the point-mass posteriors."""
+    rng = np.random.default_rng(6)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 3)
+    msg = cai.backward_messages(mdp, 0.6)
+    q0 = np.array([0.5, 0.0, 0.5])
+    got = cai.forward_messages(mdp, msg, initial=q0).state_action.numpy()
+    want = 0
+    for s0 in (0, 2):
+        e = np.zeros(3); e[s0] = 1.0
+        d0 = dict(d, p0=e)
+        want = want + q0[s0] * brute_force(d0, 0.6)["state_action"]
+    np.testing.assert_allclose(got, want, atol=1e-10)
+    with pytest.raises(ValueError, match="initial: expected a distribution"):
+        cai.forward_messages(mdp, msg, initial=[1.0, 1.0, 0.0])
+
+
+def test_forward_gradients_are_finite_with_impossible_actions():
+    """Zero-probability actions (forbidden or zero prior) must give zero, not NaN, gradients."""
+    P = torch.tensor([[[0.5, 0.5], [1.0, 0.0]], [[0.0, 1.0], [0.5, 0.5]]], dtype=torch.float64)
+    r = torch.tensor([[0.0, 0.5], [1.0, -float("inf")]], dtype=torch.float64, requires_grad=True)
+    m = cai.TabularMDP(P, r, horizon=2)
+    s = cai.backward_messages(m, 1.0, action_prior=[[1.0, 0.0], [0.5, 0.5]])
+    f = cai.forward_messages(m, s)
+    (g,) = torch.autograd.grad(f.state[1, 1] + f.state_action[1, 0, 0], r)
+    assert torch.isfinite(g).all()
+    assert g[0, 1].item() == 0.0 and g[1, 1].item() == 0.0   # impossible actions: zero influence

@@ -177,3 +177,19 @@ def test_policy_errors():
         cai.elbo(m, np.ones((2, 3, 2)), 1.0)
     with pytest.raises(ValueError, match="policy: expected non-negative"):
         cai.soft_policy_evaluation(m, -np.ones((2, 3, 2)), 1.0)
+
+
+def test_terminal_reward_batch_must_broadcast_and_names_must_be_sequences():
+    with pytest.raises(ValueError, match="terminal_rewards: expected a batch shape that broadcasts"):
+        cai.TabularMDP(_P(), np.zeros((3, 3, 2)), None, horizon=2, reward_layout="sa", terminal_rewards=np.zeros((4, 3)))
+    with pytest.raises(TypeError, match="state_names: expected a sequence of 3 names, got the string"):
+        cai.TabularMDP(_P(), np.zeros((3, 2)), None, horizon=2, state_names="abc")
+
+
+def test_allowed_mask_uses_reachability_for_sas_rewards():
+    P = np.zeros((2, 2, 2)); P[:, :, 0] = 1.0
+    r = np.zeros((2, 2, 2)); r[0, 0, 0] = -np.inf; r[0, 0, 1] = 5.0     # s'=1 is unreachable
+    m = cai.TabularMDP(P, r, None, horizon=2, reward_layout="sas")
+    assert m.allowed.tolist() == [[False, True], [True, True]]
+    with pytest.raises(ValueError, match="action_prior: state 0 gives zero prior probability to every allowed action"):
+        cai.backward_messages(m, 1.0, action_prior=[[1.0, 0.0], [0.5, 0.5]])

@@ -1,0 +1,302 @@
+r"""The control-as-inference graphical model as a :mod:`networkx` graph, and its lecture drawing.
+
+The unrolled model over ``T`` decisions has the nodes ``s_0 .. s_T`` (states), ``a_0 .. a_{T-1}``
+(actions) and ``O_0 .. O_{T-1}`` (optimality variables, observed ``= 1``), ``3T + 1`` nodes in all
+(``3T`` without the final state). Its edges carry the factors of the joint (Levine 2018, §2)::
+
+    p(tau, O) = p0(s_0) prod_t rho(a_t | s_t) p(s_{t+1} | s_t, a_t) p(O_t = 1 | s_t, a_t)
+    p(O_t = 1 | s_t, a_t) ∝ exp(r(s_t, a_t) / alpha)
+
+Every edge has the attribute ``factor`` (``"action_prior"``, ``"dynamics"`` or ``"optimality"``)
+and a LaTeX ``label`` of the factor it belongs to. With the default counting prior
+(``rho = 1``) the ``s_t -> a_t`` edges carry a constant factor and lecture figures usually omit
+them (``action_edges=False``).
+
+:func:`transition_graph` is the MDP's own state-transition graph (one node per state).
+
+References:
+    Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference: Tutorial and
+    Review", Fig. 2.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import networkx as nx
+import numpy as np
+import torch
+
+__all__ = ["unrolled_graph", "transition_graph", "message_annotations", "draw_unrolled",
+           "draw_transition_graph", "node_name", "FACTORS"]
+
+#: The factor each kind of edge carries, as LaTeX.
+FACTORS = {
+    "initial": r"$p_0(s_0)$",
+    "action_prior": r"$\rho(a_t \mid s_t)$",
+    "dynamics": r"$p(s_{t+1} \mid s_t, a_t)$",
+    "optimality": r"$p(O_t{=}1 \mid s_t, a_t) \propto e^{r(s_t, a_t)/\alpha}$",
+}
+
+_KIND = {"s": "state", "a": "action", "O": "optimality"}
+
+
+def node_name(kind: str, t: int) -> str:
+    """The name of a node: ``node_name("s", 2) == "s_2"`` (kinds ``"s"``, ``"a"``, ``"O"``)."""
+    if kind not in _KIND:
+        raise ValueError(f"kind: expected 's', 'a' or 'O', got {kind!r}")
+    return f"{kind}_{t}"
+
+
+def _check_T(T) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T: expected a number of decisions >= 1, got {T!r}")
+    return int(T)
+
+
+def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = True) -> nx.DiGraph:
+    """The unrolled graphical model ``s_t, a_t, O_t`` over ``T`` decisions.
+
+    Args:
+        T: number of decisions (``t = 0 .. T-1``).
+        final_state: include ``s_T`` (and the edges ``s_{T-1}, a_{T-1} -> s_T``): ``3T + 1``
+            nodes, else ``3T``.
+        action_edges: include the ``s_t -> a_t`` edges of the action prior ``rho(a_t|s_t)``.
+
+    Returns:
+        ``networkx.DiGraph``. Node attributes: ``kind`` (``"state"``, ``"action"``,
+        ``"optimality"``), ``time`` (``t``), ``observed`` (True for ``O_t``), ``label`` (LaTeX).
+        ``s_0`` also has ``factor="initial"``. Edge attributes: ``factor`` and ``label``.
+        Graph attributes: ``T``, ``final_state``, ``action_edges``.
+
+    Raises:
+        ValueError: if ``T`` is not a positive integer.
+    """
+    T = _check_T(T)
+    g = nx.DiGraph(T=T, final_state=bool(final_state), action_edges=bool(action_edges))
+    last = T if final_state else T - 1
+    for t in range(last + 1):
+        g.add_node(node_name("s", t), kind="state", time=t, observed=False, label=f"$s_{{{t}}}$")
+    g.nodes["s_0"].update(factor="initial", factor_label=FACTORS["initial"])
+    for t in range(T):
+        g.add_node(node_name("a", t), kind="action", time=t, observed=False, label=f"$a_{{{t}}}$")
+        g.add_node(node_name("O", t), kind="optimality", time=t, observed=True, label=f"$O_{{{t}}}$")
+    for t in range(T):
+        s, a, o = node_name("s", t), node_name("a", t), node_name("O", t)
+        if action_edges:
+            g.add_edge(s, a, factor="action_prior", label=FACTORS["action_prior"])
+        g.add_edge(s, o, factor="optimality", label=FACTORS["optimality"])
+        g.add_edge(a, o, factor="optimality", label=FACTORS["optimality"])
+        if t + 1 <= last:
+            nxt = node_name("s", t + 1)
+            g.add_edge(s, nxt, factor="dynamics", label=FACTORS["dynamics"])
+            g.add_edge(a, nxt, factor="dynamics", label=FACTORS["dynamics"])
+    return g
+
+
+def transition_graph(mdp, policy=None, *, threshold: float = 0.0) -> nx.DiGraph:
+    """The MDP's state-transition graph: an edge ``s -> s'`` wherever some action can move there.
+
+    Args:
+        mdp: :class:`~cai.TabularMDP`.
+        policy: optional stationary policy ``(S, A)`` (e.g. ``solution.policy_at(0)``) that sets
+            the edge weights; default uniform over actions.
+        threshold: drop edges whose weight is not above this.
+
+    Returns:
+        ``networkx.DiGraph`` on the state indices ``0 .. S-1``. Node attributes: ``name``,
+        ``initial`` (``p0``), ``pos`` (``(x, y)`` for grid worlds). Edge attributes: ``probs``
+        (``{action name: P(s'|s,a)}`` over actions with positive probability) and ``weight``
+        (``sum_a pi(a|s) P(s'|s,a)``).
+    """
+    from ._checks import check_policy
+
+    S, A = mdp.n_states, mdp.n_actions
+    P = mdp.dense_transitions().detach().cpu().numpy()
+    if policy is None:
+        pi = np.full((S, A), 1.0 / A)
+    else:
+        pi = check_policy(policy, (S, A), mdp.dtype, mdp.device).detach().cpu().numpy()
+        if pi.ndim != 2:
+            raise ValueError(f"policy: expected a single stationary policy (S, A), got {pi.shape}")
+    W = np.einsum("sa,sat->st", pi, P)
+    names = mdp.state_names or [str(s) for s in range(S)]
+    anames = mdp.action_names or [str(a) for a in range(A)]
+    p0 = mdp.initial.detach().cpu().numpy()
+    pos = _grid_positions(mdp)
+    g = nx.DiGraph()
+    for s in range(S):
+        attrs = {"name": names[s], "initial": float(p0[s])}
+        if pos is not None:
+            attrs["pos"] = pos[s]
+        g.add_node(s, **attrs)
+    for s, s2 in zip(*np.nonzero(P.sum(1) > 0)):
+        if W[s, s2] > threshold:
+            probs = {anames[a]: float(P[s, a, s2]) for a in range(A) if P[s, a, s2] > 0}
+            g.add_edge(int(s), int(s2), probs=probs, weight=float(W[s, s2]))
+    return g
+
+
+def _grid_positions(mdp):
+    meta = mdp.metadata
+    if meta.get("kind") != "grid":
+        return None
+    H = meta["shape"][0]
+    out = []
+    for r, c in meta["coords"]:
+        out.append((float(c), float(H - 1 - r)) if r >= 0 else (float(meta["shape"][1]), -1.0))
+    return out
+
+
+def message_annotations(solution, state: Optional[int] = None, *, marginals=None) -> dict:
+    """Text for :func:`draw_unrolled`: message values at one state, per time step.
+
+    Args:
+        solution: a :class:`~cai.Solution` (finite horizon, unbatched) from
+            :func:`cai.backward_messages` or :func:`cai.soft_value_iteration`.
+        state: the state ``s`` whose messages are shown; default the most likely initial state.
+        marginals: optional :class:`~cai.ForwardMessages`; adds ``p(s_t = s | O)``.
+
+    Returns:
+        ``{node name: text}``: ``s_t`` gets ``V_t(s)`` (and the marginal), ``a_t`` gets
+        ``max_a Q_t(s, a)`` and the posterior policy's most likely action, ``O_t`` gets
+        ``log p(O_{0:T-1})`` on ``O_0`` for exact messages.
+    """
+    mdp = solution.mdp
+    if mdp.horizon is None or solution.V.dim() != 2:
+        raise ValueError("solution: expected an unbatched finite-horizon solution, got V of shape "
+                         f"{tuple(solution.V.shape)}")
+    if state is None:
+        state = int(torch.argmax(mdp.initial))
+    if isinstance(state, bool) or not isinstance(state, (int, np.integer)) or not (0 <= state < mdp.n_states):
+        raise ValueError(f"state: expected a state index in [0, {mdp.n_states - 1}], got {state!r}")
+    T = mdp.horizon
+    anames = mdp.action_names or [str(a) for a in range(mdp.n_actions)]
+    V = solution.V[:, state].tolist()
+    out = {}
+    for t in range(T + 1):
+        text = f"V={V[t]:.3g}"
+        if marginals is not None:
+            text += f"\np={float(marginals.state[t, state]):.2f}"
+        out[node_name("s", t)] = text
+    for t in range(T):
+        q = solution.q_at(t)[state]
+        pi = solution.policy_at(t)[state]
+        k = int(torch.argmax(pi))
+        out[node_name("a", t)] = f"Q*={float(q.max()):.3g}\n{anames[k]} {float(pi[k]):.2f}"
+    if solution.log_evidence is not None:
+        out["O_0"] = f"log p(O)={float(solution.log_evidence):.3g}"
+    return out
+
+
+_DX = 1.8          # horizontal distance between consecutive time steps
+#: where each kind's annotation goes: (dx, dy, horizontal alignment, vertical alignment)
+_ANNOTATION_AT = {"state": (0.0, -0.32, "center", "top"), "action": (0.3, 0.24, "left", "center"),
+                  "optimality": (0.0, 0.32, "center", "bottom")}
+
+
+def _unrolled_positions(g: nx.DiGraph) -> dict:
+    pos = {}
+    for n, d in g.nodes(data=True):
+        t = d["time"]
+        x = _DX * t
+        pos[n] = {"state": (x, 0.0), "action": (x + _DX / 2, 1.0), "optimality": (x + _DX / 2, 2.2)}[d["kind"]]
+    return pos
+
+
+def draw_unrolled(T=3, *, ax=None, annotations: Optional[Mapping[str, str]] = None,
+                  final_state: bool = True, action_edges: bool = False, factor_labels: bool = True,
+                  title: Optional[str] = None):
+    """Draw the unrolled model the way a lecture slide does.
+
+    Time runs left to right; states on the bottom row, actions above and between them,
+    optimality variables on top, shaded as observed. Edges are coloured by the factor they carry,
+    with a legend.
+
+    Args:
+        T: number of decisions, or a graph from :func:`unrolled_graph`.
+        ax: matplotlib Axes (a new figure when ``None``).
+        annotations: ``{node name: text}`` written under the nodes, e.g.
+            :func:`message_annotations` of a solution.
+        final_state, action_edges: as in :func:`unrolled_graph` (when ``T`` is a number).
+        factor_labels: add a legend naming the factor of each edge colour.
+        title: optional title.
+
+    Returns:
+        The matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    g = T if isinstance(T, nx.DiGraph) else unrolled_graph(T, final_state=final_state, action_edges=action_edges)
+    T = g.graph.get("T", max(d["time"] for _, d in g.nodes(data=True)))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.0 * T + 2.0, 4.2))
+    pos = _unrolled_positions(g)
+    colours = {"dynamics": "#1f4e79", "optimality": "#b35900", "action_prior": "#7f7f7f"}
+    styles = {"dynamics": "solid", "optimality": "solid", "action_prior": "dashed"}
+    for factor in colours:
+        edges = [(u, v) for u, v, d in g.edges(data=True) if d["factor"] == factor]
+        if edges:
+            nx.draw_networkx_edges(g, pos, edgelist=edges, ax=ax, edge_color=colours[factor], style=styles[factor],
+                                   width=1.6, arrows=True, arrowstyle="-|>", arrowsize=14, node_size=1300)
+    fills = {"state": "white", "action": "white", "optimality": "#c8c8c8"}
+    for kind, fill in fills.items():
+        nodes = [n for n, d in g.nodes(data=True) if d["kind"] == kind]
+        nx.draw_networkx_nodes(g, pos, nodelist=nodes, ax=ax, node_color=fill, edgecolors="black",
+                               linewidths=1.5, node_size=1300)
+    nx.draw_networkx_labels(g, pos, labels={n: d["label"] for n, d in g.nodes(data=True)}, ax=ax, font_size=13)
+    if annotations:
+        for n, text in annotations.items():
+            if n in pos:
+                x, y = pos[n]
+                dx, dy, ha, va = _ANNOTATION_AT[g.nodes[n]["kind"]]
+                ax.text(x + dx, y + dy, text, ha=ha, va=va, fontsize=8, color="#333333")
+    if factor_labels:
+        present = {d["factor"] for _, _, d in g.edges(data=True)}
+        handles = [Line2D([0], [0], color=colours[f], ls=styles[f], lw=1.6, label=FACTORS[f])
+                   for f in colours if f in present]
+        handles.append(Line2D([0], [0], marker="o", ls="", markerfacecolor="#c8c8c8", markeredgecolor="black",
+                              markersize=11, label=r"observed: $O_t = 1$"))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=9, frameon=False)
+    xs = [p[0] for p in pos.values()]
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.set_ylim(-1.0 if annotations else -0.5, 3.0 if annotations else 2.7)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def draw_transition_graph(mdp, *, policy=None, ax=None, threshold: float = 0.01, seed: int = 0,
+                          title: Optional[str] = None):
+    """Draw :func:`transition_graph`: grid worlds at their cells, others with a seeded spring layout.
+
+    Edge width and opacity follow the weight ``sum_a pi(a|s) P(s'|s,a)`` (uniform ``pi`` by
+    default); self-loops are omitted; the initial states are outlined in green.
+
+    Returns:
+        The matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    g = transition_graph(mdp, policy, threshold=threshold)
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    pos = nx.get_node_attributes(g, "pos") or nx.spring_layout(g, seed=seed)
+    w = np.array([d["weight"] for _, _, d in g.edges(data=True)])
+    if len(w):
+        nx.draw_networkx_edges(g, pos, ax=ax, width=0.5 + 2.5 * w, alpha=0.7, edge_color="#1f4e79",
+                               arrows=True, arrowsize=8, connectionstyle="arc3,rad=0.15", node_size=420)
+    init = [n for n, d in g.nodes(data=True) if d["initial"] > 0]
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=420, node_color="white", edgecolors="black")
+    nx.draw_networkx_nodes(g, pos, nodelist=init, ax=ax, node_size=420, node_color="white", edgecolors="green",
+                           linewidths=2.5)
+    if g.number_of_nodes() <= 60:
+        nx.draw_networkx_labels(g, pos, labels={n: d["name"] for n, d in g.nodes(data=True)}, ax=ax, font_size=5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,175 @@
+"""The `cai` command: the demo, each subcommand, and its error paths (one line, exit 2)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import cai  # noqa: E402
+from cai.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(code, err):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "error" in lines[0]
+    return lines[0]
+
+
+def test_demo_writes_figures_and_table(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, err = _run(capsys, "demo", "--out", str(out), "--horizon", "16", "--dpi", "40")
+    assert code == 0, err
+    names = {p.name for p in out.iterdir()}
+    for f in ("graphical_model.png", "values_exact_vs_soft.png", "policies.png", "soft_q.png",
+              "posterior_marginals.png", "trajectories.png", "temperature_sweep.png"):
+        assert f in names and (out / f).stat().st_size > 1000
+    for text in ("log evidence - max ELBO", "value gap", "policy distance", "time (ms)", "falls off the cliff"):
+        assert text in stdout
+    # the gap printed is the one the library computes
+    from cai.cli import load_world
+    _, m = load_world("demo", horizon=16)
+    gap = float(cai.backward_messages(m).log_evidence - cai.soft_value_iteration(m).max_elbo)
+    assert f"{gap:.4g}" in stdout
+
+
+@pytest.mark.parametrize("method", ["exact", "soft-vi", "vi"])
+def test_solve_writes_npz(tmp_path, capsys, method):
+    path = tmp_path / f"s-{method}.npz"
+    code, stdout, err = _run(capsys, "solve", "two-route", "--method", method, "--alpha", "0.5",
+                             "--horizon", "6", "--out", str(path))
+    assert code == 0, err
+    with np.load(path) as f:
+        m = cai.mdp.two_route(horizon=6)
+        ref = {"exact": lambda: cai.backward_messages(m, alpha=0.5), "soft-vi": lambda: cai.soft_value_iteration(m, alpha=0.5),
+               "vi": lambda: cai.value_iteration(m)}[method]()
+        np.testing.assert_allclose(f["V"], ref.V.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(f["policy"], ref.policy.numpy(), rtol=1e-12)
+        assert f["policy"].shape == (6, m.n_states, 4)
+        assert ("log_evidence" in f.files) == (method == "exact")
+
+
+def test_solve_json_and_layout_file(tmp_path, capsys):
+    layout = tmp_path / "maze.txt"
+    layout.write_text("S..#\n.#.G\n....\n")
+    path = tmp_path / "maze.json"
+    code, _, err = _run(capsys, "solve", str(layout), "--method", "exact", "--out", str(path), "-q",
+                        "--discount", "0.9", "--slip", "0.1")
+    assert code == 0, err
+    d = json.loads(path.read_text())
+    assert d["world"] == "maze" and d["discount"] == 0.9
+    m = cai.mdp.gridworld(layout.read_text(), slip=0.1, discount=0.9)
+    np.testing.assert_allclose(np.array(d["V"]), cai.backward_messages(m).V.numpy(), rtol=1e-12)
+    assert d["state_names"] == list(m.state_names)
+
+
+def test_solve_stationary(tmp_path, capsys):
+    code, _, err = _run(capsys, "solve", "chain", "--horizon", "none", "--discount", "0.8", "--method", "soft-vi",
+                        "--out", str(tmp_path / "c.npz"), "-q")
+    assert code == 0, err
+    with np.load(tmp_path / "c.npz") as f:
+        assert f["V"].shape == (6,) and int(f["horizon"]) == -1
+
+
+def test_solve_svi_missing_or_present(tmp_path, capsys):
+    try:
+        import cai.inference.svi  # noqa: F401
+        have = True
+    except ImportError:
+        have = False
+    code, _, err = _run(capsys, "solve", "lottery", "--method", "svi", "--svi-steps", "50", "-q",
+                        "--out", str(tmp_path / "l.npz"))
+    if have:
+        assert code == 0, err
+    else:
+        line = _one_line_error(code, err)
+        assert "svi" in line and "soft-vi" in line
+
+
+def test_compare_table(capsys):
+    code, out, err = _run(capsys, "compare", "lottery")
+    assert code == 0, err
+    for text in ("exact inference", "soft VI", "hard VI", "log evidence - max ELBO"):
+        assert text in out
+    # the lottery's gap: log(e^0.5 + e^7.697) - log(e^0.5 + e^0.1), see tests/test_worlds.py
+    import math
+    q = math.log(0.1 * math.exp(10) + 0.9 * math.exp(-1))
+    gap = math.log(math.exp(0.5) + math.exp(q)) - math.log(math.exp(0.5) + math.exp(0.1))
+    assert f"{gap:.4g}" in out
+
+
+def test_graph_and_worlds(tmp_path, capsys):
+    path = tmp_path / "g.png"
+    code, _, err = _run(capsys, "graph", "-T", "2", "--out", str(path), "-q")
+    assert code == 0, err and path.stat().st_size > 1000
+    code, _, err = _run(capsys, "graph", "-T", "3", "--world", "two-route", "--out", str(tmp_path / "g2.png"), "-q")
+    assert code == 0, err
+    code, out, _ = _run(capsys, "worlds")
+    assert code == 0 and "cliff" in out and "frozenlake" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["solve", "nowhere"], "unknown world"),
+    (["solve", "cliff", "--alpha", "-1"], "alpha"),
+    (["solve", "cliff", "--alpha", "zero"], "alpha"),
+    (["solve", "cliff", "--alpha", "nan"], "alpha"),
+    (["compare", "cliff", "--horizon", "0"], "horizon"),
+    (["solve", "cliff", "--discount", "1.5"], "discount"),
+    (["solve", "cliff", "--method", "magic"], "method"),
+    (["solve", "cliff", "--out", "x.csv"], "--out"),
+    (["solve", "cliff", "--horizon", "none"], "discount"),
+    (["graph", "-T", "0"], "steps"),
+    (["demo", "--slip", "1.5"], "slip"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_error_paths_one_line_exit_2(capsys, argv, needle):
+    code, _, err = _run(capsys, *argv)
+    assert needle in _one_line_error(code, err)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("S..X\n...G\n", "unknown cell"),
+    ("S...\n..G\n", "every row"),
+    ("....\n...G\n", "start"),
+    ("", "empty"),
+])
+def test_malformed_layout_file(tmp_path, capsys, text, needle):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text)
+    code, _, err = _run(capsys, "solve", str(bad))
+    line = _one_line_error(code, err)
+    assert "malformed layout" in line and needle in line
+
+
+def test_help_for_every_subcommand(capsys):
+    for sub in ("demo", "solve", "compare", "graph", "worlds"):
+        with pytest.raises(SystemExit) as e:
+            main([sub, "--help"])
+        assert e.value.code == 0
+        assert "usage: cai " + sub in capsys.readouterr().out
+
+
+def test_python_dash_m(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    r = subprocess.run([sys.executable, "-m", "cai", "solve", "nowhere"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "unknown world" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "cai", "--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0 and "demo" in r.stdout

@@ -1,0 +1,112 @@
+"""The unrolled graphical model and the transition graph."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import cai  # noqa: E402
+from cai.graph import (draw_transition_graph, draw_unrolled, message_annotations,  # noqa: E402
+                       transition_graph, unrolled_graph)
+from cai.mdp import chain, two_route  # noqa: E402
+
+
+def _expected_edges(T, final_state=True, action_edges=True):
+    """The edge set written out by hand from the factorisation p0 prod rho P p(O|s,a)."""
+    last = T if final_state else T - 1
+    edges = {}
+    for t in range(T):
+        if action_edges:
+            edges[(f"s_{t}", f"a_{t}")] = "action_prior"
+        edges[(f"s_{t}", f"O_{t}")] = "optimality"
+        edges[(f"a_{t}", f"O_{t}")] = "optimality"
+        if t + 1 <= last:
+            edges[(f"s_{t}", f"s_{t + 1}")] = "dynamics"
+            edges[(f"a_{t}", f"s_{t + 1}")] = "dynamics"
+    return edges
+
+
+@pytest.mark.parametrize("T", [1, 2, 5])
+@pytest.mark.parametrize("final_state", [True, False])
+@pytest.mark.parametrize("action_edges", [True, False])
+def test_unrolled_graph_nodes_and_edges(T, final_state, action_edges):
+    g = unrolled_graph(T, final_state=final_state, action_edges=action_edges)
+    assert g.number_of_nodes() == 3 * T + int(final_state)
+    kinds = nx.get_node_attributes(g, "kind")
+    assert sum(k == "state" for k in kinds.values()) == T + int(final_state)
+    assert sum(k == "action" for k in kinds.values()) == T
+    assert sum(k == "optimality" for k in kinds.values()) == T
+    for n, d in g.nodes(data=True):
+        assert n == f"{n[0]}_{d['time']}"
+        assert d["observed"] == (d["kind"] == "optimality")
+    got = {(u, v): d["factor"] for u, v, d in g.edges(data=True)}
+    assert got == _expected_edges(T, final_state, action_edges)
+    assert all(d["label"].startswith("$") for _, _, d in g.edges(data=True))
+    assert nx.is_directed_acyclic_graph(g)
+    # O_t is a leaf whose parents are exactly s_t and a_t
+    for t in range(T):
+        assert set(g.predecessors(f"O_{t}")) == {f"s_{t}", f"a_{t}"} and g.out_degree(f"O_{t}") == 0
+
+
+def test_unrolled_graph_bad_T():
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="T: expected"):
+            unrolled_graph(bad)
+
+
+def test_transition_graph_matches_dynamics():
+    m = chain(4, slip=0.2)
+    g = transition_graph(m)
+    P = m.dense_transitions()
+    assert set(g.nodes) == set(range(4))
+    expected = {(s, t) for s in range(4) for t in range(4) if float(P[s, :, t].sum()) > 0}
+    assert set(g.edges) == expected
+    for s, t, d in g.edges(data=True):
+        assert d["weight"] == pytest.approx(float(P[s, :, t].mean()))        # uniform policy
+        assert d["probs"] == {m.action_names[a]: pytest.approx(float(P[s, a, t])) for a in range(2) if P[s, a, t] > 0}
+    # with a policy the weights are sum_a pi(a|s) P(s'|s,a), rows summing to 1
+    pi = torch.tensor([[0.9, 0.1]] * 4, dtype=torch.float64)
+    g2 = transition_graph(m, pi)
+    for s in range(4):
+        assert sum(d["weight"] for _, _, d in g2.out_edges(s, data=True)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="policy"):
+        transition_graph(m, torch.ones(4, 3) / 3)
+
+
+def test_message_annotations():
+    m = two_route(horizon=4)
+    ex = cai.backward_messages(m, alpha=1.0)
+    fm = cai.forward_messages(m, ex)
+    ann = message_annotations(ex, marginals=fm)
+    s0 = m.metadata["start"][0]
+    assert set(ann) == {f"s_{t}" for t in range(5)} | {f"a_{t}" for t in range(4)} | {"O_0"}
+    assert ann["s_0"].startswith(f"V={float(ex.V[0, s0]):.3g}")
+    assert "p=1.00" in ann["s_0"]
+    assert f"{float(ex.log_evidence):.3g}" in ann["O_0"]
+    with pytest.raises(ValueError, match="state"):
+        message_annotations(ex, state=999)
+
+
+def _png(ax, path):
+    ax.figure.savefig(path, dpi=60)
+    plt.close(ax.figure)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    img = plt.imread(path)
+    assert img.shape[0] > 20 and img.shape[1] > 20
+    assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 5     # not a blank canvas
+    return data
+
+
+def test_drawings_produce_png(tmp_path):
+    m = two_route(horizon=3)
+    ex = cai.backward_messages(m, alpha=1.0)
+    _png(draw_unrolled(3), tmp_path / "g.png")
+    _png(draw_unrolled(unrolled_graph(2, action_edges=True), annotations=message_annotations(ex), title="t"),
+         tmp_path / "g2.png")
+    _png(draw_transition_graph(m), tmp_path / "tg.png")
+    _png(draw_transition_graph(chain(5)), tmp_path / "tg2.png")            # spring layout (no grid)
