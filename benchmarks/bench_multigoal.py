@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--alpha", type=float, default=10.0, help="SQL temperature")
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = parser.parse_args()
@@ -63,7 +64,7 @@ def main():
         print(f"{args.algo} seed {seed}: goal fractions (5,0),(-5,0),(0,5),(0,-5) = {frac.tolist()}; "
               f"all >= 10%: {bool(np.all(frac >= 0.1))}; steps/s {h.steps_per_second:.1f}; "
               f"mean of last 20 training returns {np.mean(h.episode_returns[-20:]):.1f}", flush=True)
-        name = f"multigoal_{args.algo}_seed{seed}"
+        name = f"multigoal_{args.algo}{args.tag}_seed{seed}"
         with open(os.path.join(args.out, name + ".json"), "w") as f:
             json.dump(dict(algo=args.algo, seed=seed, steps=args.steps, fractions=frac.tolist(),
                            config={k: v for k, v in cfg.__dict__.items()}, episode_steps=h.episode_steps,
