@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cai.algorithms.sac import SAC, SACConfig
-from cai.algorithms.sql import SoftQLearning, SQLConfig
+from cai.algorithms.sql import SQL, SQLConfig
 from cai.envs.multigoal import MultiGoalEnv, goal_hit_fractions, plot_multigoal
 
 STATES = [(0.0, 0.0), (-2.5, -2.5), (2.5, 2.5), (2.5, -2.5)]
@@ -48,7 +48,7 @@ def main():
         if args.algo == "sql":
             cfg = SQLConfig(hidden_sizes=tuple(args.hidden), alpha=args.alpha, batch_size=64, seed=seed,
                             progress=args.progress)
-            agent = SoftQLearning(cfg).fit(MultiGoalEnv(), total_steps=args.steps)
+            agent = SQL(cfg).fit(MultiGoalEnv(), total_steps=args.steps)
             act = agent.act
             samples = {s: agent.sample_actions(np.array(s, np.float32), 100) for s in STATES}
         else:

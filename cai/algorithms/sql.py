@@ -39,7 +39,7 @@ from cai.algorithms.sac import polyak_update
 
 __all__ = [
     "SQLConfig",
-    "SoftQLearning",
+    "SQL",
     "rbf_kernel",
     "median_bandwidth",
     "svgd_direction",
@@ -134,7 +134,7 @@ def log_tanh_jacobian(u: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SQLConfig:
-    """Hyperparameters of :class:`SoftQLearning`.
+    """Hyperparameters of :class:`SQL`.
 
     Attributes:
         hidden_sizes: Hidden layers of the Q network and the sampler.
@@ -188,7 +188,7 @@ class SamplerNetwork(nn.Module):
         return self.net(torch.cat([obs, xi], dim=-1))
 
 
-class SoftQLearning:
+class SQL:
     """Soft Q-learning (SQL) with an amortised SVGD sampler, for Box action spaces.
 
     Attributes (after ``fit``):
@@ -265,7 +265,7 @@ class SoftQLearning:
         """Environment action for one observation (the sampler is stochastic by design)."""
         return self.scaler_.to_env(self.sample_actions(obs, 1)[0])
 
-    def fit(self, env, total_steps: int, eval_env=None) -> "SoftQLearning":
+    def fit(self, env, total_steps: int, eval_env=None) -> "SQL":
         """Train for ``total_steps`` environment steps."""
         cfg = self.config
         self._build(env)

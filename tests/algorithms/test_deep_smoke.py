@@ -13,7 +13,7 @@ import torch
 
 from cai.algorithms.sac import SAC, SACConfig
 from cai.algorithms.soft_dqn import SoftDQN, SoftDQNConfig
-from cai.algorithms.sql import SoftQLearning, SQLConfig
+from cai.algorithms.sql import SQL, SQLConfig
 from cai.envs.multigoal import MultiGoalEnv, goal_hit_fractions
 
 
@@ -91,7 +91,7 @@ def test_sql_smoke_on_multigoal():
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # a float64 session (as in the LQR tutorial) must not break the learners
     try:
-        agent = SoftQLearning(cfg).fit(MultiGoalEnv(), total_steps=300)
+        agent = SQL(cfg).fit(MultiGoalEnv(), total_steps=300)
         SAC(SACConfig(hidden_sizes=(16,), batch_size=8, learning_starts=20, progress=False)).fit(MultiGoalEnv(), 40)
     finally:
         torch.set_default_dtype(old)
@@ -153,7 +153,7 @@ def test_full_soft_dqn_cartpole_reaches_475():
 
 @pytest.mark.slow
 def test_full_sql_multigoal_reaches_every_goal():
-    agent = SoftQLearning(SQLConfig(hidden_sizes=(128, 128), alpha=10.0, batch_size=64, seed=0, progress=False))
+    agent = SQL(SQLConfig(hidden_sizes=(128, 128), alpha=10.0, batch_size=64, seed=0, progress=False))
     agent.fit(MultiGoalEnv(), total_steps=20_000)
     frac, _ = goal_hit_fractions(MultiGoalEnv(), agent.act, n_rollouts=100, seed=1)
     assert np.all(frac >= 0.1), frac
