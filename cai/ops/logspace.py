@@ -21,9 +21,17 @@ def _is_sparse(M: torch.Tensor) -> bool:
     return M.layout != torch.strided
 
 
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will record an operation on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
+        if X.shape[1] == 1:
+            # a CSR mat-vec is several times faster than ``sparse.mm`` with a single column
+            return torch.mv(M, X[:, 0]).unsqueeze(1)
         return torch.sparse.mm(M, X)
     return M @ X
 
@@ -41,8 +49,11 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``log sum exp`` along ``dim`` that returns ``-inf`` (with zero gradient) for all-``-inf`` slices.
 
     ``torch.logsumexp`` already returns ``-inf`` there, but its gradient is NaN; this version
-    shifts by a finite maximum so the backward pass stays finite.
+    shifts by a finite maximum so the backward pass stays finite. Without autograd it is
+    ``torch.logsumexp`` (same formula, fewer passes over ``x``).
     """
+    if not _needs_grad(x):
+        return torch.logsumexp(x, dim)
     m = x.detach().amax(dim, keepdim=True)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     s = torch.exp(x - m).sum(dim, keepdim=True)
@@ -102,8 +113,14 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """
     c = X.detach().amax(0, keepdim=True)                       # (1, B) column shift
     c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
-    Y = matmul(M, torch.exp(X - c))                            # (n, B), at memory bandwidth
     tiny = torch.finfo(X.dtype).tiny / torch.finfo(X.dtype).eps
+    if not _needs_grad(M, X):
+        # no autograd: one allocation per pass, in place, and one reduction to test all rows
+        Y = matmul(M, torch.sub(X, c).exp_())                  # (n, B), at memory bandwidth
+        if Y.numel() == 0 or bool(Y.amin() > tiny):
+            return Y.log_().add_(c)
+    else:
+        Y = matmul(M, torch.exp(X - c))
     ok = Y > tiny
     out = torch.log(torch.where(ok, Y, torch.ones_like(Y))) + c
     if bool(ok.all()):
