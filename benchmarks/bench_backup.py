@@ -10,8 +10,8 @@ What is timed, on the same transitions, in the same process:
 * the bare matrix-vector product over the same transitions (NumPy/SciPy and torch);
 * a whole finite-horizon solve (:func:`cai.backward_messages`, :func:`cai.soft_value_iteration`
   with ``keep="values"``) against a NumPy loop of the same ``T`` backups;
-* the machine's memory read bandwidth, measured here as the best of a NumPy sum and a torch sum
-  over a large float64 array (default 1 GiB).
+* the machine's memory read bandwidth, measured here as the best of a NumPy sum, a torch sum and
+  a BLAS dot product (NumPy and torch) over a large float64 array (default 1 GiB).
 
 Worlds: dense random MDPs ``(S, 4, S)`` with full support, and a sparse 4-action gridworld
 (an open ``N x N`` layout, ``slip=0.1``, built with :func:`cai.mdp.builders.gridworld`).
@@ -30,9 +30,25 @@ import sys
 import time
 from typing import Callable, Dict, List
 
-import numpy as np
-import scipy.sparse as sp
-import torch
+
+def _threads_from_argv(argv: List[str]):
+    """The value of ``--threads N`` in ``argv`` (or None), read before NumPy loads its BLAS."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+if __name__ == "__main__" and _threads_from_argv(sys.argv) is not None:
+    # same thread count for both sides: OpenBLAS (NumPy/SciPy) reads it when it loads
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv(sys.argv)
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import torch  # noqa: E402
 
 # make `import cai` work when run from a checkout without installation
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
@@ -63,10 +79,14 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup:
 
 
 def memory_bandwidth(nbytes: int, repeats: int) -> Dict[str, float]:
-    """Read bandwidth (bytes/s) of a NumPy sum and a torch sum over a float64 array of ``nbytes``."""
+    """Read bandwidth (bytes/s) over a float64 array of ``nbytes``: NumPy sum, torch sum, BLAS dot.
+
+    ``x @ x`` (BLAS ``ddot``) reads ``x`` once per call, like a mat-vec reads its matrix.
+    """
     x = np.ones(nbytes // 8)
     xt = torch.from_numpy(x)
-    t = time_interleaved({"numpy_sum": lambda: x.sum(), "torch_sum": lambda: xt.sum()}, repeats)
+    t = time_interleaved({"numpy_sum": lambda: x.sum(), "torch_sum": lambda: xt.sum(),
+                          "numpy_dot": lambda: x @ x, "torch_dot": lambda: xt @ xt}, repeats)
     return {k: x.nbytes / v for k, v in t.items()}
 
 
@@ -241,7 +261,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=21, help="timed repeats per backup (median reported)")
     p.add_argument("--solve-repeats", type=int, default=3, help="timed repeats per whole solve")
     p.add_argument("--bandwidth-mb", type=int, default=1024, help="array size of the bandwidth measurement")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for torch and (when run as a script) OpenBLAS; default: each library's own")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", default=None, help="also write the report to this file")
     args = p.parse_args(argv)
@@ -259,7 +280,8 @@ def main(argv=None) -> int:
     header = [
         f"command: python benchmarks/bench_backup.py {' '.join(sys.argv[1:] if argv is None else argv)}",
         f"machine: {os.cpu_count()} CPUs ({cpu}); torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), numpy {np.__version__}, scipy {__import__('scipy').__version__}, "
+        f"({torch.get_num_threads()} threads), numpy {np.__version__} (OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), scipy {__import__('scipy').__version__}, "
         f"python {platform.python_version()}",
         f"load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}",
     ]
@@ -267,9 +289,9 @@ def main(argv=None) -> int:
 
     bw_all = memory_bandwidth(args.bandwidth_mb * 2 ** 20, max(3, args.repeats // 4))
     bw = max(bw_all.values())
-    bw_line = ("memory read bandwidth (sum over a float64 array of "
-               f"{args.bandwidth_mb} MiB): NumPy {bw_all['numpy_sum'] / 1e9:.1f} GB/s, torch "
-               f"{bw_all['torch_sum'] / 1e9:.1f} GB/s; best = {bw / 1e9:.1f} GB/s is the reference")
+    bw_line = (f"memory read bandwidth over a float64 array of {args.bandwidth_mb} MiB: "
+               + ", ".join(f"{k.replace('_', ' ')} {v / 1e9:.1f} GB/s" for k, v in bw_all.items())
+               + f"; the best, {bw / 1e9:.1f} GB/s, is the reference")
     print(bw_line, flush=True)
 
     results = []
