@@ -17,8 +17,8 @@ Worlds: dense random MDPs ``(S, 4, S)`` with full support, and a sparse 4-action
 (an open ``N x N`` layout, ``slip=0.1``, built with :func:`cai.mdp.builders.gridworld`).
 
 Before any timing the script asserts that cai and the reference agree (relative 1e-10).
-Timings interleave the variants repeat by repeat (so a busy machine slows all of them alike) and
-report the median. Run ``python benchmarks/bench_backup.py --help`` for the options;
+Timings interleave the variants repeat by repeat (so a busy machine slows all of them alike;
+``--blocked`` times each in its own block instead) and report the median. Run ``python benchmarks/bench_backup.py --help`` for the options;
 ``--quick`` is a few-second smoke run (used by the tests).
 """
 from __future__ import annotations
@@ -65,8 +65,22 @@ RTOL = 1e-10
 # ---------------------------------------------------------------------------------------------
 # timing helpers
 
+BLOCKED = False   # set by --blocked
+
+
 def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, float]:
-    """Median wall time (seconds) of each function, running them in turn within each repeat."""
+    """Median wall time (seconds) of each function, running them in turn within each repeat.
+
+    With ``BLOCKED`` each function instead runs all its repeats in one block, after a short pause:
+    with several threads per library, a pool that has just run (OpenBLAS, OpenMP) keeps spinning
+    for a while and slows whichever library runs next on a machine with few cores.
+    """
+    if BLOCKED:
+        out = {}
+        for k, f in fns.items():
+            time.sleep(0.2)
+            out.update(time_interleaved({k: f}, repeats, warmup))
+        return out
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -270,6 +284,8 @@ def main(argv=None) -> int:
     p.add_argument("--bandwidth-mb", type=int, default=1024, help="array size of the bandwidth measurement")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for torch and (when run as a script) OpenBLAS; default: each library's own")
+    p.add_argument("--blocked", action="store_true",
+                   help="time each variant in its own block instead of interleaving them repeat by repeat")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", default=None, help="also write the report to this file")
     args = p.parse_args(argv)
@@ -278,6 +294,8 @@ def main(argv=None) -> int:
         args.repeats, args.solve_repeats, args.bandwidth_mb = 3, 1, 64
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    global BLOCKED
+    BLOCKED = args.blocked
     torch.set_default_dtype(torch.float64)
     rng = np.random.default_rng(args.seed)
 
