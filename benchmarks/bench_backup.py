@@ -79,8 +79,12 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup:
         out = {}
         for k, f in fns.items():
             time.sleep(0.2)
-            out.update(time_interleaved({k: f}, repeats, warmup))
+            out.update(_time_in_turn({k: f}, repeats, warmup))
         return out
+    return _time_in_turn(fns, repeats, warmup)
+
+
+def _time_in_turn(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int) -> Dict[str, float]:
     for _ in range(warmup):
         for f in fns.values():
             f()
