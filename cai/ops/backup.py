@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .logspace import log_matmul_exp, logsumexp, matmul
+from .logspace import _needs_grad, log_matmul_exp, logsumexp, matmul
 
 __all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation"]
 
@@ -93,9 +93,16 @@ def q_backup(
         return (Q, a3 * live) if with_live else Q
 
     PM = mdp.transition_matrix                                 # (S*A, S)
+    # without autograd the freshly computed (*b, S, A) tensor is updated in place (no temporaries:
+    # at scale each one costs a pass over memory and fresh pages); the arithmetic is unchanged
+    inplace = not with_live and not _needs_grad(PM, r, v_next, alpha)
     if mode == EXPECTED:
         cols, b = _flat_cols(v_next, S)
         ev = matmul(PM, cols).t().reshape(*b, S, A)
+        if inplace and _owns_broadcast(ev, r):
+            if gamma != 1:                                     # gamma * ev with gamma = 1 is ev
+                ev.mul_(gamma)
+            return ev.add_(r)
         return r + gamma * ev
     if mode != EXACT:
         raise ValueError(f"mode: expected 'exact' or 'expected', got {mode!r}")
@@ -107,10 +114,17 @@ def q_backup(
         succ = torch.logaddexp(L + math.log(gamma), torch.full_like(L, math.log1p(-gamma)))
     else:
         succ = L
+    if inplace and _owns_broadcast(succ, r, a2):
+        return succ.mul_(a2).add_(r)
     Q = r + a2 * succ
     if with_live:
         return Q, r + a2 * (L + math.log(gamma))
     return Q
+
+
+def _owns_broadcast(out: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Whether ``out`` already has the broadcast shape of ``out`` and ``others`` (and owns its memory)."""
+    return out.is_contiguous() and torch.broadcast_shapes(out.shape, *(o.shape for o in others)) == out.shape
 
 
 def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Tensor]):
@@ -130,7 +144,8 @@ def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Ten
     a = alpha.unsqueeze(-1).unsqueeze(-1)
     logits = Q / a if log_prior is None else Q / a + log_prior
     lse = logsumexp(logits, -1)
-    log_pi = logits - lse.unsqueeze(-1)
+    # logits is ours: without autograd, subtract in place instead of allocating log_pi
+    log_pi = logits - lse.unsqueeze(-1) if _needs_grad(logits) else logits.sub_(lse.unsqueeze(-1))
     return a.squeeze(-1) * lse, log_pi
 
 

@@ -10,7 +10,9 @@ with no mass give exactly ``-inf`` and their gradients are zero, not NaN.
 """
 from __future__ import annotations
 
+import math
 import warnings
+import weakref
 
 import torch
 
@@ -21,9 +23,48 @@ def _is_sparse(M: torch.Tensor) -> bool:
     return M.layout != torch.strided
 
 
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will record an operation on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+# int32-index twins of int64 CPU CSR matrices (they share the values), see _csr_int32;
+# id(M) -> (weak reference to M, twin), dropped when M is collected
+_CSR_INT32: dict = {}
+_INT32_MAX = 2 ** 31 - 1
+
+
+def _csr_int32(M: torch.Tensor) -> torch.Tensor:
+    """``M`` with int32 indices, for a CPU CSR matrix whose indices are int64 and fit.
+
+    The CPU sparse kernels (MKL) take 32-bit indices and otherwise convert int64 indices on every
+    call, a copy of ``nnz + n`` indices that costs more than half of a mat-vec. The twin shares
+    ``M``'s values (a detached alias: no reference back to ``M``) and lives as long as ``M``.
+    """
+    if (M.layout != torch.sparse_csr or M.device.type != "cpu" or M.crow_indices().dtype != torch.int64
+            or M.values().numel() > _INT32_MAX or max(M.shape) > _INT32_MAX):
+        return M
+    key = id(M)
+    hit = _CSR_INT32.get(key)
+    if hit is not None and hit[0]() is M:
+        return hit[1]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        twin = torch.sparse_csr_tensor(M.crow_indices().to(torch.int32), M.col_indices().to(torch.int32),
+                                       M.values().detach(), size=M.shape, check_invariants=False)
+    _CSR_INT32[key] = (weakref.ref(M), twin)
+    weakref.finalize(M, _CSR_INT32.pop, key, None)
+    return twin
+
+
 def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
+        if not _needs_grad(M):
+            M = _csr_int32(M)
+        if X.shape[1] == 1:
+            # a CSR mat-vec is several times faster than ``sparse.mm`` with a single column
+            return torch.mv(M, X[:, 0]).unsqueeze(1)
         return torch.sparse.mm(M, X)
     return M @ X
 
@@ -44,7 +85,12 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     shifts by a finite maximum so the backward pass stays finite.
     """
     m = x.detach().amax(dim, keepdim=True)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    m = m.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)       # a finite shift (0 where none is)
+    if not _needs_grad(x):
+        # the same numbers in fewer passes: one temporary, and log(0) = -inf directly (the
+        # ``where``s below only matter for the gradient; NaN sums still give -inf as there)
+        s = torch.sub(x, m).exp_().sum(dim, keepdim=True)
+        return s.nan_to_num_(nan=0.0, posinf=math.inf).log_().add_(m).squeeze(dim)
     s = torch.exp(x - m).sum(dim, keepdim=True)
     ok = s > 0
     out = torch.where(ok, torch.log(torch.where(ok, s, torch.ones_like(s))) + m,
@@ -101,9 +147,15 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         ``(n, B)``: ``log sum_j M[i, j] exp(X[j, b])``; ``-inf`` for rows with no mass.
     """
     c = X.detach().amax(0, keepdim=True)                       # (1, B) column shift
-    c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
-    Y = matmul(M, torch.exp(X - c))                            # (n, B), at memory bandwidth
+    c = c.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)         # finite (0 where none is)
     tiny = torch.finfo(X.dtype).tiny / torch.finfo(X.dtype).eps
+    if not _needs_grad(M, X):
+        # no autograd: one allocation per pass, in place, and one reduction to test all rows
+        Y = matmul(M, torch.sub(X, c).exp_())                  # (n, B), at memory bandwidth
+        if Y.numel() == 0 or bool(Y.amin() > tiny):
+            return Y.log_().add_(c)
+    else:
+        Y = matmul(M, torch.exp(X - c))
     ok = Y > tiny
     out = torch.log(torch.where(ok, Y, torch.ones_like(Y))) + c
     if bool(ok.all()):
