@@ -177,11 +177,12 @@ def bench_world(name: str, mdp, P2, trans_bytes: int, ref_bytes: int, args, rng)
         "np_expected": lambda: np_backup(P2, r, vn, alpha, EXPECTED),
         "cai_expected": lambda: cai_backup(mdp, v, a, EXPECTED),
         "np_matvec": lambda: P2 @ vn,
-        # the product exactly as cai's kernels call it (sparse: through the int32-index twin)
+        # the product exactly as cai's kernels call it (sparse: the stored int32-index CSR)
         "torch_matvec": lambda: matmul(PM, vcol),
     }
     if mdp.is_sparse:
-        fns["torch_mv_int64"] = lambda: torch.mv(PM, v)       # plain torch.mv on the stored CSR
+        PM64 = torch.sparse_csr_tensor(PM.crow_indices().long(), PM.col_indices().long(), PM.values(), size=PM.shape)
+        fns["torch_mv_int64"] = lambda: torch.mv(PM64, v)     # torch.mv on int64 indices (converted per call)
     t = time_interleaved(fns, args.repeats)
 
     # whole finite-horizon solve

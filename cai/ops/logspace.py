@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 
 import torch
 
@@ -28,40 +27,9 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-# int32-index twins of int64 CPU CSR matrices (they share the values), see _csr_int32;
-# id(M) -> (weak reference to M, twin), dropped when M is collected
-_CSR_INT32: dict = {}
-_INT32_MAX = 2 ** 31 - 1
-
-
-def _csr_int32(M: torch.Tensor) -> torch.Tensor:
-    """``M`` with int32 indices, for a CPU CSR matrix whose indices are int64 and fit.
-
-    The CPU sparse kernels (MKL) take 32-bit indices and otherwise convert int64 indices on every
-    call, a copy of ``nnz + n`` indices that costs more than half of a mat-vec. The twin shares
-    ``M``'s values (a detached alias: no reference back to ``M``) and lives as long as ``M``.
-    """
-    if (M.layout != torch.sparse_csr or M.device.type != "cpu" or M.crow_indices().dtype != torch.int64
-            or M.values().numel() > _INT32_MAX or max(M.shape) > _INT32_MAX):
-        return M
-    key = id(M)
-    hit = _CSR_INT32.get(key)
-    if hit is not None and hit[0]() is M:
-        return hit[1]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        twin = torch.sparse_csr_tensor(M.crow_indices().to(torch.int32), M.col_indices().to(torch.int32),
-                                       M.values().detach(), size=M.shape, check_invariants=False)
-    _CSR_INT32[key] = (weakref.ref(M), twin)
-    weakref.finalize(M, _CSR_INT32.pop, key, None)
-    return twin
-
-
 def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
-        if not _needs_grad(M):
-            M = _csr_int32(M)
         if X.shape[1] == 1:
             # a CSR mat-vec is several times faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)

@@ -103,24 +103,3 @@ def test_sparse_matmul_one_column_matches_dense():
     x = X[:, :1].clone().requires_grad_(True)
     matmul(Ms, x).sum().backward()
     torch.testing.assert_close(x.grad, M.sum(0, keepdim=True).t(), rtol=1e-14, atol=1e-14)
-
-
-def test_int32_twin_of_a_csr_matrix_is_dropped_with_it():
-    import gc
-    import weakref
-
-    from cai.ops import logspace
-
-    M = _csr(torch.eye(4, dtype=torch.float64))
-    X = torch.arange(4.0, dtype=torch.float64).unsqueeze(1)
-    with torch.no_grad():
-        torch.testing.assert_close(matmul(M, X), X, rtol=0, atol=0)
-        torch.testing.assert_close(matmul(M, X), X, rtol=0, atol=0)   # second call: the cached twin
-    assert id(M) in logspace._CSR_INT32
-    M.values()[0] = 2.0                                      # the twin shares the values
-    with torch.no_grad():
-        assert matmul(M, X)[0, 0].item() == 0.0 and matmul(M, X + 1)[0, 0].item() == 2.0
-    ref, key = weakref.ref(M), id(M)
-    del M
-    gc.collect()
-    assert ref() is None and key not in logspace._CSR_INT32
