@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 
 __all__ = ["matmul", "log_matmul_exp", "logsumexp", "xlogy_safe", "transpose_csr"]
@@ -34,6 +35,10 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
             # a CSR mat-vec is several times faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)
         return torch.sparse.mm(M, X)
+    if M.device.type == "cpu" and M.dtype == X.dtype and not _needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
+        # NumPy's BLAS (OpenBLAS) runs a float64 mat-vec up to several times faster than the MKL
+        # bundled with CPU torch wheels on AMD processors; both views share memory (no copies)
+        return torch.from_numpy(np.matmul(M.numpy(), X.numpy()))
     return M @ X
 
 
