@@ -81,6 +81,24 @@ def test_state_marginals_and_gif(solved, tmp_path):
         plotting.state_marginals(m, fm, times=[99])
 
 
+def test_state_marginals_cover_the_horizon_with_one_colour_bar():
+    # horizon 30: the default panels run from t = 0 to the last step t = 30, evenly spaced
+    m = gridworld(CLIFF_LAYOUT, slip=0.1, horizon=30)
+    fm = cai.forward_messages(m, cai.backward_messages(m, alpha=1.0))
+    axes = plotting.state_marginals(m, fm)
+    times = [int(a.get_title().split()[2].rstrip(",")) for a in axes]
+    assert times[0] == 0 and times[-1] == 30 and len(times) == 8
+    assert max(np.diff(times)) - min(np.diff(times)) <= 1
+    fig = axes[0].figure
+    assert len(fig.axes) == len(axes) + 1                                  # one shared colour bar
+    # the exit state's mass is in the titles, in words under the figure, and it is the real mass
+    exit_state = [s for s, (r, _) in enumerate(m.metadata["coords"]) if r < 0]
+    last = float(fm.state[30, exit_state].sum())
+    assert f"exit {100 * last:.0f}%" in axes[-1].get_title()
+    assert any("exit state" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
 def test_compare_and_trajectories(solved, tmp_path):
     m, ex, sv, _ = solved
     axes = plotting.compare_solutions(m, ex, sv)
