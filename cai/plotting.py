@@ -164,6 +164,20 @@ def _draw_cells(ax, mdp, *, marks: bool = True):
     ax.set_aspect("equal")
 
 
+def _marked_cells(mdp) -> set:
+    """``{(row, col)}`` of the cells that :func:`_draw_cells` marks with S, G or L."""
+    H, W, coords = _grid(mdp)
+    meta = mdp.metadata
+    return {tuple(int(v) for v in coords[s]) for key in ("start", "goals", "lava") for s in meta.get(key, [])
+            if coords[s][0] >= 0}
+
+
+def _ink(rgba) -> str:
+    """Black or white, whichever reads better on the colour ``rgba`` (by its relative luminance)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
 def _short(x: float) -> str:
     """A cell label of at most 4 characters or so: 118, -58, 4.7, 0.84."""
     if abs(x) >= 9.95:
@@ -186,7 +200,8 @@ def _colorbar(ax, mappable, label=None):
     cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
     cb = ax.figure.colorbar(mappable, cax=cax)
     if label:
-        cb.set_label(label)
+        # a one- or two-letter label (V, Q) reads upright; a word runs along the bar
+        cb.set_label(label, rotation=0 if len(label) <= 2 else 90, labelpad=8 if len(label) <= 2 else 4)
     return cb
 
 
@@ -226,12 +241,13 @@ def value_heatmap(mdp, values, *, t: int = 0, ax=None, cmap: str = "viridis", an
         if annotate is None:
             annotate = H * W <= 100
         if annotate:
-            lo, hi = np.nanmin(img), np.nanmax(img)
-            mid = (lo + hi) / 2
+            marked = _marked_cells(mdp)
             for (r, c), x in np.ndenumerate(img):
                 if np.isfinite(x):
-                    ax.text(c, r, _short(x), ha="center", va="center", fontsize=7,
-                            color="white" if x < mid else "black", zorder=4)
+                    # in a cell with an S/G/L letter (top left) the number moves to the bottom right
+                    at = (c + 0.44, r + 0.42, "right", "bottom") if (r, c) in marked else (c, r, "center", "center")
+                    ax.text(at[0], at[1], _short(x), ha=at[2], va=at[3], fontsize=7,
+                            color=_ink(im.cmap(im.norm(x))), zorder=4)
         if colorbar:
             _colorbar(ax, im, label)
     if title:
