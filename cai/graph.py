@@ -346,7 +346,8 @@ def draw_unrolled(T=3, *, ax=None, annotations: Optional[Mapping[str, str]] = No
             if n in pos:
                 x, y = pos[n]
                 dx, dy, ha, va = _ANNOTATION_AT[g.nodes[n]["kind"]]
-                ax.text(x + dx, y + dy, text, ha=ha, va=va, fontsize=8, color="#222222", zorder=1.5,   # over edges, under nodes
+                # zorder 1.5: over the edges (1), under the nodes (2); the white box keeps it legible
+                ax.text(x + dx, y + dy, text, ha=ha, va=va, fontsize=8, color="#222222", zorder=1.5,
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
     anchor = None
     if factor_labels:
