@@ -38,7 +38,8 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     if M.device.type == "cpu" and M.dtype == X.dtype and not _needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
         # NumPy's BLAS (OpenBLAS) runs a float64 mat-vec up to several times faster than the MKL
         # bundled with CPU torch wheels on AMD processors; both views share memory (no copies)
-        return torch.from_numpy(np.matmul(M.numpy(), X.numpy()))
+        # (X must be contiguous: NumPy falls back to a slow non-BLAS loop for odd strides)
+        return torch.from_numpy(np.matmul(M.numpy(), X.contiguous().numpy()))
     return M @ X
 
 
