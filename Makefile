@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench bench-all lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow --durations=15
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_backup.py
+	$(PY) benchmarks/bench_backup.py --threads 1
+
+bench-all: bench
+	$(PY) benchmarks/bench_svi.py --threads 1 --with-sample
+	$(PY) benchmarks/bench_algorithms.py
 
 lint: $(STAMP)
 	$(PIP) install --quiet ruff

@@ -5,7 +5,7 @@
     cai demo     [--out DIR] [--alpha A] [--slip P] [--horizon T] [--no-gif]
     cai solve    WORLD [--method exact|soft-vi|vi|svi] [--alpha A] [--horizon T] [--discount G] [--out FILE]
     cai compare  WORLD [--alpha A] [--horizon T] [--discount G]
-    cai graph    [--steps T] [--world WORLD] [--out FILE]
+    cai graph    [--steps T] [--world WORLD] [--all-steps] [--out FILE]
     cai worlds
 
 ``WORLD`` is a name from ``cai worlds`` or the path of a text layout file (``#`` wall, ``S``
@@ -388,23 +388,56 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+#: worlds whose horizon is part of the problem (the lottery is one decision): ``cai graph`` keeps it
+_FIXED_HORIZON = {"lottery"}
+
+
+def _graph_world(args):
+    """``(world, mdp, T, note)`` for ``cai graph --world``: the world at its own horizon unless
+    ``--steps`` asks for another (and the world allows one); ``note`` says what changed, if anything."""
+    world, mdp = load_world(args.world, slip=args.slip)
+    own = mdp.horizon
+    note = None
+    if own is None:
+        T = args.steps or 3
+        world, mdp = load_world(args.world, horizon=T, slip=args.slip)
+        note = f"{world} is stationary; drawing and solving it at horizon T = {T}"
+    elif args.steps is None or args.steps == own:
+        T = own
+    elif world in _FIXED_HORIZON:
+        T = own
+        note = f"{world} has a fixed horizon of {own}; drawing T = {own}, not {args.steps}"
+    else:
+        T = args.steps
+        world, mdp = load_world(args.world, horizon=T, slip=args.slip)
+        note = (f"solving {world} at horizon T = {T} (its own is {own}), so the values differ from "
+                f"`cai solve {world}`; leave out --steps to use {own}")
+    return world, mdp, T, note
+
+
 def _cmd_graph(args) -> int:
     _use_agg()
     import matplotlib.pyplot as plt
 
-    from .graph import draw_unrolled, message_annotations
+    from .graph import draw_unrolled, message_annotations, message_caption
 
-    annotations, title = None, f"control as inference, T = {args.steps}"
+    annotations, caption = None, None
+    T = args.steps or 3
+    title = f"control as inference, T = {T}"
     if args.world:
         import cai
 
-        world, mdp = load_world(args.world, horizon=args.steps, slip=args.slip)
+        world, mdp, T, note = _graph_world(args)
+        if note and not args.quiet:
+            print(f"cai graph: note: {note}", file=sys.stderr)
         sol = cai.backward_messages(mdp, alpha=args.alpha)
         annotations = message_annotations(sol, marginals=cai.forward_messages(mdp, sol))
-        title += f": messages of {world} at its start state (alpha={args.alpha:g})"
+        caption = message_caption(sol, marginals=True)
+        title = f"control as inference, T = {T}: exact messages of {world} at its start state"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ax = draw_unrolled(args.steps, annotations=annotations, action_edges=args.action_edges, title=title)
+    ax = draw_unrolled(T, annotations=annotations, action_edges=args.action_edges, title=title, caption=caption,
+                       max_steps=None if args.all_steps else 6)
     ax.figure.savefig(out, dpi=args.dpi, bbox_inches="tight")
     plt.close(ax.figure)
     if not args.quiet:
@@ -427,7 +460,7 @@ def _cmd_demo(args) -> int:
 
     import cai
     from . import plotting
-    from .graph import draw_unrolled, message_annotations
+    from .graph import draw_unrolled, message_annotations, message_caption
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -448,9 +481,9 @@ def _cmd_demo(args) -> int:
         written.append(path)
 
     T = mdp.horizon
-    k = min(4, T)
-    ax = draw_unrolled(k, annotations=message_annotations(exact, marginals=post),
-                       title=f"the graphical model (first {k} of T={T} steps), exact messages at the start state")
+    ax = draw_unrolled(T, annotations=message_annotations(exact, marginals=post),
+                       caption=message_caption(exact, marginals=True),
+                       title=f"the graphical model (T = {T}), exact messages at the start state")
     save(ax.figure, "graphical_model.png")
 
     axes = plotting.compare_solutions(mdp, exact, soft, title=f"V_0: exact inference vs soft VI (slip {args.slip:g}, alpha {alpha:g})")
@@ -550,8 +583,12 @@ def _parser() -> _Parser:
     g = sub.add_parser("graph", help="draw the unrolled graphical model",
                        description="Draw the unrolled model s_t, a_t, O_t for T steps (optionally "
                                    "annotated with a world's exact messages).")
-    g.add_argument("--steps", "-T", type=_steps, default=3, help="number of decisions T (default 3)")
-    g.add_argument("--world", default=None, help="annotate with this world's messages at its start state")
+    g.add_argument("--steps", "-T", type=_steps, default=None,
+                   help="number of decisions T (default 3, or with --world the world's own horizon; "
+                        "a world with a fixed horizon, such as the lottery, keeps its own); more than 7 "
+                        "are drawn as the first and last steps with an ellipsis between")
+    g.add_argument("--world", default=None, help="annotate with this world's exact messages at its start state")
+    g.add_argument("--all-steps", action="store_true", help="draw every step of a long horizon (no ellipsis)")
     g.add_argument("--alpha", type=_positive_float, default=1.0, help="temperature for --world")
     g.add_argument("--slip", type=_probability, default=None, help="slip probability for --world")
     g.add_argument("--action-edges", action="store_true", help="draw the action-prior edges s_t -> a_t")

@@ -164,6 +164,20 @@ def _draw_cells(ax, mdp, *, marks: bool = True):
     ax.set_aspect("equal")
 
 
+def _marked_cells(mdp) -> set:
+    """``{(row, col)}`` of the cells that :func:`_draw_cells` marks with S, G or L."""
+    H, W, coords = _grid(mdp)
+    meta = mdp.metadata
+    return {tuple(int(v) for v in coords[s]) for key in ("start", "goals", "lava") for s in meta.get(key, [])
+            if coords[s][0] >= 0}
+
+
+def _ink(rgba) -> str:
+    """Black or white, whichever reads better on the colour ``rgba`` (by its relative luminance)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
 def _short(x: float) -> str:
     """A cell label of at most 4 characters or so: 118, -58, 4.7, 0.84."""
     if abs(x) >= 9.95:
@@ -186,7 +200,8 @@ def _colorbar(ax, mappable, label=None):
     cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
     cb = ax.figure.colorbar(mappable, cax=cax)
     if label:
-        cb.set_label(label)
+        # a one- or two-letter label (V, Q) reads upright; a word runs along the bar
+        cb.set_label(label, rotation=0 if len(label) <= 2 else 90, labelpad=8 if len(label) <= 2 else 4)
     return cb
 
 
@@ -226,12 +241,13 @@ def value_heatmap(mdp, values, *, t: int = 0, ax=None, cmap: str = "viridis", an
         if annotate is None:
             annotate = H * W <= 100
         if annotate:
-            lo, hi = np.nanmin(img), np.nanmax(img)
-            mid = (lo + hi) / 2
+            marked = _marked_cells(mdp)
             for (r, c), x in np.ndenumerate(img):
                 if np.isfinite(x):
-                    ax.text(c, r, _short(x), ha="center", va="center", fontsize=7,
-                            color="white" if x < mid else "black", zorder=4)
+                    # in a cell with an S/G/L letter (top left) the number moves to the bottom right
+                    at = (c + 0.44, r + 0.42, "right", "bottom") if (r, c) in marked else (c, r, "center", "center")
+                    ax.text(at[0], at[1], _short(x), ha=at[2], va=at[3], fontsize=7,
+                            color=_ink(im.cmap(im.norm(x))), zorder=4)
         if colorbar:
             _colorbar(ax, im, label)
     if title:
@@ -353,17 +369,33 @@ def _marginal_panel(mdp, p: np.ndarray, ax, cmap, norm):
     return im
 
 
+def _default_times(T1: int, n: int = 8) -> list:
+    """Up to ``n`` evenly spaced steps from ``0`` to the last step ``T1 - 1``, both included."""
+    return sorted(set(np.linspace(0, T1 - 1, min(T1, n)).round().astype(int).tolist()))
+
+
+#: how the panels name the mass that has left the grid (a grid world's absorbing exit state)
+_EXIT_NOTE = ("exit = probability mass in the absorbing exit state (the episode has ended at a goal or "
+              "the cliff); it has no cell and is not drawn")
+
+
 def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax=None, ncols: int = 4,
-                    cmap: str = "magma", title: Optional[str] = None):
+                    cmap: str = "magma", colorbar: bool = True, title: Optional[str] = None):
     """Small multiples of the state marginals ``p(s_t)`` over time, one panel per ``t``.
+
+    All panels share one colour scale (square-root, so that small probabilities stay visible)
+    and, on grids, one colour bar. Mass in states without a cell (a grid world's absorbing exit
+    state, reached after a goal or lava) is given in the panel titles as ``exit NN%`` and
+    explained under the figure.
 
     Args:
         marginals: :class:`~cai.ForwardMessages` (``.state``) or an array ``(T+1, S)`` (e.g.
             :func:`policy_state_marginals`).
-        times: which steps (default: up to 8 evenly spaced from 0 to the last step with at
-            least 1% of the mass on the grid; mass in the exit state is given in the titles).
+        times: which steps (default: up to 8 evenly spaced from ``0`` to the last step ``T``,
+            both included).
         ax: an array of at least ``len(times)`` Axes, or ``None`` for a new figure.
         ncols: panels per row of a new figure.
+        colorbar: add one colour bar shared by the panels (grid worlds).
 
     Returns:
         ``numpy`` array of the Axes used (one per time).
@@ -373,9 +405,7 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
     T1 = m.shape[0]
     off_grid = _off_grid_mass(mdp, m)                                  # (T+1,)
     if times is None:
-        # up to 8 steps, evenly spaced over the part of the episode that is still on the grid
-        last = int(np.flatnonzero(off_grid < 0.99)[-1]) if (off_grid < 0.99).any() else T1 - 1
-        times = sorted(set(np.linspace(0, last, min(last + 1, 8)).round().astype(int).tolist()))
+        times = _default_times(T1)
     for t in times:
         if not (0 <= t < T1):
             raise ValueError(f"times: expected steps in [0, {T1 - 1}], got {t}")
@@ -383,7 +413,7 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
         ncols = min(ncols, len(times))
         nrows = int(np.ceil(len(times) / ncols))
         w, h = _panel_size(mdp, 2.8)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, (h + 0.2) * nrows + 0.4), squeeze=False,
+        fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols + 0.8, (h - 0.2) * nrows + 0.8), squeeze=False,
                                  constrained_layout=True)
         for extra in axes.ravel()[len(times):]:
             extra.axis("off")
@@ -395,16 +425,24 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
     from matplotlib.colors import PowerNorm
 
     vmax = float(m[list(times)].max()) or 1.0
+    norm = PowerNorm(0.5, vmin=0, vmax=vmax)
+    im = None
     for a, t in zip(axes, times):
         if _grid(mdp) is None:
             a.bar(range(mdp.n_states), m[t], color="#7a0177")
             a.set_ylim(0, vmax)
         else:
-            _marginal_panel(mdp, m[t], a, cmap, PowerNorm(0.5, vmin=0, vmax=vmax))
-        extra = f" (off grid {off_grid[t]:.2f})" if off_grid[t] >= 0.005 else ""
+            im = _marginal_panel(mdp, m[t], a, cmap, norm)
+        extra = f",  exit {100 * off_grid[t]:.0f}%" if off_grid[t] >= 0.005 else ""
         a.set_title(f"t = {t}{extra}", fontsize=9)
+    fig = axes[0].figure
+    if im is not None and colorbar:
+        cb = fig.colorbar(im, ax=list(axes), shrink=0.85, pad=0.02, aspect=30)
+        cb.set_label("p(s_t = s)")
+    if (off_grid[list(times)] >= 0.005).any():
+        fig.text(0.5, 0.0, _EXIT_NOTE, ha="center", va="top", fontsize=8, color="#444444")
     if title:
-        axes[0].figure.suptitle(title)
+        fig.suptitle(title)
     return axes
 
 

@@ -124,6 +124,67 @@ def test_graph_and_worlds(tmp_path, capsys):
     assert code == 0 and "cliff" in out and "frozenlake" in out
 
 
+def test_graph_long_horizon_is_readable(tmp_path, capsys):
+    # 50 steps used to give a 10302 x 488 px strip; now the first 4 and last 2 decisions are drawn
+    path = tmp_path / "g50.png"
+    code, _, err = _run(capsys, "graph", "--steps", "50", "--out", str(path), "--dpi", "100", "-q")
+    assert code == 0, err
+    import matplotlib.pyplot as plt
+    h, w = plt.imread(path).shape[:2]
+    assert w < 2000 and w / h < 5, (w, h)
+    # --all-steps draws every step: the long strip again
+    path = tmp_path / "g50all.png"
+    code, _, err = _run(capsys, "graph", "--steps", "50", "--all-steps", "--out", str(path), "--dpi", "20", "-q")
+    assert code == 0, err
+    assert plt.imread(path).shape[1] > 1500
+
+
+def _graph_messages(monkeypatch, capsys, *argv):
+    """Run `cai graph` and return (exit code, stderr, the solution it annotated, T drawn)."""
+    import cai.graph as graph
+
+    seen = {}
+    real_ann, real_draw = graph.message_annotations, graph.draw_unrolled
+
+    def ann(sol, *a, **k):
+        seen["sol"] = sol
+        return real_ann(sol, *a, **k)
+
+    def draw(T, *a, **k):
+        seen["T"] = T
+        return real_draw(T, *a, **k)
+
+    monkeypatch.setattr(graph, "message_annotations", ann)
+    monkeypatch.setattr(graph, "draw_unrolled", draw)
+    code, _, err = _run(capsys, "graph", *argv)
+    return code, err, seen.get("sol"), seen.get("T")
+
+
+def test_graph_keeps_a_fixed_horizon(tmp_path, monkeypatch, capsys):
+    # the lottery is one decision: -T 2 must not re-solve it at horizon 2 (whose values differ)
+    solve_out = tmp_path / "lottery.json"
+    code, _, err = _run(capsys, "solve", "lottery", "--out", str(solve_out), "-q")
+    assert code == 0, err
+    solved = json.loads(solve_out.read_text())
+    code, err, sol, T = _graph_messages(monkeypatch, capsys, "--world", "lottery", "-T", "2",
+                                        "--out", str(tmp_path / "g.png"))
+    assert code == 0 and T == 1 and sol.mdp.horizon == 1
+    assert "note" in err and "fixed horizon of 1" in err and "not 2" in err
+    np.testing.assert_allclose(sol.V.numpy(), solved["V"], rtol=1e-12)
+    assert float(sol.log_evidence) == pytest.approx(solved["log_evidence"], rel=1e-12)
+    # without -T: the world's own horizon, no note
+    code, err, sol, T = _graph_messages(monkeypatch, capsys, "--world", "lottery", "--out", str(tmp_path / "g.png"))
+    assert code == 0 and T == 1 and "note" not in err
+    # a world without a fixed horizon is re-solved at -T, and the command says so
+    code, err, sol, T = _graph_messages(monkeypatch, capsys, "--world", "two-route", "-T", "3",
+                                        "--out", str(tmp_path / "g2.png"))
+    assert code == 0 and T == 3 and sol.mdp.horizon == 3
+    assert "note" in err and "horizon T = 3" in err and "its own is 12" in err
+    code, err, sol, T = _graph_messages(monkeypatch, capsys, "--world", "two-route", "-q",
+                                        "--out", str(tmp_path / "g3.png"))
+    assert code == 0 and T == 12 and sol.mdp.horizon == 12 and err == ""
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["solve", "nowhere"], "unknown world"),
     (["solve", "cliff", "--alpha", "-1"], "alpha"),

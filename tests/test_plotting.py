@@ -81,6 +81,50 @@ def test_state_marginals_and_gif(solved, tmp_path):
         plotting.state_marginals(m, fm, times=[99])
 
 
+def test_state_marginals_cover_the_horizon_with_one_colour_bar():
+    # horizon 30: the default panels run from t = 0 to the last step t = 30, evenly spaced
+    m = gridworld(CLIFF_LAYOUT, slip=0.1, horizon=30)
+    fm = cai.forward_messages(m, cai.backward_messages(m, alpha=1.0))
+    axes = plotting.state_marginals(m, fm)
+    times = [int(a.get_title().split()[2].rstrip(",")) for a in axes]
+    assert times[0] == 0 and times[-1] == 30 and len(times) == 8
+    assert max(np.diff(times)) - min(np.diff(times)) <= 1
+    fig = axes[0].figure
+    assert len(fig.axes) == len(axes) + 1                                  # one shared colour bar
+    # the exit state's mass is in the titles, in words under the figure, and it is the real mass
+    exit_state = [s for s, (r, _) in enumerate(m.metadata["coords"]) if r < 0]
+    last = float(fm.state[30, exit_state].sum())
+    assert f"exit {100 * last:.0f}%" in axes[-1].get_title()
+    assert any("exit state" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
+def test_cell_numbers_do_not_collide_with_the_cell_letters(solved):
+    # every S/G/L cell has its letter at the top left and its number at the bottom right; the
+    # other cells have their number in the centre; each number is inked to contrast with its cell
+    m, ex, sv, _ = solved
+    axes = plotting.compare_solutions(m, ex, sv)
+    coords = m.metadata["coords"]
+    marked = {tuple(coords[s]) for k in ("start", "goals", "lava") for s in m.metadata[k]}
+    for ax in axes:
+        im = ax.images[0]
+        letters = [t for t in ax.texts if t.get_text() in ("S", "G", "L")]
+        numbers = [t for t in ax.texts if t not in letters]
+        assert len(letters) == len(marked) and len(numbers) == 4 * 9
+        for t in numbers:
+            x, y = t.get_position()
+            r, c = int(round(y)), int(round(x))          # the cell whose centre is nearest
+            if t.get_va() == "bottom":
+                r, c = int(round(y - 0.42)), int(round(x - 0.44))
+            assert ((r, c) in marked) == (t.get_ha() == "right" and t.get_va() == "bottom")
+            cell = np.asarray(im.cmap(im.norm(im.get_array()[r, c]))[:3])
+            lum = float(cell @ [0.2126, 0.7152, 0.0722])
+            assert t.get_color() == ("black" if lum > 0.45 else "white")
+        for t in letters:
+            assert t.get_ha() == "left" and t.get_va() == "top"
+    plt.close(axes[0].figure)
+
+
 def test_compare_and_trajectories(solved, tmp_path):
     m, ex, sv, _ = solved
     axes = plotting.compare_solutions(m, ex, sv)

@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from .._checks import check_model
-from ..ops.backup import EXACT, q_backup, soft_max
+from ..ops.backup import EXACT, exact_successor, q_backup, soft_max
 from ..ops.logspace import log_matmul_exp, logsumexp, transpose_csr
 from ..ops.recursion import ConvergenceWarning, DivergenceError, Recursion, backward
 from ..solution import Solution
@@ -188,28 +188,33 @@ class ForwardMessages(NamedTuple):
         return self.visitation.sum(-1)
 
 
-def _successor_free(sol: Solution, t, Q: torch.Tensor) -> torch.Tensor:
-    """``Q_t - r_t`` (the successor part, finite; 0 at forbidden actions)."""
-    r = sol.mdp.reward_at(t)
-    if sol.mdp.reward_layout == "sas":
-        return torch.where(torch.isneginf(Q), torch.zeros_like(Q), Q)
-    return torch.where(torch.isneginf(r), torch.zeros_like(Q), Q - r)
+def log_normaliser(sol: Solution, t, v_next: torch.Tensor) -> torch.Tensor:
+    r"""``D_t(s,a)``, the log normaliser of the posterior dynamics, in nats: ``(*b, S, A)``.
+
+    ``p(s'|s,a,O) = gamma P(s'|s,a) exp(V_{t+1}(s')/alpha [+ r(s,a,s')/alpha] - D_t(s,a))`` with
+    ``D = (Q_t - r_t)/alpha``, computed from ``V_{t+1}`` directly (no cancellation against large
+    rewards); with ``r(s,a,s')`` rewards ``D = Q_t/alpha``. 0 at forbidden actions.
+    """
+    mdp = sol.mdp
+    if mdp.reward_layout == "sas":
+        Q = sol.q_at(t) if t is not None else sol.Q
+        return torch.where(torch.isneginf(Q), torch.zeros_like(Q), Q) / sol.alpha.unsqueeze(-1).unsqueeze(-1)
+    return exact_successor(mdp, v_next, sol.alpha)[0]
 
 
 def _log_next(sol: Solution, t, log_joint: torch.Tensor, PT, v_next: torch.Tensor) -> torch.Tensor:
     """``log p(s_{t+1} | O)`` from ``log p(s_t, a_t | O)`` through the posterior dynamics."""
     mdp = sol.mdp
     a = sol.alpha.unsqueeze(-1)
-    Q = sol.q_at(t) if t is not None else sol.Q
-    C = _successor_free(sol, t, Q)
+    D = log_normaliser(sol, t, v_next)
     lg = math.log(mdp.gamma)
     if mdp.reward_layout == "sas":
         a4 = a.unsqueeze(-1).unsqueeze(-1)
-        terms = (log_joint - C / a.unsqueeze(-1)).unsqueeze(-1) + torch.log(mdp.transitions) \
+        terms = (log_joint - D).unsqueeze(-1) + torch.log(mdp.transitions) \
             + (mdp.reward_at(t) + v_next.unsqueeze(-2).unsqueeze(-2)) / a4
         return logsumexp(logsumexp(terms, -3), -2) + lg
     S = mdp.n_states
-    lw = log_joint - C / a.unsqueeze(-1)                            # (*b, S, A)
+    lw = log_joint - D                                              # (*b, S, A)
     b = lw.shape[:-2]
     cols = lw.reshape(-1, S * mdp.n_actions).t()
     out = log_matmul_exp(PT, cols).t().reshape(*b, S)
@@ -302,10 +307,10 @@ def posterior_dynamics(mdp, messages: Solution, t: Optional[int] = None) -> torc
     a = messages.alpha.unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)
     P = mdp.dense_transitions()
     Q = messages.q_at(t)
-    C = _successor_free(messages, t, Q).unsqueeze(-1)
     v_next = messages.V[..., t + 1, :] if mdp.horizon is not None else messages.V
+    D = log_normaliser(messages, t, v_next).unsqueeze(-1)
     extra = mdp.reward_at(t) if mdp.reward_layout == "sas" else 0.0
-    logK = math.log(mdp.gamma) + torch.log(P) + (extra + v_next.unsqueeze(-2).unsqueeze(-2) - C) / a
+    logK = math.log(mdp.gamma) + torch.log(P) + (extra + v_next.unsqueeze(-2).unsqueeze(-2)) / a - D
     K = torch.exp(logK)
     forbidden = torch.isneginf(Q).unsqueeze(-1)
     return torch.where(forbidden, mdp.gamma * P, K)

@@ -9,6 +9,7 @@ import torch
 from .._checks import as_tensor, check_policy
 from ..mdp.tabular import TabularMDP
 from ..solution import Solution
+from .messages import log_normaliser
 
 __all__ = ["Trajectories", "sample_trajectories", "sample_posterior", "transition_rows"]
 
@@ -142,16 +143,11 @@ def sample_posterior(mdp: TabularMDP, messages: Solution, n: int, *,
             break
         st = s[idx]
         a = _categorical(messages.policy_at(t)[st], generator)
-        Q = messages.q_at(t)[st, a]
         v_next = messages.V[t + 1]
+        D = log_normaliser(messages, t, v_next)[st, a]
         rows = transition_rows(mdp, st * A + a)
-        if mdp.reward_layout == "sas":
-            extra = mdp.rewards[st, a]
-            C = Q
-        else:
-            extra = 0.0
-            C = Q - mdp.reward_at(t)[st, a]
-        live = g * rows * torch.exp((extra + v_next - C.unsqueeze(-1)) / alpha)
+        extra = mdp.rewards[st, a] if mdp.reward_layout == "sas" else 0.0
+        live = g * rows * torch.exp((extra + v_next) / alpha - D.unsqueeze(-1))
         if g < 1:
             dead = (1 - live.sum(-1)).clamp_min(0).unsqueeze(-1)
             nxt = _categorical(torch.cat([live, dead], -1), generator)

@@ -34,7 +34,13 @@ def _is_scipy_sparse(x) -> bool:
 
 
 def make_csr(crow, col, values, size) -> torch.Tensor:
-    """``torch.sparse_csr_tensor`` without the beta-feature warning (invariants are checked by us)."""
+    """``torch.sparse_csr_tensor`` without the beta-feature warning (invariants are checked by us).
+
+    Indices are stored as int32 whenever they fit: the CPU sparse kernels take 32-bit indices
+    and would otherwise convert ``nnz + n`` int64 indices on every mat-vec (more than half its cost).
+    """
+    if values.numel() < 2 ** 31 - 1 and max(size) < 2 ** 31 - 1:
+        crow, col = crow.to(torch.int32), col.to(torch.int32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)

@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .logspace import log_matmul_exp, logsumexp, matmul
+from .logspace import _needs_grad, log_matmul_exp, logsumexp, matmul
 
 __all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation"]
 
@@ -82,35 +82,81 @@ def q_backup(
             terms = torch.where(reach, P * (r + gamma * vn), torch.zeros((), dtype=P.dtype, device=P.device))
             return terms.sum(-1)
         logP = torch.log(P)
-        base = logP + r / a3.unsqueeze(-1)                     # (*b, S, A, S)
+        base = logP + div_keep_neginf(r, a3.unsqueeze(-1))     # (*b, S, A, S)
         live = logsumexp(base + vn / a3.unsqueeze(-1) + math.log(gamma), -1)
         if gamma < 1:
             tail = torch.logaddexp(vn / a3.unsqueeze(-1) + math.log(gamma),
                                    torch.full_like(vn, math.log1p(-gamma)))
-            Q = a3 * logsumexp(base + tail, -1)
+            Q = mul_keep_neginf(logsumexp(base + tail, -1), a3)
         else:
-            Q = a3 * live
-        return (Q, a3 * live) if with_live else Q
+            Q = mul_keep_neginf(live, a3)
+        return (Q, mul_keep_neginf(live, a3)) if with_live else Q
 
     PM = mdp.transition_matrix                                 # (S*A, S)
+    # without autograd the freshly computed (*b, S, A) tensor is updated in place (no temporaries:
+    # at scale each one costs a pass over memory and fresh pages); the arithmetic is unchanged
+    inplace = not with_live and not _needs_grad(PM, r, v_next, alpha)
     if mode == EXPECTED:
         cols, b = _flat_cols(v_next, S)
         ev = matmul(PM, cols).t().reshape(*b, S, A)
+        if inplace and _owns_broadcast(ev, r):
+            if gamma != 1:                                     # gamma * ev with gamma = 1 is ev
+                ev.mul_(gamma)
+            return ev.add_(r)
         return r + gamma * ev
     if mode != EXACT:
         raise ValueError(f"mode: expected 'exact' or 'expected', got {mode!r}")
-    x = v_next / a
-    cols, b = _flat_cols(x, S)
-    L = log_matmul_exp(PM, cols).t().reshape(*b, S, A)         # log sum_s' P exp(V/alpha)
+    succ, L = exact_successor(mdp, v_next, alpha)
     a2 = a.unsqueeze(-1)                                       # (*b, 1, 1)
-    if gamma < 1:
-        succ = torch.logaddexp(L + math.log(gamma), torch.full_like(L, math.log1p(-gamma)))
-    else:
-        succ = L
+    if inplace and _owns_broadcast(succ, r, a2):
+        return succ.mul_(a2).add_(r)
     Q = r + a2 * succ
     if with_live:
         return Q, r + a2 * (L + math.log(gamma))
     return Q
+
+
+def exact_successor(mdp, v_next: torch.Tensor, alpha: torch.Tensor):
+    r"""The successor part of the exact backup, in nats, for rewards that do not depend on ``s'``.
+
+    ::
+
+        L(s,a)    = log sum_s' P(s'|s,a) exp(V_{t+1}(s') / alpha)
+        succ(s,a) = log(gamma * exp(L(s,a)) + 1 - gamma)          (= L without a discount)
+
+    so that ``Q = r + alpha * succ``. The posterior dynamics divide by ``exp(succ)``; computing it
+    here, rather than as ``(Q - r) / alpha``, avoids cancellation when ``|r| >> alpha * |succ|``.
+
+    Returns:
+        ``(succ, L)``, each ``(*batch, S, A)``.
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    cols, b = _flat_cols(v_next / alpha.unsqueeze(-1), S)
+    L = log_matmul_exp(mdp.transition_matrix, cols).t().reshape(*b, S, A)
+    if mdp.gamma < 1:
+        return torch.logaddexp(L + math.log(mdp.gamma), torch.full_like(L, math.log1p(-mdp.gamma))), L
+    return L, L
+
+
+def div_keep_neginf(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``x / a`` where ``-inf`` entries of ``x`` stay ``-inf`` with zero gradient to ``a`` (not NaN)."""
+    if not bool(torch.isneginf(x).any()):
+        return x / a
+    neg = torch.isneginf(x)
+    return torch.where(neg, x, torch.where(neg, torch.zeros_like(x), x) / a)
+
+
+def mul_keep_neginf(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``x * a`` (``a > 0``) where ``-inf`` entries of ``x`` stay ``-inf`` with zero gradient to ``a``."""
+    if not bool(torch.isneginf(x).any()):
+        return x * a
+    neg = torch.isneginf(x)
+    return torch.where(neg, x, torch.where(neg, torch.zeros_like(x), x) * a)
+
+
+def _owns_broadcast(out: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Whether ``out`` already has the broadcast shape of ``out`` and ``others`` (and owns its memory)."""
+    return out.is_contiguous() and torch.broadcast_shapes(out.shape, *(o.shape for o in others)) == out.shape
 
 
 def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Tensor]):
@@ -128,9 +174,12 @@ def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Ten
         ``(V, log_policy)`` of shapes ``(*batch, S)`` and ``(*batch, S, A)``.
     """
     a = alpha.unsqueeze(-1).unsqueeze(-1)
-    logits = Q / a if log_prior is None else Q / a + log_prior
+    logits = div_keep_neginf(Q, a) if _needs_grad(Q, a) else Q / a
+    if log_prior is not None:
+        logits = logits + log_prior
     lse = logsumexp(logits, -1)
-    log_pi = logits - lse.unsqueeze(-1)
+    # logits is ours: without autograd, subtract in place instead of allocating log_pi
+    log_pi = logits - lse.unsqueeze(-1) if _needs_grad(logits) else logits.sub_(lse.unsqueeze(-1))
     return a.squeeze(-1) * lse, log_pi
 
 

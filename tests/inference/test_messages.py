@@ -220,3 +220,32 @@ def test_forward_gradients_are_finite_with_impossible_actions():
     (g,) = torch.autograd.grad(f.state[1, 1] + f.state_action[1, 0, 0], r)
     assert torch.isfinite(g).all()
     assert g[0, 1].item() == 0.0 and g[1, 1].item() == 0.0   # impossible actions: zero influence
+
+
+@pytest.mark.parametrize("layout", ["sa", "sas"])
+def test_alpha_gradients_are_finite_with_forbidden_actions(layout):
+    P = torch.tensor([[[0.5, 0.5], [1.0, 0.0]], [[0.0, 1.0], [0.5, 0.5]]], dtype=torch.float64)
+    r = torch.tensor([[0.0, -float("inf")], [1.0, 0.0]], dtype=torch.float64)
+    if layout == "sas":
+        r = r.unsqueeze(-1).expand(2, 2, 2).clone()
+    m = cai.TabularMDP(P, r, horizon=2, discount=0.9, reward_layout=layout)
+    al = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    for value in (cai.backward_messages(m, al).log_evidence, cai.soft_value_iteration(m, al).value):
+        (g,) = torch.autograd.grad(value, al)
+        assert torch.isfinite(g)
+    # and it is the right number: central finite differences
+    f = lambda x: cai.backward_messages(m, x).log_evidence.item()  # noqa: E731
+    (g,) = torch.autograd.grad(cai.backward_messages(m, al).log_evidence, al)
+    assert g.item() == pytest.approx((f(0.7 + 1e-6) - f(0.7 - 1e-6)) / 2e-6, rel=1e-6)
+
+
+def test_float32_marginals_stay_normalised_at_extreme_scales():
+    """r ~ 1e4 at alpha 1e-3 in float32: the posterior dynamics' normaliser must come from the
+    successor values, not from Q - r (which cancels to nothing in 24 bits)."""
+    rng = np.random.default_rng(9)
+    d, m64 = random_tiny_mdp(rng, 4, 3, 4, scale=1e4)
+    m32 = m64.to(dtype=torch.float32)
+    f32 = cai.forward_messages(m32, cai.backward_messages(m32, 1e-3))
+    torch.testing.assert_close(f32.state.sum(-1), torch.ones(5), atol=1e-4, rtol=0)
+    f64 = cai.forward_messages(m64, cai.backward_messages(m64, 1e-3))
+    torch.testing.assert_close(f32.state_action.double(), f64.state_action, atol=1e-3, rtol=0)

@@ -1,0 +1,105 @@
+"""The no-autograd fast paths of :mod:`cai.ops.logspace` give the same numbers as the autograd paths.
+
+``log_matmul_exp`` and ``logsumexp`` take a shorter route (in-place passes, one reduction to test
+for underflow, ``torch.logsumexp``, a CSR mat-vec) when autograd is off; both routes are checked
+against a brute-force ``logsumexp_j(log M_ij + X_jb)`` on dense ``log M``, including the rows that
+underflow in the shifted product, rows with no mass and ``-inf`` inputs.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from cai.ops.logspace import log_matmul_exp, logsumexp, matmul
+
+NEG_INF = -math.inf
+
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+
+
+def _brute(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """``log sum_j M[i, j] exp(X[j, b])`` by ``torch.logsumexp`` over the dense ``(n, m, B)`` terms."""
+    Md = M.to_dense() if M.layout != torch.strided else M
+    return torch.logsumexp(torch.log(Md).unsqueeze(-1) + X.unsqueeze(0), dim=1)
+
+
+def _csr(M: torch.Tensor) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return M.to_sparse_csr()
+
+
+def _cases():
+    g = torch.Generator().manual_seed(0)
+    n, m = 12, 9
+    M = torch.rand(n, m, generator=g, dtype=torch.float64) * (torch.rand(n, m, generator=g) < 0.5)
+    M[:, 0] += 0.1
+    M[5] = 0.0                                               # a row with no mass: -inf
+    M[7] = 0.0
+    M[7, 3] = 0.4                                            # reaches only state 3
+    X = 5 * torch.randn(m, 3, generator=g, dtype=torch.float64)
+    X[3, 0] = -1e4                                           # row 7, column 0 underflows after the shift
+    X[2, 1] = NEG_INF                                        # -inf entries
+    X[:, 2] = NEG_INF                                        # an all -inf column
+    X[3, 2] = -2e4
+    Ms = _csr(M)
+    yield "dense", M, X
+    yield "sparse", Ms, X
+    yield "dense-1col", M, X[:, :1].contiguous()
+    yield "sparse-1col", Ms, X[:, :1].contiguous()
+
+
+@pytest.mark.parametrize("name,M,X", list(_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_log_matmul_exp_fast_and_autograd_paths_match_brute_force(name, M, X):
+    ref = _brute(M, X)
+    with torch.no_grad():
+        fast = log_matmul_exp(M, X)
+    Xg = X.clone().requires_grad_(True)
+    slow = log_matmul_exp(M, Xg)
+    for out in (fast, slow.detach()):
+        assert out.shape == ref.shape
+        assert torch.equal(torch.isneginf(out), torch.isneginf(ref))
+        fin = torch.isfinite(ref)
+        torch.testing.assert_close(out[fin], ref[fin], rtol=1e-12, atol=1e-12)
+    assert torch.isneginf(fast[5]).all()                     # the empty row
+    assert fast[7, 0].item() == pytest.approx(math.log(0.4) - 1e4, rel=1e-14)  # exact fallback row
+
+
+def test_log_matmul_exp_fast_path_does_not_modify_inputs():
+    M = torch.rand(6, 4, dtype=torch.float64)
+    X = torch.randn(4, 2, dtype=torch.float64)
+    M0, X0 = M.clone(), X.clone()
+    with torch.no_grad():
+        log_matmul_exp(M, X)
+        log_matmul_exp(M.to_sparse_csr(), X[:, :1])
+    assert torch.equal(M, M0) and torch.equal(X, X0)
+
+
+def test_logsumexp_fast_path_matches_autograd_path():
+    x = torch.tensor([[0.0, 1.0, NEG_INF], [NEG_INF, NEG_INF, NEG_INF], [1e4, -1e4, 3.0]], dtype=torch.float64)
+    with torch.no_grad():
+        fast = logsumexp(x, -1)
+    xg = x.clone().requires_grad_(True)
+    slow = logsumexp(xg, -1)
+    # row 0: log(1 + e); row 1: no mass; row 2: 1e4 + log(1 + e^-2e4 + e^(3-1e4)) = 1e4 in float64
+    expected = torch.tensor([math.log(1 + math.e), NEG_INF, 1e4], dtype=torch.float64)
+    torch.testing.assert_close(fast, expected, rtol=1e-15, atol=0)
+    torch.testing.assert_close(slow.detach(), expected, rtol=1e-15, atol=0)
+    slow[torch.isfinite(slow)].sum().backward()
+    assert torch.isfinite(xg.grad).all()                     # the all -inf row has zero, not NaN, gradient
+
+
+def test_sparse_matmul_one_column_matches_dense():
+    g = torch.Generator().manual_seed(1)
+    M = torch.rand(10, 7, generator=g, dtype=torch.float64) * (torch.rand(10, 7, generator=g) < 0.4)
+    X = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    Ms = M.to_sparse_csr()
+    torch.testing.assert_close(matmul(Ms, X[:, :1]), M @ X[:, :1], rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(matmul(Ms, X), M @ X, rtol=1e-14, atol=1e-14)
+    # autograd flows through the one-column route
+    x = X[:, :1].clone().requires_grad_(True)
+    matmul(Ms, x).sum().backward()
+    torch.testing.assert_close(x.grad, M.sum(0, keepdim=True).t(), rtol=1e-14, atol=1e-14)

@@ -1,0 +1,102 @@
+"""The benchmark scripts run, and their NumPy/SciPy references compute the same backup as cai.
+
+No assertion here is about wall-clock time: timings depend on the machine and its load.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import cai
+from cai.ops.backup import EXACT, EXPECTED
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks", "bench_backup.py")
+
+
+def _load_bench() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_backup", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load_bench()
+
+
+def _brute_backup(P, r, v, alpha, mode):
+    """Loop-by-loop backup over every (s, a) and s', straight from DESIGN.md §1."""
+    S, A, _ = P.shape
+    Q = np.empty((S, A))
+    for s in range(S):
+        for a in range(A):
+            if mode == EXACT:
+                Q[s, a] = r[s, a] + alpha * math.log(sum(P[s, a, j] * math.exp(v[j] / alpha) for j in range(S)))
+            else:
+                Q[s, a] = r[s, a] + sum(P[s, a, j] * v[j] for j in range(S))
+    V = np.array([alpha * math.log(sum(math.exp(Q[s, a] / alpha) for a in range(A))) for s in range(S)])
+    return Q, V
+
+
+@pytest.mark.parametrize("mode", [EXACT, EXPECTED])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_reference_backup_matches_brute_force_and_cai(bench, mode, sparse):
+    rng = np.random.default_rng(1)
+    S, A, alpha = 7, 3, 0.7
+    P = rng.random((S, A, S)) * (rng.random((S, A, S)) < 0.5)
+    P[:, :, 0] += 1e-3                                          # every row has mass
+    P /= P.sum(-1, keepdims=True)
+    r = rng.standard_normal((S, A))
+    v = 3 * rng.standard_normal(S)
+    P2 = sp.csr_matrix(P.reshape(S * A, S)) if sparse else P.reshape(S * A, S)
+    Qn, Vn = bench.np_backup(P2, r, v, alpha, mode)
+    Qb, Vb = _brute_backup(P, r, v, alpha, mode)
+    np.testing.assert_allclose(Qn, Qb, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Vn, Vb, rtol=1e-12, atol=1e-12)
+    mdp = cai.TabularMDP(P2 if sparse else P, r, None, horizon=3)
+    Qc, Vc = bench.cai_backup(mdp, torch.as_tensor(v), torch.tensor(alpha, dtype=torch.float64), mode)
+    np.testing.assert_allclose(Qc.numpy(), Qb, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Vc.numpy(), Vb, rtol=1e-12, atol=1e-12)
+
+
+def test_reference_solve_matches_cai(bench):
+    mdp = cai.mdp.builders.random_mdp(9, 2, branching=3, horizon=4, seed=3)
+    P2 = mdp.transition_matrix.numpy()
+    for mode, solver in ((EXACT, cai.backward_messages), (EXPECTED, cai.soft_value_iteration)):
+        Vn = bench.np_solve(P2, mdp.rewards.numpy(), mdp.terminal_rewards.numpy(), 1.3, mode, 4)
+        np.testing.assert_allclose(solver(mdp, 1.3).V.numpy(), Vn, rtol=1e-12, atol=1e-12)
+
+
+def test_benchmark_refuses_to_time_when_cai_and_reference_disagree(bench):
+    # a reference run on perturbed transitions must trip the agreement check before any timing
+    rng = np.random.default_rng(0)
+    args = types.SimpleNamespace(repeats=1, solve_repeats=1)
+    mdp, P2, tb, rb = bench.dense_world(20, 3, rng)
+    wrong = P2.copy()
+    wrong[0] = np.roll(wrong[0], 1)
+    with pytest.raises(AssertionError, match="disagree"):
+        bench.bench_world("dense", mdp, wrong, tb, rb, args, rng)
+
+
+def test_bench_backup_quick_runs():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, BENCH, "--quick"], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "agreement: cai vs NumPy/SciPy backup and whole solve within 1e-10" in out
+    # one table row per world and mode: dense S=200, 400 and the grid, exact and expected
+    rows = [ln for ln in out.splitlines() if ln.startswith("| dense |") or ln.startswith("| grid |")]
+    assert len(rows) == 6, out
+    assert "memory read bandwidth" in out
