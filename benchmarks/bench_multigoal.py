@@ -30,7 +30,7 @@ def main():
     parser.add_argument("--algo", choices=["sql", "sac"], required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--alpha", type=float, default=10.0, help="SQL temperature")
+    parser.add_argument("--alpha", type=float, default=14.0, help="SQL temperature")
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="", help="suffix of the output file names")

@@ -153,7 +153,7 @@ def test_full_soft_dqn_cartpole_reaches_475():
 
 @pytest.mark.slow
 def test_full_sql_multigoal_reaches_every_goal():
-    agent = SQL(SQLConfig(hidden_sizes=(128, 128), alpha=10.0, batch_size=64, seed=0, progress=False))
+    agent = SQL(SQLConfig(hidden_sizes=(128, 128), alpha=14.0, batch_size=64, seed=0, progress=False))
     agent.fit(MultiGoalEnv(), total_steps=20_000)
     frac, _ = goal_hit_fractions(MultiGoalEnv(), agent.act, n_rollouts=100, seed=1)
     assert np.all(frac >= 0.1), frac
