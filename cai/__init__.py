@@ -10,10 +10,11 @@ from .inference import (AmortizedPolicyGuide, ComparisonReport, DivergenceError,
                         TabularPolicyGuide, Trajectories, TrajectoryModel, backward_messages, compare_inference,
                         fit_policy_closed_form, fit_policy_svi, forward_messages, posterior_dynamics,
                         pyro_log_evidence, pyro_sample_posterior, sample_posterior, sample_trajectories)
-from .mdp import TabularMDP
+from .mdp import LinearGaussianSystem, TabularMDP
 from .ops.recursion import ConvergenceWarning
 from .solution import Solution
-from .algorithms import LMDP, MaxEntIRL, compose, q_learning, soft_q_learning, soft_reinforce
+from .algorithms import (LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning,
+                         soft_reinforce)
 
 __version__ = "0.1.0"
 
@@ -52,4 +53,8 @@ __all__ = [
     "soft_q_learning",
     "q_learning",
     "soft_reinforce",
+    "LinearGaussianSystem",
+    "SAC",
+    "SQL",
+    "SoftDQN",
 ]

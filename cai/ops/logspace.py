@@ -28,6 +28,34 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def _numpy_view(t: torch.Tensor):
+    """A NumPy view of ``t`` when it may be computed on in place (CPU, float, no autograd)."""
+    if t.device.type == "cpu" and t.dtype in (torch.float64, torch.float32) and not t.requires_grad \
+            and not (t.is_conj() or t.is_neg()):
+        return t.numpy()
+    return None
+
+
+def exp_(t: torch.Tensor) -> torch.Tensor:
+    """In-place ``exp`` (no autograd). On CPU through NumPy, whose float64 ``exp`` measured ~2x
+    faster than torch's here (``log`` ~3-6x)."""
+    a = _numpy_view(t)
+    if a is None:
+        return t.exp_()
+    np.exp(a, out=a)
+    return t
+
+
+def log_(t: torch.Tensor) -> torch.Tensor:
+    """In-place ``log`` (no autograd), through NumPy on CPU (see :func:`exp_`)."""
+    a = _numpy_view(t)
+    if a is None:
+        return t.log_()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log(a, out=a)
+    return t
+
+
 def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
@@ -63,8 +91,8 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     if not _needs_grad(x):
         # the same numbers in fewer passes: one temporary, and log(0) = -inf directly (the
         # ``where``s below only matter for the gradient; NaN sums still give -inf as there)
-        s = torch.sub(x, m).exp_().sum(dim, keepdim=True)
-        return s.nan_to_num_(nan=0.0, posinf=math.inf).log_().add_(m).squeeze(dim)
+        s = exp_(torch.sub(x, m)).sum(dim, keepdim=True)
+        return log_(s.nan_to_num_(nan=0.0, posinf=math.inf)).add_(m).squeeze(dim)
     s = torch.exp(x - m).sum(dim, keepdim=True)
     ok = s > 0
     out = torch.where(ok, torch.log(torch.where(ok, s, torch.ones_like(s))) + m,
@@ -125,9 +153,9 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     tiny = torch.finfo(X.dtype).tiny / torch.finfo(X.dtype).eps
     if not _needs_grad(M, X):
         # no autograd: one allocation per pass, in place, and one reduction to test all rows
-        Y = matmul(M, torch.sub(X, c).exp_())                  # (n, B), at memory bandwidth
+        Y = matmul(M, exp_(torch.sub(X, c)))                   # (n, B), at memory bandwidth
         if Y.numel() == 0 or bool(Y.amin() > tiny):
-            return Y.log_().add_(c)
+            return log_(Y).add_(c)
     else:
         Y = matmul(M, torch.exp(X - c))
     ok = Y > tiny
