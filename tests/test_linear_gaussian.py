@@ -15,6 +15,7 @@ import pytest
 import scipy.linalg
 import torch
 
+import cai
 from cai.inference.linear_gaussian import (
     lg_backward_messages,
     lg_forward_messages,
@@ -321,7 +322,6 @@ def _discretised_soft_values(n_x, n_u, a, b, W, H, H_T, alpha, T, L=6.0, U=8.0):
     density at the grid points, normalised over k. The core sums over actions (counting measure),
     so each action integral is off by log du: the continuous V_t is V_grid_t + (T - t) alpha log du.
     """
-    import cai
 
     xs = torch.linspace(-L, L, n_x)
     us = torch.linspace(-U, U, n_u)
@@ -340,9 +340,6 @@ def _discretised_soft_values(n_x, n_u, a, b, W, H, H_T, alpha, T, L=6.0, U=8.0):
 
 
 def test_tabular_soft_vi_of_finer_grids_approaches_the_gaussian_solution():
-    cai = pytest.importorskip("cai")
-    if not hasattr(cai, "soft_value_iteration"):
-        pytest.skip("core soft value iteration not available")
     a, b, W, alpha, T, H_T = 0.9, 0.5, 0.3, 0.5, 4, 0.5
     H = np.array([[1.0, 0.0], [0.0, 0.5]])
     system = LinearGaussianSystem(A=[[a]], B=[[b]], W=[[W]], H=H, H_T=[[H_T]], horizon=T)
