@@ -77,7 +77,7 @@ def backward_messages(mdp, alpha=1.0, action_prior=None, *, method: str = "itera
     if mdp.horizon is not None or method == "iterate":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter, log_prior=log_prior)
+            rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter)
         if mdp.horizon is None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             if mdp.n_states <= LINEAR_SOLVE_MAX_STATES:
                 _spectral_check(*_linear_system(mdp, a, log_prior))

@@ -62,7 +62,6 @@ def backward(
     tol: float = 1e-10,
     max_iter: int = 10_000,
     v_init: Optional[torch.Tensor] = None,
-    log_prior: Optional[torch.Tensor] = None,
 ) -> Recursion:
     """Run the backward recursion.
 
@@ -76,7 +75,6 @@ def backward(
         tol: stationary problems stop when ``max |V_new - V| <= tol * max(1, max |V|)``.
         max_iter: stationary iteration limit (then a :class:`ConvergenceWarning`).
         v_init: stationary starting point ``(*batch, S)`` (default 0).
-        log_prior: ``log rho`` (exact stationary divergence check only).
 
     Returns:
         :class:`Recursion`.
