@@ -1,4 +1,4 @@
-"""Pieces shared by the deep learners: seeding, the training-curve record, evaluation.
+"""Pieces shared by the deep learners: seeding, the training-curve record, evaluation, the off-policy loop.
 
 Environments follow the gymnasium API (``reset(seed=...) -> (obs, info)``,
 ``step(a) -> (obs, reward, terminated, truncated, info)``, ``observation_space.shape``,
@@ -7,14 +7,17 @@ Environments follow the gymnasium API (``reset(seed=...) -> (obs, info)``,
 
 from __future__ import annotations
 
+import copy
 import random
+import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-__all__ = ["seed_everything", "TrainingHistory", "evaluate_policy", "ActionScaler"]
+__all__ = ["seed_everything", "TrainingHistory", "evaluate_policy", "ActionScaler", "run_off_policy"]
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -86,3 +89,72 @@ class ActionScaler:
     def to_env(self, action: np.ndarray) -> np.ndarray:
         """``[-1, 1]^d -> [low, high]``."""
         return (self.low + 0.5 * (np.asarray(action, dtype=np.float64) + 1.0) * (self.high - self.low)).astype(np.float32)
+
+
+def run_off_policy(agent, env, total_steps: int, eval_env=None, *, random_action: Callable[[], Any],
+                   policy_action: Callable[[np.ndarray], Any], to_env: Optional[Callable[[Any], Any]] = None,
+                   updates_per_step: int = 1, train_every: int = 1, desc: str = "") -> TrainingHistory:
+    """The off-policy training loop shared by SAC, SQL and soft DQN; fills ``agent.history_``.
+
+    Each environment step:
+
+    1. act: ``random_action()`` for the first ``config.learning_starts`` steps, then
+       ``policy_action(obs)``; the environment gets ``to_env(action)``, the replay buffer ``action``;
+    2. store the transition and record finished episodes (step count, undiscounted return);
+    3. learn: from step ``learning_starts`` on, every ``train_every`` steps, ``updates_per_step`` calls of
+       ``agent.update(agent.buffer_.sample(config.batch_size))``; losses are logged whenever
+       ``agent.n_updates_`` is a multiple of ``config.log_every``;
+    4. every ``config.eval_every`` steps, run ``config.eval_episodes`` episodes of ``agent.act`` on
+       ``eval_env`` (this time is excluded from ``history_.wall_time``).
+
+    Args:
+        agent: A built learner with ``config`` (``learning_starts``, ``batch_size``, ``log_every``,
+            ``eval_every``, ``eval_episodes``, ``seed``, ``progress``), ``buffer_``, ``history_``,
+            ``n_updates_``, ``update(batch) -> dict of 0-dim tensors`` and ``act(obs)``.
+        env: Training environment (gymnasium API); reset with ``config.seed``.
+        total_steps: Environment steps.
+        eval_env: Evaluation environment; None means a deep copy of ``env`` taken before its reset.
+        random_action: Warm-up action (draws from the learner's own generator).
+        policy_action: Behaviour action for an observation after the warm-up.
+        to_env: Map from the buffer's action to the environment's; None means identity.
+        updates_per_step: Gradient updates per training step.
+        train_every: Environment steps between training steps.
+        desc: Progress-bar label.
+
+    Returns:
+        TrainingHistory: ``agent.history_``.
+    """
+    cfg = agent.config
+    eval_env = copy.deepcopy(env) if eval_env is None else eval_env
+    hist = agent.history_
+    obs, _ = env.reset(seed=cfg.seed)
+    ep_return, t_start = 0.0, time.perf_counter()
+    for step in tqdm(range(total_steps), disable=not cfg.progress, desc=desc, mininterval=1.0):
+        # 1. act: uniform at first, then the behaviour policy
+        action = random_action() if step < cfg.learning_starts else policy_action(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action if to_env is None else to_env(action))
+        # 2. store, episode bookkeeping
+        agent.buffer_.add(obs, action, reward, next_obs, terminated)
+        ep_return += float(reward)
+        obs = next_obs
+        if terminated or truncated:
+            hist.episode_steps.append(step + 1)
+            hist.episode_returns.append(ep_return)
+            obs, _ = env.reset()
+            ep_return = 0.0
+        # 3. learn
+        if step + 1 >= cfg.learning_starts and (step + 1) % train_every == 0:
+            for _ in range(updates_per_step):
+                losses = agent.update(agent.buffer_.sample(cfg.batch_size))
+                if agent.n_updates_ % cfg.log_every == 0:
+                    hist.log(step + 1, **{k: v.item() for k, v in losses.items()})
+        # 4. evaluate (not timed)
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
+            hist.wall_time += time.perf_counter() - t_start
+            hist.eval_steps.append(step + 1)
+            hist.eval_returns.append(evaluate_policy(eval_env, agent.act, cfg.eval_episodes,
+                                                     seed=cfg.seed + 10_000 + step))
+            t_start = time.perf_counter()
+    hist.wall_time += time.perf_counter() - t_start
+    hist.env_steps = total_steps
+    return hist

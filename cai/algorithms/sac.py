@@ -22,17 +22,15 @@ References:
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from cai.algorithms.networks import EnsembleQNetwork, TanhGaussianActor
 from cai.algorithms.replay import ReplayBuffer, Transition
-from cai.algorithms.rl_common import ActionScaler, TrainingHistory, evaluate_policy, seed_everything
+from cai.algorithms.rl_common import ActionScaler, TrainingHistory, run_off_policy, seed_everything
 
 __all__ = [
     "SACConfig",
@@ -223,45 +221,24 @@ class SAC:
         a, _ = self.actor_(o, deterministic=deterministic)
         return self.scaler_.to_env(a[0].cpu().numpy())
 
+    @torch.no_grad()
+    def _sample_action(self, obs) -> np.ndarray:
+        """A sample of the stochastic policy in ``[-1, 1]^d`` (the behaviour policy after the warm-up)."""
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.config.device).unsqueeze(0)
+        return self.actor_(o)[0][0].cpu().numpy()
+
     # -- training loop
     def fit(self, env, total_steps: int, eval_env=None) -> "SAC":
-        """Train for ``total_steps`` environment steps; evaluate on ``eval_env`` (default ``env``)."""
+        """Train for ``total_steps`` environment steps; evaluate on ``eval_env`` (default ``env``).
+
+        The loop is :func:`~cai.algorithms.rl_common.run_off_policy`: uniform actions on ``[-1, 1]^d``
+        for ``learning_starts`` steps, then samples of the policy; ``updates_per_step`` calls of
+        :meth:`update` per step; evaluations use the deterministic :meth:`act`.
+        """
         cfg = self.config
         self._build(env)
-        eval_env = copy.deepcopy(env) if eval_env is None else eval_env
-        hist = self.history_
-        obs, _ = env.reset(seed=cfg.seed)
-        ep_return, t_start = 0.0, time.perf_counter()
-        for step in tqdm(range(total_steps), disable=not cfg.progress, desc="SAC", mininterval=1.0):
-            # 1. act: uniform at first, then sample the stochastic policy
-            if step < cfg.learning_starts:
-                action = self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32)
-            else:
-                with torch.no_grad():
-                    o = torch.as_tensor(obs, dtype=torch.float32, device=cfg.device).unsqueeze(0)
-                    action = self.actor_(o)[0][0].cpu().numpy()
-            next_obs, reward, terminated, truncated, _ = env.step(self.scaler_.to_env(action))
-            self.buffer_.add(obs, action, reward, next_obs, terminated)
-            ep_return += float(reward)
-            obs = next_obs
-            if terminated or truncated:
-                hist.episode_steps.append(step + 1)
-                hist.episode_returns.append(ep_return)
-                obs, _ = env.reset()
-                ep_return = 0.0
-            # 2. learn
-            if step + 1 >= cfg.learning_starts:
-                for _ in range(cfg.updates_per_step):
-                    losses = self.update(self.buffer_.sample(cfg.batch_size))
-                    if self.n_updates_ % cfg.log_every == 0:
-                        hist.log(step + 1, **{k: v.item() for k, v in losses.items()})
-            # 3. evaluate (not timed)
-            if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-                hist.wall_time += time.perf_counter() - t_start
-                hist.eval_steps.append(step + 1)
-                hist.eval_returns.append(evaluate_policy(eval_env, self.act, cfg.eval_episodes,
-                                                         seed=cfg.seed + 10_000 + step))
-                t_start = time.perf_counter()
-        hist.wall_time += time.perf_counter() - t_start
-        hist.env_steps = total_steps
+        run_off_policy(self, env, total_steps, eval_env,
+                       random_action=lambda: self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32),
+                       policy_action=self._sample_action, to_env=self.scaler_.to_env,
+                       updates_per_step=cfg.updates_per_step, desc="SAC")
         return self

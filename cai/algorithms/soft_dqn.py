@@ -16,18 +16,16 @@ References:
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from cai.algorithms.networks import mlp
 from cai.algorithms.replay import ReplayBuffer, Transition
-from cai.algorithms.rl_common import TrainingHistory, evaluate_policy, seed_everything
+from cai.algorithms.rl_common import TrainingHistory, run_off_policy, seed_everything
 from cai.algorithms.sac import polyak_update
 
 __all__ = ["SoftDQNConfig", "SoftDQN", "soft_dqn_target", "soft_dqn_loss", "boltzmann_log_policy", "discrete_soft_value"]
@@ -165,37 +163,15 @@ class SoftDQN:
         return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
 
     def fit(self, env, total_steps: int, eval_env=None) -> "SoftDQN":
-        """Train for ``total_steps`` environment steps with the Boltzmann behaviour policy."""
-        cfg = self.config
+        """Train for ``total_steps`` environment steps with the Boltzmann behaviour policy.
+
+        The loop is :func:`~cai.algorithms.rl_common.run_off_policy`: uniform actions for
+        ``learning_starts`` steps, then Boltzmann samples; one :meth:`update` every ``train_every``
+        steps; evaluations act greedily.
+        """
         self._build(env)
-        eval_env = copy.deepcopy(env) if eval_env is None else eval_env
-        hist = self.history_
-        obs, _ = env.reset(seed=cfg.seed)
-        ep_return, t_start = 0.0, time.perf_counter()
-        for step in tqdm(range(total_steps), disable=not cfg.progress, desc="SoftDQN", mininterval=1.0):
-            if step < cfg.learning_starts:
-                action = int(self.rng_.integers(self.n_actions_))
-            else:
-                action = self.act(obs, deterministic=False)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            self.buffer_.add(obs, action, reward, next_obs, terminated)
-            ep_return += float(reward)
-            obs = next_obs
-            if terminated or truncated:
-                hist.episode_steps.append(step + 1)
-                hist.episode_returns.append(ep_return)
-                obs, _ = env.reset()
-                ep_return = 0.0
-            if step + 1 >= cfg.learning_starts and (step + 1) % cfg.train_every == 0:
-                losses = self.update(self.buffer_.sample(cfg.batch_size))
-                if self.n_updates_ % cfg.log_every == 0:
-                    hist.log(step + 1, **{k: v.item() for k, v in losses.items()})
-            if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-                hist.wall_time += time.perf_counter() - t_start
-                hist.eval_steps.append(step + 1)
-                hist.eval_returns.append(evaluate_policy(eval_env, self.act, cfg.eval_episodes,
-                                                         seed=cfg.seed + 10_000 + step))
-                t_start = time.perf_counter()
-        hist.wall_time += time.perf_counter() - t_start
-        hist.env_steps = total_steps
+        run_off_policy(self, env, total_steps, eval_env,
+                       random_action=lambda: int(self.rng_.integers(self.n_actions_)),
+                       policy_action=lambda obs: self.act(obs, deterministic=False),
+                       train_every=self.config.train_every, desc="SoftDQN")
         return self

@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from cai.algorithms.networks import EnsembleQNetwork, mlp
 from cai.algorithms.replay import ReplayBuffer, Transition
-from cai.algorithms.rl_common import ActionScaler, TrainingHistory, evaluate_policy, seed_everything
+from cai.algorithms.rl_common import ActionScaler, TrainingHistory, run_off_policy, seed_everything
 from cai.algorithms.sac import polyak_update
 
 __all__ = [
@@ -266,37 +264,14 @@ class SQL:
         return self.scaler_.to_env(self.sample_actions(obs, 1)[0])
 
     def fit(self, env, total_steps: int, eval_env=None) -> "SQL":
-        """Train for ``total_steps`` environment steps."""
-        cfg = self.config
+        """Train for ``total_steps`` environment steps.
+
+        The loop is :func:`~cai.algorithms.rl_common.run_off_policy`: uniform actions on ``[-1, 1]^d``
+        for ``learning_starts`` steps, then sampler draws; one :meth:`update` per step.
+        """
         self._build(env)
-        eval_env = copy.deepcopy(env) if eval_env is None else eval_env
-        hist = self.history_
-        obs, _ = env.reset(seed=cfg.seed)
-        ep_return, t_start = 0.0, time.perf_counter()
-        for step in tqdm(range(total_steps), disable=not cfg.progress, desc="SQL", mininterval=1.0):
-            if step < cfg.learning_starts:
-                action = self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32)
-            else:
-                action = self.sample_actions(obs, 1)[0]
-            next_obs, reward, terminated, truncated, _ = env.step(self.scaler_.to_env(action))
-            self.buffer_.add(obs, action, reward, next_obs, terminated)
-            ep_return += float(reward)
-            obs = next_obs
-            if terminated or truncated:
-                hist.episode_steps.append(step + 1)
-                hist.episode_returns.append(ep_return)
-                obs, _ = env.reset()
-                ep_return = 0.0
-            if step + 1 >= cfg.learning_starts:
-                losses = self.update(self.buffer_.sample(cfg.batch_size))
-                if self.n_updates_ % cfg.log_every == 0:
-                    hist.log(step + 1, **{k: v.item() for k, v in losses.items()})
-            if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-                hist.wall_time += time.perf_counter() - t_start
-                hist.eval_steps.append(step + 1)
-                hist.eval_returns.append(evaluate_policy(eval_env, self.act, cfg.eval_episodes,
-                                                         seed=cfg.seed + 10_000 + step))
-                t_start = time.perf_counter()
-        hist.wall_time += time.perf_counter() - t_start
-        hist.env_steps = total_steps
+        run_off_policy(self, env, total_steps, eval_env,
+                       random_action=lambda: self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32),
+                       policy_action=lambda obs: self.sample_actions(obs, 1)[0], to_env=self.scaler_.to_env,
+                       desc="SQL")
         return self

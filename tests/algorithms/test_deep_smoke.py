@@ -2,15 +2,18 @@
 
 They check that each learner runs end to end, records its training curve and stays finite.
 A tiny deterministic MDP also checks that soft DQN's Q network converges to the soft Bellman
-fixed point computed directly. Full-size runs are marked ``slow``.
+fixed point computed directly. A stub learner checks the schedule of the shared off-policy loop.
+Full-size runs are marked ``slow``.
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from cai.algorithms.rl_common import TrainingHistory, run_off_policy
 from cai.algorithms.sac import SAC, SACConfig
 from cai.algorithms.soft_dqn import SoftDQN, SoftDQNConfig
 from cai.algorithms.sql import SQL, SQLConfig
@@ -133,6 +136,48 @@ def test_gym_smoke_pendulum_and_cartpole():
     dqn.fit(gym.make("CartPole-v1"), total_steps=400)
     _check_history(dqn.history_, 400)
     assert _finite(dqn.q_)
+
+
+class _StubLearner:
+    """Records what the loop asks of a learner: buffer adds, updates (with their step), evaluations."""
+
+    def __init__(self, **config):
+        self.config = SimpleNamespace(batch_size=2, seed=0, progress=False, eval_episodes=1, **config)
+        self.history_ = TrainingHistory()
+        self.n_updates_, self.added, self.update_at, self.acted = 0, [], [], 0
+        self.buffer_ = SimpleNamespace(add=lambda *t: self.added.append(t), sample=lambda n: n)
+
+    def update(self, batch):
+        assert batch == self.config.batch_size
+        self.n_updates_ += 1
+        self.update_at.append(len(self.added))
+        return dict(n=torch.tensor(float(self.n_updates_)))
+
+    def act(self, obs):
+        self.acted += 1
+        return 0
+
+
+def test_run_off_policy_schedule():
+    agent = _StubLearner(learning_starts=5, log_every=4, eval_every=7)
+    env, sent = ChainEnv(horizon=8), []
+    env_step = env.step
+    env.step = lambda a: (sent.append(a), env_step(a))[1]
+    hist = run_off_policy(agent, env, 20, eval_env=ChainEnv(horizon=3), random_action=lambda: 1,
+                          policy_action=lambda obs: 0, to_env=lambda a: 1 - a, updates_per_step=2, train_every=3)
+    assert hist is agent.history_ and hist.env_steps == 20
+    # warm-up: steps 0-4 random (1), then the policy (0); the environment gets to_env, the buffer the raw action
+    assert [t[1] for t in agent.added] == [1] * 5 + [0] * 15 and sent == [0] * 5 + [1] * 15
+    # learn from step + 1 = 5 on, every 3rd step (step + 1 in 6, 9, 12, 15, 18), 2 updates each
+    assert agent.update_at == [6, 6, 9, 9, 12, 12, 15, 15, 18, 18]
+    # updates 4 and 8 (multiples of log_every) happen at steps 9 and 15
+    assert hist.losses == {"n": [(9, 4.0), (15, 8.0)]}
+    # horizon-8 episodes end at steps 8 and 16; evaluations (1 episode of 3 steps) at 7 and 14
+    assert hist.episode_steps == [8, 16] and len(hist.episode_returns) == 2
+    assert hist.eval_steps == [7, 14] and agent.acted == 2 * 3
+    # each episode return is the sum of the rewards the environment gave within it
+    rewards = [t[2] for t in agent.added]
+    assert hist.episode_returns == [sum(rewards[:8]), sum(rewards[8:16])]
 
 
 @pytest.mark.slow
