@@ -138,34 +138,22 @@ def load_world(spec: str, *, horizon="default", discount=None, slip=None):
 # ---------------------------------------------------------------------------------------------
 # argument types
 
-def _positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(x) and x > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return x
+def _number_type(check, expected: str):
+    """An argparse ``type`` that parses a float and checks it, naming what was ``expected``."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not check(x):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return x
+    return parse
 
 
-def _probability(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}") from None
-    if not (0.0 <= x < 1.0):
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
-    return x
-
-
-def _discount(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a discount in (0, 1], got {text!r}") from None
-    if not (0.0 < x <= 1.0):
-        raise argparse.ArgumentTypeError(f"expected a discount in (0, 1], got {text!r}")
-    return x
+_positive_float = _number_type(lambda x: math.isfinite(x) and x > 0, "a finite number > 0")
+_probability = _number_type(lambda x: 0.0 <= x < 1.0, "a probability in [0, 1)")
+_discount = _number_type(lambda x: 0.0 < x <= 1.0, "a discount in (0, 1]")
 
 
 _STATIONARY = -1          # --horizon none
