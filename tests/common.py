@@ -171,3 +171,18 @@ def brute_hard_value(d):
 
 def t64(x):
     return torch.as_tensor(np.asarray(x), dtype=torch.float64)
+
+
+def assert_png(fig_or_ax, path, dpi: int = 60) -> bytes:
+    """Save a figure (or an Axes' figure) as PNG, close it, and check it is a real, non-blank image."""
+    import matplotlib.pyplot as plt
+
+    fig = fig_or_ax if hasattr(fig_or_ax, "savefig") else fig_or_ax.figure
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    img = plt.imread(path)
+    assert img.shape[0] > 20 and img.shape[1] > 20
+    assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 5     # not a blank canvas
+    return data

@@ -5,7 +5,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -13,6 +12,7 @@ import cai  # noqa: E402
 from cai.graph import (draw_transition_graph, draw_unrolled, message_annotations, message_caption,  # noqa: E402
                        transition_graph, unrolled_graph)
 from cai.mdp import chain, two_route  # noqa: E402
+from tests.common import assert_png  # noqa: E402
 
 
 def _expected_edges(T, final_state=True, action_edges=True):
@@ -92,14 +92,7 @@ def test_message_annotations():
 
 
 def _png(ax, path):
-    ax.figure.savefig(path, dpi=60)
-    plt.close(ax.figure)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    img = plt.imread(path)
-    assert img.shape[0] > 20 and img.shape[1] > 20
-    assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 5     # not a blank canvas
-    return data
+    return assert_png(ax, path, dpi=60)
 
 
 def test_drawings_produce_png(tmp_path):

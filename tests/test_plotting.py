@@ -12,6 +12,7 @@ import torch  # noqa: E402
 import cai  # noqa: E402
 from cai import plotting  # noqa: E402
 from cai.mdp import CLIFF_LAYOUT, chain, gridworld, lottery, two_route  # noqa: E402
+from tests.common import assert_png  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +24,7 @@ def solved():
 
 
 def _png(fig, path):
-    fig.savefig(path, dpi=50)
-    plt.close(fig)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    img = plt.imread(path)
-    assert img.shape[0] > 20 and img.shape[1] > 20
-    assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 5     # not a blank canvas
-    return data
+    return assert_png(fig, path, dpi=50)
 
 
 def test_value_and_q_heatmaps(solved, tmp_path):
