@@ -161,9 +161,3 @@ def check_model(mdp, alpha, action_prior, fn: str):
             )
     return a, log_prior
 
-
-def check_int(name: str, x, low: int = 1) -> int:
-    """An integer (Python or NumPy) ``>= low``; raises ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral) or x < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {x!r}")
-    return int(x)

@@ -80,11 +80,10 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
     """
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_policy_evaluation")
     log_pi = _policy_log(mdp, policy)
-    # a batch of policies joins the batch through alpha (broadcast against rewards and alpha)
+    # a batch of policies broadcasts against the rewards' and alpha's batches
     pol_batch = log_pi.shape[:-3] if mdp.horizon is not None else log_pi.shape[:-2]
     try:
-        a = a.expand(torch.broadcast_shapes(a.shape, pol_batch))
-        torch.broadcast_shapes(a.shape, mdp.batch_shape, mdp.terminal_rewards.shape[:-1])
+        torch.broadcast_shapes(a.shape, mdp.batch_shape, mdp.terminal_rewards.shape[:-1], pol_batch)
     except RuntimeError:
         raise ValueError(
             f"policy: expected a batch shape that broadcasts against the rewards' {tuple(mdp.batch_shape)} "
@@ -95,7 +94,7 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
                             log_pi[..., t, :, :])
     else:
         agg = lambda Q, t: (policy_expectation(Q, log_pi, a, log_prior), log_pi)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, tol=tol, max_iter=max_iter)
+    rec = backward(mdp, a, EXPECTED, agg, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
     return Solution(rec, mdp, a, EXPECTED, agg, "policy_evaluation", log_prior)
 
 

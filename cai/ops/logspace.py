@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["matmul", "log_matmul_exp", "logsumexp", "xlogy_safe", "transpose_csr"]
+__all__ = ["matmul", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_"]
 
 
 def _is_sparse(M: torch.Tensor) -> bool:
@@ -98,12 +98,6 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     out = torch.where(ok, torch.log(torch.where(ok, s, torch.ones_like(s))) + m,
                       torch.full_like(s, -float("inf")))
     return out.squeeze(dim)
-
-
-def xlogy_safe(x: torch.Tensor, log_y: torch.Tensor) -> torch.Tensor:
-    """``x * log_y`` with the convention ``0 * (-inf) = 0`` (and zero gradient there)."""
-    zero = x == 0
-    return torch.where(zero, torch.zeros_like(x), x * torch.where(zero, torch.zeros_like(log_y), log_y))
 
 
 def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int = 2 ** 24) -> torch.Tensor:

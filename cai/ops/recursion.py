@@ -62,6 +62,7 @@ def backward(
     tol: float = 1e-10,
     max_iter: int = 10_000,
     v_init: Optional[torch.Tensor] = None,
+    batch_shape: tuple = (),
 ) -> Recursion:
     """Run the backward recursion.
 
@@ -75,11 +76,13 @@ def backward(
         tol: stationary problems stop when ``max |V_new - V| <= tol * max(1, max |V|)``.
         max_iter: stationary iteration limit (then a :class:`ConvergenceWarning`).
         v_init: stationary starting point ``(*batch, S)`` (default 0).
+        batch_shape: a further batch shape the aggregator brings (e.g. a batch of policies),
+            broadcast with the rewards' and alpha's.
 
     Returns:
         :class:`Recursion`.
     """
-    b = batch_shape_of(mdp, alpha)
+    b = torch.broadcast_shapes(batch_shape_of(mdp, alpha), batch_shape)
     S = mdp.n_states
     if mdp.horizon is not None:
         T = mdp.horizon
