@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_model, check_policy
-from ..ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
+from ..ops.backup import EXPECTED, SoftValueStep, hard_max, policy_expectation, soft_max
 from ..ops.recursion import backward
 from ..solution import Solution
 
@@ -45,7 +45,8 @@ def soft_value_iteration(mdp, alpha=1.0, action_prior=None, *, keep: str = "all"
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_value_iteration")
     _check_keep(keep)
     agg = lambda Q, t: soft_max(Q, a, log_prior)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter)
+    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter,
+                   step=SoftValueStep.for_solver(mdp, a, EXPECTED, log_prior))
     return Solution(rec, mdp, a, EXPECTED, agg, "soft_vi", log_prior)
 
 

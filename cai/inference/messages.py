@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from .._checks import check_model
-from ..ops.backup import EXACT, exact_successor, q_backup, soft_max
+from ..ops.backup import EXACT, SoftValueStep, exact_successor, q_backup, soft_max
 from ..ops.logspace import log_matmul_exp, logsumexp, transpose_csr
 from ..ops.recursion import ConvergenceWarning, DivergenceError, Recursion, backward
 from ..solution import Solution
@@ -77,7 +77,8 @@ def backward_messages(mdp, alpha=1.0, action_prior=None, *, method: str = "itera
     if mdp.horizon is not None or method == "iterate":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter)
+            rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter,
+                           step=SoftValueStep.for_solver(mdp, a, EXACT, log_prior))
         if mdp.horizon is None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             if mdp.n_states <= LINEAR_SOLVE_MAX_STATES:
                 _spectral_check(*_linear_system(mdp, a, log_prior))

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
 from .logspace import _needs_grad, log_matmul_exp, logsumexp, matmul
 
-__all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation"]
+__all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation", "SoftValueStep"]
 
 EXACT = "exact"
 EXPECTED = "expected"
@@ -224,3 +225,166 @@ def policy_expectation(Q: torch.Tensor, log_policy: torch.Tensor, alpha: torch.T
     on = pi > 0
     term = torch.where(on, Q - a * torch.where(on, kl, torch.zeros_like(kl)), torch.zeros_like(Q))
     return (pi * term).sum(-1)
+
+
+class SoftValueStep:
+    r"""The soft backup ``V_{t+1} -> V_t`` with the log semiring over actions fused in, for solves
+    that keep only the values: a CPU kernel without autograd. The general route
+    (:func:`q_backup` then :func:`soft_max`) materialises ``Q`` and the policy; this one never
+    forms an ``(S, A)`` log-space array.
+
+    In ``exp(V / alpha)`` the log semiring over actions is a weighted sum. With
+    ``m(s) = max_a [r(s,a) / alpha + log rho(a|s)]`` and
+    ``W(s,a) = rho(a|s) exp(r(s,a) / alpha - m(s))``, which lies in ``[0, 1]``:
+
+    ``mode="exact"`` (backward messages). With ``z = exp(V_{t+1} / alpha - c)``, where
+    ``c = max V_{t+1} / alpha``::
+
+        V_t / alpha = m + log(gamma e^c (M z) + (1 - gamma) sum_a W)
+        M(s, s')    = sum_a W(s,a) P(s'|s,a)
+
+    The backward messages are linear in ``exp(V / alpha)``, so the step is one mat-vec with
+    the action-marginalised operator ``M``, built once per reward table and temperature. Dense
+    ``M`` is ``(S, S)``, so a step reads ``1/A`` of the bytes of the bare mat-vec over ``P``;
+    sparse, the step multiplies by ``P`` with its entries scaled by ``W`` (the same pattern)
+    and sums the ``A`` rows of each state.
+
+    ``mode="expected"`` (soft value iteration). With ``y = (gamma / alpha) P V_{t+1}`` of shape
+    ``(S*A,)`` and ``k = max y`` (or ``k = 0`` when ``|y|`` is too small to overflow)::
+
+        V_t / alpha = m + k + log sum_a W exp(y - k)
+
+    Both are exact rewrites of the general backup. A step returns ``None`` when its sum over
+    ``s'`` or ``a`` would lose precision to underflow (values spread over more than about
+    ``700 alpha``, or states with no mass), and the caller then runs the general log-space backup.
+
+    The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
+    backup with a few thousand states, NumPy's per-call cost is a fraction of torch's, and the
+    step is a dozen calls. Use :meth:`for_solver`, which returns ``None`` where this route does
+    not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, and a batch of temperatures
+    or reward tables (the weights would differ per batch member).
+    """
+
+    def __init__(self, mdp, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]):
+        self.mdp, self.mode, self.log_prior = mdp, mode, log_prior
+        self.alpha = float(alpha)
+        info = torch.finfo(mdp.dtype)
+        self.tiny = info.tiny / info.eps
+        # per-call constants (a step on a small MDP costs tens of microseconds)
+        self.S, self.A, self.gamma = mdp.n_states, mdp.n_actions, mdp.gamma
+        # expected mode skips its shift when |y| stays below this: sum_a exp(y) cannot overflow
+        self.no_shift = 0.8 * math.log(info.max) - math.log(self.A)      # float64, A=4: 566
+        PM = mdp.transition_matrix
+        self.P = PM if mdp.is_sparse else PM.detach().numpy()   # (S*A, S): torch CSR or a NumPy view
+        self._key, self._cached = (), None   # the weights of the last reward step seen
+
+    @classmethod
+    def for_solver(cls, mdp, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]):
+        """The fused step for a solver, or ``None`` where the general backup must run."""
+        if mode not in (EXACT, EXPECTED) or mdp.reward_layout == "sas" or alpha.dim() != 0 \
+                or len(mdp.batch_shape) != 0 or mdp.device.type != "cpu":
+            return None
+        grads = [mdp.rewards, mdp.terminal_rewards, alpha] + ([log_prior] if log_prior is not None else [])
+        if any(t.requires_grad for t in grads) or mdp.transitions.requires_grad:
+            return None
+        return cls(mdp, alpha, mode, log_prior)
+
+    def _weights(self, t: Optional[int]):
+        """``(m (S, 1), op, sum_a W (S, 1))`` as NumPy arrays for the reward at step ``t``. ``op`` is
+        ``M`` (exact, dense), ``P`` scaled by ``W`` (exact, sparse: a torch CSR tensor) or ``log W``
+        as an ``(S*A, 1)`` column (expected)."""
+        mdp = self.mdp
+        key = t if mdp.reward_layout == "tsa" else None
+        if self._cached is not None and key == self._key:
+            return self._cached
+        S, A = self.S, self.A
+        with torch.no_grad():
+            logits = mdp.reward_at(t) / self.alpha
+            if self.log_prior is not None:
+                logits = logits + self.log_prior
+            m = logits.amax(-1, keepdim=True)                  # finite: every state keeps an action
+            log_w = logits - m
+            wsum = None
+            if self.mode == EXPECTED:
+                op = log_w.reshape(S * A, 1).numpy()
+            else:
+                w = torch.exp(log_w)
+                wsum = w.sum(-1, keepdim=True).numpy()
+                P = mdp.transitions
+                if mdp.is_sparse:
+                    scale = torch.repeat_interleave(w.reshape(-1), P.crow_indices().diff())
+                    op = torch.sparse_csr_tensor(P.crow_indices(), P.col_indices(), P.values() * scale,
+                                                 size=P.shape, check_invariants=False)
+                else:
+                    op = torch.bmm(w.unsqueeze(1), P).squeeze(1).numpy()   # M, (S, S)
+        self._key, self._cached = key, (m.numpy(), op, wsum)
+        return self._cached
+
+    def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False):
+        """``V_t`` of shape ``(*batch, S)`` from ``V_{t+1}`` (``(V_t, V_live)`` with ``with_live``,
+        exact only: ``V_live`` leaves out the death term, see :func:`q_backup`), or ``None``."""
+        if v_next.requires_grad or v_next.device.type != "cpu":
+            return None
+        S, A, g, a = self.S, self.A, self.gamma, self.alpha
+        m, op, wsum = self._weights(t)
+        b = v_next.shape[:-1]
+        cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
+        live = None
+        if self.mode == EXACT:
+            x = cols / a
+            c = x.max(0)                                       # (B,)
+            if not np.isfinite(c).all():
+                return None
+            x -= c
+            y = _sum_actions(_np_matmul(op, np.exp(x, out=x)), S, A)   # (S, B) = M z
+            if not y.min() > self.tiny:                        # (False for NaN too)
+                return None
+            if with_live:
+                live = (np.log(y) + (c + m + math.log(g))) * a
+            if g == 1:
+                u, shift = y, c
+            else:
+                # u = gamma e^(c-k) M z + (1 - gamma) e^(-k) sum_a W with k = max(c, 0): no overflow
+                shift = np.maximum(c, 0)
+                y *= g * np.exp(c - shift)
+                u = np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y)
+        else:
+            z = cols * (g / a)
+            bound = np.abs(z).max()
+            if not np.isfinite(bound):
+                return None
+            y = _np_matmul(self.P, z)                          # (S*A, B)
+            shift = 0.0
+            if bound >= self.no_shift:
+                # (below, |y| <= bound (1 + 1e-6) as rows sum to 1 within 1e-6: no overflow)
+                shift = y.max(0)
+                y -= shift
+            y += op
+            u = _sum_actions(np.exp(y, out=y), S, A)
+            if not u.min() > self.tiny:
+                return None
+        V = np.log(u, out=u)
+        V += shift
+        V += m
+        V *= a
+        V = torch.from_numpy(np.ascontiguousarray(V.T).reshape(*b, S))
+        if with_live:
+            return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, S)) if live is not None else None)
+        return V
+
+
+def _np_matmul(M, x: np.ndarray) -> np.ndarray:
+    """``M @ x`` for a NumPy matrix or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
+    if isinstance(M, np.ndarray):
+        return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS: ~50x slower)
+    return matmul(M, torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+def _sum_actions(y: np.ndarray, S: int, A: int) -> np.ndarray:
+    """Sum the ``(S*A, B)`` rows of ``y`` over actions: ``(S, B)`` (``(S, B)`` input is returned)."""
+    if y.shape[0] == S:
+        return y
+    if y.shape[1] == 1:
+        # one column: a BLAS mat-vec with ones, ~3x faster than a reduction over a size-A axis
+        return y.reshape(S, A) @ np.ones((A, 1), dtype=y.dtype)
+    return y.reshape(S, A, -1).sum(1)

@@ -63,6 +63,7 @@ def backward(
     max_iter: int = 10_000,
     v_init: Optional[torch.Tensor] = None,
     batch_shape: tuple = (),
+    step=None,
 ) -> Recursion:
     """Run the backward recursion.
 
@@ -78,6 +79,11 @@ def backward(
         v_init: stationary starting point ``(*batch, S)`` (default 0).
         batch_shape: a further batch shape the aggregator brings (e.g. a batch of policies),
             broadcast with the rewards' and alpha's.
+        step: optional fused values-only backup ``step(V_{t+1}, t, with_live) -> V_t`` (or
+            ``(V_t, V_live)``, or ``None`` to decline), the same map as ``aggregate(backup(.))``
+            (:class:`cai.ops.backup.SoftValueStep`). It runs where no ``Q`` is stored: every step
+            under ``keep="values"``, steps after the first under ``keep="first"``, and every
+            stationary iteration but a final general one that yields ``Q`` and the policy.
 
     Returns:
         :class:`Recursion`.
@@ -91,9 +97,14 @@ def backward(
         pis: List[Optional[torch.Tensor]] = [None] * T
         V[T] = mdp.terminal_rewards.expand(*b, S)
         for t in range(T - 1, -1, -1):
+            store = keep == "all" or (keep == "first" and t == 0)
+            v_t = step(V[t + 1], t) if step is not None and not store else None
+            if v_t is not None:
+                V[t] = v_t
+                continue
             Q = q_backup(mdp, t, V[t + 1], alpha, mode)
             V[t], log_pi = aggregate(Q, t)
-            if keep == "all" or (keep == "first" and t == 0):
+            if store:
                 Qs[t], pis[t] = Q, log_pi
         return Recursion(V=V, Q=Qs, log_policy=pis)
 
@@ -102,10 +113,18 @@ def backward(
     check = mode == EXACT
     residual = math.inf
     it = 0
+    v_prev = Q = log_pi = None
     for it in range(1, max_iter + 1):
-        if check:
+        fused = step(v, None, with_live=check) if step is not None else None
+        if fused is not None:
+            Q = log_pi = None
+            v_new, v_live = fused if check else (fused, None)
+        elif check:
             Q, Q_live = q_backup(mdp, None, v, alpha, mode, with_live=True)
             v_live, _ = aggregate(Q_live, None)
+        else:
+            Q = q_backup(mdp, None, v, alpha, mode)
+        if check:
             # Collatz-Wielandt: rho(M) >= min_s (M z)_s / z_s with z = exp(V / alpha) > 0.
             log_ratio = ((v_live - v) / alpha.unsqueeze(-1)).amin(-1)
             if bool((log_ratio > 1e-12).any()):
@@ -116,13 +135,12 @@ def backward(
                     "evidence is infinite. Lower the discount, lower the rewards (or raise alpha "
                     "with negative rewards), or use a normalised action prior with rewards <= 0."
                 )
-        else:
-            Q = q_backup(mdp, None, v, alpha, mode)
-        v_new, log_pi = aggregate(Q, None)
+        if Q is not None:
+            v_new, log_pi = aggregate(Q, None)
         diff = (v_new - v).abs()
         residual = diff.max().item() if diff.numel() else 0.0
         scale = max(1.0, v_new.detach().abs().max().item()) if v_new.numel() else 1.0
-        v = v_new
+        v_prev, v = v, v_new
         if residual <= tol * scale:
             break
     else:
@@ -131,5 +149,10 @@ def backward(
             f"residual {residual:.3g} > tol {tol:g} (relative); raise max_iter or tol",
             ConvergenceWarning, stacklevel=3,
         )
+    if Q is None:
+        # the last iteration was fused: one general backup from the same point yields Q and the
+        # policy (and V again, up to rounding)
+        Q = q_backup(mdp, None, v_prev, alpha, mode)
+        v, log_pi = aggregate(Q, None)
     # V = aggregate(Q) holds exactly; Q = backup(V) holds to within the residual
     return Recursion(V=[v], Q=[Q], log_policy=[log_pi], iterations=it, residual=residual)

@@ -1,0 +1,260 @@
+"""The fused values-only backup (:class:`cai.ops.backup.SoftValueStep`) against independent references.
+
+The step rewrites the soft backup in ``exp(V / alpha)`` (an action-marginalised operator for
+exact inference, a weighted sum over actions for soft value iteration). It is checked against
+
+* a direct NumPy/SciPy transcription of the backup formulas (``scipy.special.logsumexp`` over
+  ``s'`` and over ``a``), step by step, on dense and sparse transitions, with a discount, an
+  action prior, forbidden actions, time-varying rewards, a batch of terminal values, and values
+  large enough to need the shift;
+* brute-force enumeration of every path, for whole solves that keep only the values.
+
+Each test also asserts that the fused route really ran (returned values rather than declining),
+and the cases where it must decline (precision, autograd, batched weights) are checked to decline
+and still give the general route's numbers.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+
+import cai
+from cai.ops.backup import EXACT, EXPECTED, SoftValueStep, q_backup, soft_max
+from tests.common import brute_force, random_tiny_mdp
+
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+
+
+def reference_step(P, r, v, alpha, gamma, mode, log_prior=None):
+    """``V_t`` from ``V_{t+1}`` straight from the formulas (NumPy float64, log space)."""
+    S, A = r.shape
+    lp = np.zeros((S, A)) if log_prior is None else log_prior
+    with np.errstate(divide="ignore"):
+        logP = np.log(P)
+    if mode == EXACT:
+        L = logsumexp(logP + v[None, None, :] / alpha, axis=-1)           # (S, A)
+        succ = np.logaddexp(L + math.log(gamma), math.log1p(-gamma)) if gamma < 1 else L
+        logits = lp + r / alpha + succ
+    else:
+        logits = lp + (r + gamma * (P @ v)) / alpha
+    return alpha * logsumexp(logits, axis=-1)
+
+
+def _sparse(mdp):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        PM = mdp.transition_matrix.to_sparse_csr()
+    return mdp.replace(transitions=PM)
+
+
+def _mdp(rng, S=6, A=3, T=4, discount=None, forbid=False, layout="sa", sparse=False, scale=1.0):
+    P = rng.random((S, A, S)) * (rng.random((S, A, S)) < 0.6)
+    P[np.arange(S), :, np.arange(S)] += 0.2
+    P /= P.sum(-1, keepdims=True)
+    shape = (T, S, A) if layout == "tsa" else (S, A)
+    r = scale * rng.standard_normal(shape)
+    if forbid:
+        r[..., 0, 0] = -np.inf
+        r[..., 2, 1] = -np.inf
+    mdp = cai.TabularMDP(P, r, None, horizon=T, discount=discount, terminal_rewards=scale * rng.standard_normal(S),
+                         reward_layout=layout)
+    return (_sparse(mdp) if sparse else mdp), P, r
+
+
+CASES = [
+    dict(),
+    dict(discount=0.9),
+    dict(forbid=True),
+    dict(layout="tsa", discount=0.7),
+    dict(sparse=True),
+    dict(sparse=True, discount=0.8, forbid=True),
+    dict(sparse=True, layout="tsa"),
+]
+
+
+@pytest.mark.parametrize("mode", [EXACT, EXPECTED])
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("prior", [False, True])
+def test_step_matches_the_formulas(mode, case, prior):
+    rng = np.random.default_rng(100 + case)
+    kw = CASES[case]
+    mdp, P, r = _mdp(rng, **kw)
+    gamma = kw.get("discount") or 1.0
+    S, A = P.shape[:2]
+    log_prior = None
+    if prior:
+        rho = rng.random((S, A)) + 0.1
+        rho[1, 0] = 0.0
+        rho /= rho.sum(-1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(rho)
+    lp_t = None if log_prior is None else torch.as_tensor(log_prior)
+    for alpha in (0.3, 2.0):
+        a = torch.tensor(alpha, dtype=torch.float64)
+        step = SoftValueStep.for_solver(mdp, a, mode, lp_t)
+        assert step is not None
+        # values spread over a few nats; far above 0 (soft VI must shift: exp(800) overflows);
+        # and spread over hundreds of alpha (the sums may underflow: the step may decline)
+        for level, spread in ((0.0, 3.0), (800.0 * alpha, 3.0), (0.0, 700.0 * alpha)):
+            v = torch.as_tensor(level + rng.standard_normal(S) * spread)
+            for t in (0, 2):
+                r_t = r[t] if r.ndim == 3 else r
+                want = reference_step(P, r_t, v.numpy(), alpha, gamma, mode, log_prior)
+                got = step(v, t)
+                if got is None:
+                    # declining is allowed only where the sum can underflow: a wide spread
+                    assert spread > 100
+                    continue
+                np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
+                # and the general route agrees
+                Vg, _ = soft_max(q_backup(mdp, t, v, a, mode), a, lp_t)
+                np.testing.assert_allclose(got.numpy(), Vg.numpy(), rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("mode", [EXACT, EXPECTED])
+def test_step_with_a_batch_of_values(mode):
+    """A batch of ``V_{t+1}`` (from a batch of terminal rewards) is a matrix of columns."""
+    rng = np.random.default_rng(7)
+    for sparse in (False, True):
+        mdp, P, r = _mdp(rng, discount=0.95, sparse=sparse)
+        a = torch.tensor(0.7, dtype=torch.float64)
+        step = SoftValueStep.for_solver(mdp, a, mode, None)
+        v = torch.as_tensor(rng.standard_normal((2, 3, P.shape[0])))
+        got = step(v, 0)
+        assert got is not None and got.shape == v.shape
+        for i in range(2):
+            for j in range(3):
+                want = reference_step(P, r, v[i, j].numpy(), 0.7, 0.95, mode)
+                np.testing.assert_allclose(got[i, j].numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_live_part_matches_the_general_backup():
+    """The exact step's ``V_live`` (no death term), used by the divergence bound, equals the general one."""
+    rng = np.random.default_rng(3)
+    for sparse in (False, True):
+        mdp, P, r = _mdp(rng, discount=0.9, sparse=sparse)
+        mdp = mdp.replace(horizon=None)
+        a = torch.tensor(0.5, dtype=torch.float64)
+        step = SoftValueStep.for_solver(mdp, a, EXACT, None)
+        v = torch.as_tensor(rng.standard_normal(P.shape[0]) * 2)
+        V, V_live = step(v, None, with_live=True)
+        Q, Q_live = q_backup(mdp, None, v, a, EXACT, with_live=True)
+        torch.testing.assert_close(V, soft_max(Q, a, None)[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(V_live, soft_max(Q_live, a, None)[0], rtol=1e-12, atol=1e-12)
+
+
+def _count_fused(monkeypatch):
+    """Patch SoftValueStep.__call__ to count the steps it answered and declined."""
+    counts = {"ran": 0, "declined": 0}
+    orig = SoftValueStep.__call__
+
+    def spy(self, *args, **kw):
+        out = orig(self, *args, **kw)
+        counts["declined" if out is None else "ran"] += 1
+        return out
+
+    monkeypatch.setattr(SoftValueStep, "__call__", spy)
+    return counts
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(discount=0.9), dict(layout="tsa"), dict(forbid=True), dict(layout="s")])
+def test_values_only_solves_match_brute_force(monkeypatch, kw):
+    counts = _count_fused(monkeypatch)
+    rng = np.random.default_rng(11)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 4, **kw)
+    for alpha in (0.5, 1.5):
+        want = brute_force(d, alpha)["log_evidence"]
+        sol = cai.backward_messages(mdp, alpha, keep="values")
+        assert sol.log_evidence.item() == pytest.approx(want, abs=1e-10)
+        # soft VI's fused values agree with its general route (and so with exact on deterministic P)
+        full = cai.soft_value_iteration(mdp, alpha)
+        lazy = cai.soft_value_iteration(mdp, alpha, keep="values")
+        torch.testing.assert_close(lazy.V, full.V, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(lazy.policy, full.policy, rtol=1e-12, atol=1e-12)
+    assert counts["ran"] == 2 * 2 * 4 and counts["declined"] == 0     # alphas x solvers x steps
+
+
+def test_stationary_iteration_runs_fused_and_matches_the_linear_solve(monkeypatch):
+    counts = _count_fused(monkeypatch)
+    rng = np.random.default_rng(5)
+    _, mdp = random_tiny_mdp(rng, 4, 3, None, discount=0.85)
+    mdp = mdp.replace(rewards=-mdp.rewards.abs())             # with a normalised prior: finite evidence
+    prior = torch.full((4, 3), 1 / 3, dtype=torch.float64)
+    it = cai.backward_messages(mdp, 0.8, prior, tol=1e-13)
+    lin = cai.backward_messages(mdp, 0.8, prior, method="linear")
+    torch.testing.assert_close(it.V, lin.V, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(it.policy, lin.policy, rtol=1e-10, atol=1e-10)
+    assert counts["ran"] >= it.iterations - 1 and counts["declined"] == 0
+
+
+def test_extreme_scales_decline_and_fall_back(monkeypatch):
+    """Rewards of 1e4 at alpha 1e-3 spread the values over ~1e7 alpha: every fused sum would
+    underflow, the step declines, and the solve equals the general route's."""
+    counts = _count_fused(monkeypatch)
+    rng = np.random.default_rng(2)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 4, scale=1e4)
+    for solver in (cai.backward_messages, cai.soft_value_iteration):
+        full = solver(mdp, 1e-3)
+        lazy = solver(mdp, 1e-3, keep="values")
+        torch.testing.assert_close(lazy.V, full.V, rtol=1e-13, atol=0)
+    assert counts["declined"] > 0
+    assert cai.backward_messages(mdp, 1e-3, keep="values").log_evidence.item() == \
+        pytest.approx(brute_force(d, 1e-3)["log_evidence"], rel=1e-10)
+
+
+def test_states_without_mass_decline():
+    """``V_{t+1} = -inf`` in every state a row can reach leaves ``M z = 0`` there: the step declines
+    (the general route gives ``-inf``); non-finite values are declined in both modes."""
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 1] = P[1, 0, 1] = P[2, 0, 2] = 1.0
+    mdp = cai.TabularMDP(P, np.zeros((3, 1)), None, horizon=2)
+    a = torch.tensor(1.0, dtype=torch.float64)
+    v = torch.tensor([0.0, -math.inf, 0.0], dtype=torch.float64)
+    assert SoftValueStep.for_solver(mdp, a, EXACT, None)(v, 0) is None
+    V, _ = soft_max(q_backup(mdp, 0, v, a, EXACT), a, None)
+    assert torch.isneginf(V[:2]).all() and V[2].item() == 0.0
+    for mode in (EXACT, EXPECTED):
+        for bad in (math.inf, math.nan):
+            assert SoftValueStep.for_solver(mdp, a, mode, None)(torch.tensor([0.0, bad, 0.0], dtype=torch.float64), 0) is None
+
+
+def test_where_the_step_does_not_apply():
+    rng = np.random.default_rng(0)
+    _, mdp = random_tiny_mdp(rng)
+    a = torch.tensor(1.0, dtype=torch.float64)
+    # batched temperatures or reward tables: the weights differ per member
+    assert SoftValueStep.for_solver(mdp, torch.tensor([1.0, 2.0], dtype=torch.float64), EXACT, None) is None
+    batched = mdp.replace(rewards=torch.stack([mdp.rewards, mdp.rewards]), reward_layout="sa")
+    assert SoftValueStep.for_solver(batched, a, EXACT, None) is None
+    # r(s, a, s') rewards, and autograd through the rewards
+    _, sas = random_tiny_mdp(rng, layout="sas")
+    assert SoftValueStep.for_solver(sas, a, EXPECTED, None) is None
+    r = mdp.rewards.clone().requires_grad_(True)
+    assert SoftValueStep.for_solver(mdp.replace(rewards=r), a, EXACT, None) is None
+    # values that carry a gradient are declined at the step
+    step = SoftValueStep.for_solver(mdp, a, EXACT, None)
+    assert step(torch.zeros(3, dtype=torch.float64, requires_grad=True), 0) is None
+    # and a values-only solve still differentiates (the general route runs)
+    sol = cai.backward_messages(mdp.replace(rewards=r), 1.0, keep="values")
+    sol.log_evidence.backward()
+    assert r.grad is not None and torch.isfinite(r.grad).all()
+
+
+def test_float32():
+    """float32 overflows at exp(89): values near 100 alpha need the shift there (not in float64)."""
+    rng = np.random.default_rng(9)
+    mdp, P, r = _mdp(rng, discount=0.9)
+    m32 = mdp.to(dtype=torch.float32)
+    for mode in (EXACT, EXPECTED):
+        for level in (0.0, 50.0):
+            a = torch.tensor(0.5, dtype=torch.float32)
+            v = torch.as_tensor(level + rng.standard_normal(P.shape[0]), dtype=torch.float32)
+            got = SoftValueStep.for_solver(m32, a, mode, None)(v, 0)
+            assert got is not None and got.dtype == torch.float32
+            want = reference_step(P, r, v.double().numpy(), 0.5, 0.9, mode)
+            np.testing.assert_allclose(got.numpy(), want, rtol=2e-6, atol=2e-6 * max(1, np.abs(want).max()))
