@@ -72,8 +72,12 @@ RTOL = 1e-10
 BLOCKED = False   # set by --blocked
 
 
+RAW: Dict[str, List[float]] = {}   # the per-repeat times of the last time_interleaved call
+
+
 def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, float]:
-    """Median wall time (seconds) of each function, running them in turn within each repeat.
+    """Median wall time (seconds) of each function, running them in turn within each repeat
+    (the per-repeat times are left in ``RAW``).
 
     With ``BLOCKED`` each function instead runs all its repeats in one block, after a short pause:
     with several threads per library, a pool that has just run (OpenBLAS, OpenMP) keeps spinning
@@ -98,7 +102,16 @@ def _time_in_turn(fns: Dict[str, Callable[[], object]], repeats: int, warmup: in
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
+    RAW.update(times)
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def paired_ratio(num: str, den: str) -> List[float]:
+    """Quartiles (25%, 50%, 75%) of the repeat-by-repeat ratio ``num / den`` from ``RAW``: with
+    interleaved timing both ran back to back in each repeat, so the spread of the ratio is the
+    noise of the comparison itself."""
+    r = np.asarray(RAW[num]) / np.asarray(RAW[den])
+    return [float(q) for q in np.quantile(r, [0.25, 0.5, 0.75])]
 
 
 def memory_bandwidth(nbytes: int, repeats: int) -> Dict[str, float]:
@@ -206,6 +219,7 @@ def bench_world(name: str, mdp, P2, trans_bytes: int, ref_bytes: int, args, rng)
         PM64 = torch.sparse_csr_tensor(PM.crow_indices().long(), PM.col_indices().long(), PM.values(), size=PM.shape)
         fns["torch_mv_int64"] = lambda: torch.mv(PM64, v)     # torch.mv on int64 indices (converted per call)
     t = time_interleaved(fns, args.repeats)
+    ratios = {m: paired_ratio("cai_" + m, "np_" + m) for m in (EXACT, EXPECTED)}
 
     # whole finite-horizon solve
     T = mdp.horizon
@@ -225,7 +239,8 @@ def bench_world(name: str, mdp, P2, trans_bytes: int, ref_bytes: int, args, rng)
         "cai_expected": lambda: cai.soft_value_iteration(mdp, alpha, keep="values"),
     }, args.solve_repeats, warmup=0)
     return {"name": name, "S": S, "nnz": mdp.transitions.values().numel() if mdp.is_sparse else S * A * S,
-            "bytes": trans_bytes, "ref_bytes": ref_bytes, "T": T, "backup": t, "solve": solve, "build": build}
+            "bytes": trans_bytes, "ref_bytes": ref_bytes, "T": T, "backup": t, "solve": solve, "build": build,
+            "ratios": ratios, "m_bytes": operator_bytes(steps[EXACT])}
 
 
 def dense_world(S: int, T: int, rng):
@@ -253,20 +268,26 @@ def grid_world(N: int, T: int):
 
 # ---------------------------------------------------------------------------------------------
 
+def operator_bytes(step) -> int:
+    """Bytes of the operator an exact values step multiplies by: ``M``, dense or CSR."""
+    M = step._weights(0)[1]
+    if isinstance(M, np.ndarray):
+        return M.nbytes
+    return sum(x.numel() * x.element_size() for x in (M.crow_indices(), M.col_indices(), M.values()))
+
+
 def bytes_read(res: dict, mode: str) -> int:
-    """Bytes of transition data one values step reads: the ``(S, S)`` operator ``M`` for exact
-    inference on dense transitions, else the transitions themselves."""
-    if res["name"] == "dense" and mode == EXACT:
-        return res["S"] * res["S"] * 8
-    return res["bytes"]
+    """Bytes of transition data one values step reads: the action-marginalised operator ``M``
+    for exact inference, the transitions themselves for soft value iteration."""
+    return res["m_bytes"] if mode == EXACT else res["bytes"]
 
 
 def fmt_table(results: List[dict], bw: float) -> str:
     lines = [
-        "| world | S | transitions MB | mode | NumPy ms | cai ms | cai / NumPy | MB read | cai GB/s | cai % of bw "
+        "| world | S | transitions MB | mode | NumPy ms | cai ms | cai / NumPy | paired ratio quartiles | MB read | cai GB/s | cai % of bw "
         "| cai Q+V+policy ms | that / NumPy | bare mat-vec ms (NumPy / torch) | cai / best mat-vec | build ms "
         "| solve T | NumPy solve s | cai solve s |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for res in results:
@@ -279,7 +300,7 @@ def fmt_table(results: List[dict], bw: float) -> str:
             nb = bytes_read(res, mode)
             lines.append(
                 f"| {res['name']} | {res['S']} | {res['bytes'] / 1e6:.1f} | {mode} | {n * 1e3:.2f} | {c * 1e3:.2f} "
-                f"| {c / n:.2f} | {nb / 1e6:.1f} | {nb / c / 1e9:.1f} | {100 * nb / c / bw:.0f}% "
+                f"| {c / n:.2f} | {'/'.join(f'{q:.2f}' for q in res['ratios'][mode])} | {nb / 1e6:.1f} | {nb / c / 1e9:.1f} | {100 * nb / c / bw:.0f}% "
                 f"| {f * 1e3:.2f} | {f / n:.2f} "
                 f"| {t['np_matvec'] * 1e3:.2f} / {t['torch_matvec'] * 1e3:.2f} | {c / best_mv:.2f} "
                 f"| {res['build'][mode] * 1e3:.1f} | {res['T']} | {s['np_' + mode]:.3f} | {s['cai_' + mode]:.3f} |"
@@ -296,6 +317,11 @@ def goals(results: List[dict], bw: float) -> List[str]:
     slow_solve = [(r["name"], r["S"], m) for r in results for m in (EXACT, EXPECTED)
                   if r["solve"]["cai_" + m] > r["solve"]["np_" + m]]
     out.append(f"cai backup at least as fast as NumPy everywhere: {'yes' if not slow else 'NO ' + str(slow)}")
+    # where the medians say slower: is the difference outside the noise of the comparison?
+    tied = [(r["name"], r["S"], m) for r in results for m in (EXACT, EXPECTED)
+            if (r["name"], r["S"], m) in slow and r["ratios"][m][0] <= 1.0]
+    if slow:
+        out.append(f"  of those, at parity (the repeat-by-repeat ratio's lower quartile <= 1): {tied or 'none'}")
     out.append(f"cai whole solve at least as fast as NumPy everywhere: {'yes' if not slow_solve else 'NO ' + str(slow_solve)}")
     out.append(f"(not a goal) cai backup that also forms Q and the policy at least as fast as NumPy's Q and V: "
                f"{'yes' if not slow_full else 'NO ' + str(slow_full)}")
