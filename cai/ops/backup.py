@@ -261,8 +261,9 @@ class SoftValueStep:
     The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
     backup with a few thousand states, NumPy's per-call cost is a fraction of torch's, and the
     step is a dozen calls. Use :meth:`for_solver`, which returns ``None`` where this route does
-    not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, and a batch of temperatures
-    or reward tables (the weights would differ per batch member).
+    not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, a batch of temperatures or
+    reward tables (the weights would differ per batch member), and exact inference with
+    time-varying rewards (``M`` would change every step).
     """
 
     def __init__(self, mdp, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]):
@@ -284,6 +285,8 @@ class SoftValueStep:
         if mode not in (EXACT, EXPECTED) or mdp.reward_layout == "sas" or alpha.dim() != 0 \
                 or len(mdp.batch_shape) != 0 or mdp.device.type != "cpu":
             return None
+        if mode == EXACT and mdp.reward_layout == "tsa":
+            return None       # M would be rebuilt every step, at the cost of a general backup or more
         grads = [mdp.rewards, mdp.terminal_rewards, alpha] + ([log_prior] if log_prior is not None else [])
         if any(t.requires_grad for t in grads) or mdp.transitions.requires_grad:
             return None

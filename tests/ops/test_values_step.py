@@ -97,6 +97,9 @@ def test_step_matches_the_formulas(mode, case, prior):
     for alpha in (0.3, 2.0):
         a = torch.tensor(alpha, dtype=torch.float64)
         step = SoftValueStep.for_solver(mdp, a, mode, lp_t)
+        if mode == EXACT and kw.get("layout") == "tsa":
+            assert step is None        # M would change every step: the general backup runs
+            return
         assert step is not None
         # values spread over a few nats; far above 0 (soft VI must shift: exp(800) overflows);
         # and spread over hundreds of alpha (the sums may underflow: the step may decline)
@@ -176,7 +179,8 @@ def test_values_only_solves_match_brute_force(monkeypatch, kw):
         lazy = cai.soft_value_iteration(mdp, alpha, keep="values")
         torch.testing.assert_close(lazy.V, full.V, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(lazy.policy, full.policy, rtol=1e-12, atol=1e-12)
-    assert counts["ran"] == 2 * 2 * 4 and counts["declined"] == 0     # alphas x solvers x steps
+    solvers = 1 if kw.get("layout") == "tsa" else 2           # exact inference declines tsa rewards
+    assert counts["ran"] == 2 * solvers * 4 and counts["declined"] == 0     # alphas x solvers x steps
 
 
 def test_stationary_iteration_runs_fused_and_matches_the_linear_solve(monkeypatch):
