@@ -256,7 +256,8 @@ class SoftValueStep:
 
     Both are exact rewrites of the general backup. A step returns ``None`` when its sum over
     ``s'`` or ``a`` would lose precision to underflow (values spread over more than about
-    ``700 alpha``, or states with no mass), and the caller then runs the general log-space backup.
+    ``670 alpha`` in a way that starves some state's sum, or states with no mass), and the
+    caller then runs the general log-space backup, for that step and the rest of the solve.
 
     The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
     backup with a few thousand states, NumPy's per-call cost is a fraction of torch's, and the
@@ -278,6 +279,7 @@ class SoftValueStep:
         PM = mdp.transition_matrix
         self.P = PM if mdp.is_sparse else PM.detach().numpy()   # (S*A, S): torch CSR or a NumPy view
         self._key, self._cached = (), None   # the weights of the last reward step seen
+        self.declined = False
 
     @classmethod
     def for_solver(cls, mdp, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]):
@@ -323,9 +325,19 @@ class SoftValueStep:
 
     def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False):
         """``V_t`` of shape ``(*batch, S)`` from ``V_{t+1}`` (``(V_t, V_live)`` with ``with_live``,
-        exact only: ``V_live`` leaves out the death term, see :func:`q_backup`), or ``None``."""
-        if v_next.requires_grad or v_next.device.type != "cpu":
+        exact only: ``V_live`` leaves out the death term, see :func:`q_backup`), or ``None``.
+
+        Once a step has declined for precision, every later call declines at once: a declined
+        step has already paid for its mat-vec, and the values that made it decline seldom
+        come back within one solve, so at most one step per solve is wasted.
+        """
+        if self.declined or v_next.requires_grad or v_next.device.type != "cpu":
             return None
+        out = self._step(v_next, t, with_live)
+        self.declined = out is None
+        return out
+
+    def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
         S, A, g, a = self.S, self.A, self.gamma, self.alpha
         m, op, wsum = self._weights(t)
         b = v_next.shape[:-1]

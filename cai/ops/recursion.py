@@ -9,6 +9,7 @@ policy evaluation.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional
@@ -88,6 +89,10 @@ def backward(
     Returns:
         :class:`Recursion`.
     """
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+        raise ValueError(f"tol: expected a number >= 0, got {tol!r}")
     b = torch.broadcast_shapes(batch_shape_of(mdp, alpha), batch_shape)
     S = mdp.n_states
     if mdp.horizon is not None:
@@ -128,10 +133,12 @@ def backward(
             # Collatz-Wielandt: rho(M) >= min_s (M z)_s / z_s with z = exp(V / alpha) > 0.
             log_ratio = ((v_live - v) / alpha.unsqueeze(-1)).amin(-1)
             if bool((log_ratio > 1e-12).any()):
+                lr = log_ratio.max().item()
+                bound = f"{math.exp(lr):.6g}" if lr < 700 else f"exp({lr:.6g})"
                 raise DivergenceError(
                     "backward_messages: the stationary exact-inference problem diverges: the "
                     "linear operator M[s, s'] = gamma * sum_a rho(a|s) exp(r(s,a)/alpha) P(s'|s,a) "
-                    f"has spectral radius >= {math.exp(log_ratio.max().item()):.6g} >= 1, so the "
+                    f"has spectral radius >= {bound} >= 1, so the "
                     "evidence is infinite. Lower the discount, lower the rewards (or raise alpha "
                     "with negative rewards), or use a normalised action prior with rewards <= 0."
                 )

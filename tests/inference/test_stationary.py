@@ -88,6 +88,25 @@ def test_divergent_problem_raises_a_clear_error():
     assert sv.residual <= 1e-10 * max(1, sv.V.abs().max().item())
 
 
+def test_divergence_far_beyond_float_range_still_raises_the_clear_error():
+    """Rewards of 800 at alpha 1: the Collatz-Wielandt bound is about exp(800), past float64;
+    the message gives it in log form instead of overflowing."""
+    P = np.full((2, 1, 2), 0.5)
+    mdp = cai.TabularMDP(P, np.full((2, 1), 800.0), None, discount=0.9)
+    with pytest.raises(cai.DivergenceError, match=r"spectral radius >= exp\(7\d\d"):
+        cai.backward_messages(mdp, 1.0)
+
+
+@pytest.mark.parametrize("bad", [dict(max_iter=0), dict(max_iter=2.5), dict(max_iter=True), dict(tol=-1e-3),
+                                 dict(tol=float("nan"))])
+def test_iteration_controls_are_validated(bad):
+    _, mdp = random_tiny_mdp(np.random.default_rng(1), T=None, discount=0.9)
+    name = next(iter(bad))
+    for solver in (cai.backward_messages, cai.soft_value_iteration):
+        with pytest.raises(ValueError, match=name):
+            solver(mdp, 1.0, **bad)
+
+
 def test_nonconvergence_warns_and_reports():
     rng = np.random.default_rng(35)
     S, A = 4, 2

@@ -153,12 +153,13 @@ def test_live_part_matches_the_general_backup():
 
 def _count_fused(monkeypatch):
     """Patch SoftValueStep.__call__ to count the steps it answered and declined."""
-    counts = {"ran": 0, "declined": 0}
+    counts = {"ran": 0, "declined": 0, "sequence": []}
     orig = SoftValueStep.__call__
 
     def spy(self, *args, **kw):
         out = orig(self, *args, **kw)
         counts["declined" if out is None else "ran"] += 1
+        counts["sequence"].append(out is not None)
         return out
 
     monkeypatch.setattr(SoftValueStep, "__call__", spy)
@@ -262,3 +263,72 @@ def test_float32():
             assert got is not None and got.dtype == torch.float32
             want = reference_step(P, r, v.double().numpy(), 0.5, 0.9, mode)
             np.testing.assert_allclose(got.numpy(), want, rtol=2e-6, atol=2e-6 * max(1, np.abs(want).max()))
+
+
+def _general_only(monkeypatch):
+    monkeypatch.setattr(SoftValueStep, "for_solver", classmethod(lambda cls, *a, **k: None))
+
+
+@pytest.mark.parametrize("solver", [cai.backward_messages, cai.soft_value_iteration])
+def test_stationary_fused_equals_the_general_route(monkeypatch, solver):
+    rng = np.random.default_rng(21)
+    for sparse in (False, True):
+        mdp, _, _ = _mdp(rng, S=7, A=3, discount=0.8, sparse=sparse)
+        mdp = mdp.replace(horizon=None, rewards=-mdp.rewards.abs())
+        prior = torch.full((7, 3), 1 / 3, dtype=torch.float64)
+        with monkeypatch.context() as mp:
+            counts = _count_fused(mp)
+            fused = solver(mdp, 0.6, prior, tol=1e-13)
+            assert counts["ran"] >= fused.iterations - 1 and counts["declined"] == 0
+        with monkeypatch.context() as mp:
+            _general_only(mp)
+            general = solver(mdp, 0.6, prior, tol=1e-13)
+        torch.testing.assert_close(fused.V, general.V, rtol=1e-11, atol=1e-11)
+        torch.testing.assert_close(fused.policy, general.policy, rtol=1e-11, atol=1e-11)
+        torch.testing.assert_close(fused.Q, general.Q, rtol=1e-11, atol=1e-11)
+        # the returned record is self-consistent: V = alpha log sum_a rho exp(Q / alpha)
+        V_of_Q = 0.6 * torch.logsumexp(fused.Q / 0.6 + torch.log(prior), -1)
+        torch.testing.assert_close(fused.V, V_of_Q, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("horizon", [60, None])
+def test_a_trap_declines_once_and_the_solve_matches(monkeypatch, horizon):
+    """A chain with an absorbing trap worth -50 per step at alpha 0.05: the values spread over
+    far more than 670 alpha, the trap's own sum underflows under one shift, the step declines
+    once, and the rest of the solve takes the general route with the same numbers."""
+    S = 6
+    P = np.zeros((S, 2, S))
+    for s in range(S - 1):
+        P[s, 0, max(s - 1, 0)] = 0.9
+        P[s, 0, S - 1] = 0.1                                  # a slip into the trap
+        P[s, 1, min(s + 1, S - 2)] = 1.0
+    P[S - 1, :, S - 1] = 1.0
+    r = np.full((S, 2), -0.1)
+    r[S - 1] = -50.0
+    prior = torch.full((S, 2), 0.5, dtype=torch.float64)      # rewards <= 0: a finite evidence
+    mdp = cai.TabularMDP(P, r, None, horizon=horizon, discount=0.9)
+    for solver in (cai.backward_messages, cai.soft_value_iteration):
+        with monkeypatch.context() as mp:
+            counts = _count_fused(mp)
+            fused = solver(mdp, 0.05, prior, keep="values" if horizon else "all")
+            seq = counts["sequence"]
+            assert counts["declined"] >= 1
+            first = seq.index(False)
+            assert not any(seq[first:])                         # sticky: no step fused after a decline
+        with monkeypatch.context() as mp:
+            _general_only(mp)
+            general = solver(mdp, 0.05, prior)
+        torch.testing.assert_close(fused.V, general.V, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(fused.policy, general.policy, rtol=1e-12, atol=1e-12)
+
+
+def test_declining_is_sticky():
+    rng = np.random.default_rng(4)
+    mdp, P, r = _mdp(rng)
+    a = torch.tensor(1.0, dtype=torch.float64)
+    step = SoftValueStep.for_solver(mdp, a, EXPECTED, None)
+    ok = torch.as_tensor(rng.standard_normal(P.shape[0]))
+    assert step(ok, 0) is not None
+    starved = torch.tensor([0.0, -1e5, -1e5, -1e5, -1e5, -1e5], dtype=torch.float64)
+    assert step(starved, 0) is None and step.declined
+    assert step(ok, 0) is None                                 # no second mat-vec wasted
