@@ -117,6 +117,7 @@ class TabularMDP:
     __slots__ = (
         "transitions", "rewards", "reward_layout", "terminal_rewards", "initial", "horizon",
         "discount", "state_names", "action_names", "batch_shape", "metadata", "_frozen",
+        "_min_p",
     )
 
     def __init__(
@@ -272,6 +273,7 @@ class TabularMDP:
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata: expected a mapping or None, got {type(metadata).__name__}")
         object.__setattr__(self, "metadata", MappingProxyType(dict(metadata or {})))
+        object.__setattr__(self, "_min_p", None)
         object.__setattr__(self, "_frozen", True)
 
     # ------------------------------------------------------------------------------------------
@@ -361,6 +363,17 @@ class TabularMDP:
         if self.is_sparse:
             return self.transitions
         return self.transitions.reshape(self.n_states * self.n_actions, self.n_states)
+
+    @property
+    def min_positive_probability(self) -> float:
+        """The smallest non-zero transition probability (computed once, on first use). The
+        log-space kernels use it to know how far below its maximum a value may lie before a
+        shifted product could underflow (:func:`cai.ops.logspace.log_matmul_exp`)."""
+        if self._min_p is None:
+            vals = self.transitions.values() if self.is_sparse else self.transitions
+            pos = vals.detach()[vals.detach() > 0]
+            object.__setattr__(self, "_min_p", float(pos.min()) if pos.numel() else 1.0)
+        return self._min_p
 
     def dense_transitions(self) -> torch.Tensor:
         """``P`` as a dense ``(S, A, S)`` tensor (materialised for sparse MDPs)."""

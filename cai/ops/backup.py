@@ -133,7 +133,7 @@ def exact_successor(mdp, v_next: torch.Tensor, alpha: torch.Tensor):
     """
     S, A = mdp.n_states, mdp.n_actions
     cols, b = _flat_cols(v_next / alpha.unsqueeze(-1), S)
-    L = log_matmul_exp(mdp.transition_matrix, cols).t().reshape(*b, S, A)
+    L = log_matmul_exp(mdp.transition_matrix, cols, mdp.min_positive_probability).t().reshape(*b, S, A)
     if mdp.gamma < 1:
         return torch.logaddexp(L + math.log(mdp.gamma), torch.full_like(L, math.log1p(-mdp.gamma))), L
     return L, L

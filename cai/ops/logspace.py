@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Optional
 
 import numpy as np
 import torch
@@ -132,12 +133,27 @@ def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int
     return torch.cat(outs, 0)
 
 
-def log_matmul_exp(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+#: At most this many bands (see :func:`log_matmul_exp`) before the row-by-row exact fallback.
+MAX_BANDS = 12
+
+
+def log_matmul_exp(M: torch.Tensor, X: torch.Tensor, min_entry: Optional[float] = None) -> torch.Tensor:
     """Numerically stable ``log(M @ exp(X))``.
+
+    One product ``M @ exp(X - c)`` with ``c`` the column maximum serves every row whose result
+    stays well above the dtype's smallest normal number. Rows that fall below it (all their mass
+    lies far under ``c``: low temperatures, a trap) are recomputed from *bands*: the entries of
+    ``X`` are split by level into slabs of width ``w`` below ``c``, one product per slab, each
+    shifted by its own top, and the slabs are summed in log space. When no entry of ``M`` is
+    below ``min_entry``, ``w`` is chosen so that no product term can underflow, and the bands stop
+    once what lies below them is under ``eps`` of a row's sum: the result is exact to rounding.
+    Without ``min_entry``, or past :data:`MAX_BANDS` slabs, those rows are computed term by term.
 
     Args:
         M: non-negative matrix ``(n, m)``, dense or sparse CSR.
         X: log-space values ``(m, B)``; entries may be ``-inf``.
+        min_entry: a lower bound on ``M``'s positive entries (e.g.
+            :attr:`cai.TabularMDP.min_positive_probability`), which enables the bands.
 
     Returns:
         ``(n, B)``: ``log sum_j M[i, j] exp(X[j, b])``; ``-inf`` for rows with no mass.
@@ -156,7 +172,51 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     out = torch.log(torch.where(ok, Y, torch.ones_like(Y))) + c
     if bool(ok.all()):
         return out
-    rows = (~ok).any(1).nonzero().squeeze(1)
+    bad = ~ok.all(1)                                           # rows to recompute, all columns
+    banded = _banded(M, X, c, min_entry, bad) if min_entry is not None else None
+    if banded is not None:
+        return torch.where(bad.unsqueeze(1), banded, out)
+    rows = bad.nonzero().squeeze(1)
     exact = _exact_rows(M, X, rows)
     out = out.index_put((rows,), torch.where(ok[rows], out[rows], exact))
     return out
+
+
+def _banded(M: torch.Tensor, X: torch.Tensor, c: torch.Tensor, min_entry: float, rows: torch.Tensor):
+    """``log(M @ exp(X))`` summed over slabs of ``X`` (see :func:`log_matmul_exp`), or ``None``
+    if the rows in the mask ``rows`` need more than :data:`MAX_BANDS` slabs."""
+    info = torch.finfo(X.dtype)
+    # the widest slab whose terms M_ij exp(X_j - top) >= min_entry e^-w stay normal, with margin
+    w = math.log(min_entry) - math.log(info.tiny / info.eps) - 10.0
+    if not w > 20.0:
+        return None
+    Xd = X.detach()
+    lo = torch.where(torch.isfinite(Xd), Xd, torch.full_like(Xd, math.inf)).amin(0, keepdim=True)
+    ones = torch.ones(M.shape[1], 1, dtype=X.dtype, device=X.device)
+    log_rowsum = torch.log(matmul(M, ones).detach())          # (n, 1): the mass below a slab
+    neg_inf = torch.full((), -math.inf, dtype=X.dtype, device=X.device)
+    grad = _needs_grad(M, X)
+    terms, top, acc = [], c, None
+    for b in range(MAX_BANDS):
+        bottom = top - w
+        inband = Xd > bottom if b == 0 else (Xd > bottom) & (Xd <= top)
+        shifted = torch.where(inband, X - top, neg_inf)
+        Yb = matmul(M, torch.exp(shifted) if grad else exp_(shifted))
+        if grad:
+            pos = Yb > 0
+            term = torch.where(pos, torch.log(torch.where(pos, Yb, torch.ones_like(Yb))) + top, neg_inf)
+        else:
+            term = log_(Yb).add_(top)                          # log 0 = -inf
+        terms.append(term)
+        if bool((bottom <= lo).all()):
+            break                                              # every finite entry is in a slab
+        acc = term.detach() if acc is None else torch.logaddexp(acc, term.detach())
+        # done where all that lies below the slab, at most rowsum * e^bottom, is under eps * sum
+        if bool((acc >= log_rowsum + bottom - math.log(info.eps))[rows].all()):
+            break
+        top = bottom
+    else:
+        return None
+    if len(terms) == 1:
+        return terms[0]
+    return logsumexp(torch.stack(terms), 0)

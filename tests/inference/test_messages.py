@@ -137,6 +137,39 @@ def test_no_overflow_at_extreme_scales():
         np.testing.assert_allclose(sv.policy.sum(-1).numpy(), 1.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("keep", ["all", "values"])
+def test_low_temperature_rows_are_recomputed_in_bands(monkeypatch, keep):
+    """Rewards of order 1 at alpha 2e-3 spread the values over ~2000 alpha: one shifted product
+    underflows in most rows, which are recomputed from slabs of V (cai.ops.logspace._banded),
+    never term by term; messages and marginals still equal enumeration."""
+    import cai.ops.logspace as ls
+
+    used = {"banded": 0, "exact_rows": 0}
+    orig_b, orig_e = ls._banded, ls._exact_rows
+
+    def banded(*a, **k):
+        out = orig_b(*a, **k)
+        used["banded"] += out is not None
+        return out
+
+    def exact_rows(*a, **k):
+        used["exact_rows"] += 1
+        return orig_e(*a, **k)
+
+    monkeypatch.setattr(ls, "_banded", banded)
+    monkeypatch.setattr(ls, "_exact_rows", exact_rows)
+    rng = np.random.default_rng(12)
+    # sparse rows (self-loops kept): some (s, a) reach only low-valued states
+    d, mdp = random_tiny_mdp(rng, 3, 2, 4, discount=0.9, scale=2.0, sparsity=0.7)
+    for alpha in (2e-3, 5e-3):
+        msg = cai.backward_messages(mdp, alpha=alpha, keep=keep)
+        bf = brute_force(d, alpha)
+        assert msg.log_evidence.item() == pytest.approx(bf["log_evidence"], rel=1e-12)
+        fwd = cai.forward_messages(mdp, msg)
+        np.testing.assert_allclose(fwd.state_action.numpy(), bf["state_action"], atol=1e-10)
+    assert used["banded"] > 0 and used["exact_rows"] == 0
+
+
 def test_underflowing_rows_take_the_exact_route():
     """A successor set whose values sit 1e6 nats below the best state must not give -inf."""
     P = np.zeros((3, 1, 3))

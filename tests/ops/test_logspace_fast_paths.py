@@ -103,3 +103,62 @@ def test_sparse_matmul_one_column_matches_dense():
     x = X[:, :1].clone().requires_grad_(True)
     matmul(Ms, x).sum().backward()
     torch.testing.assert_close(x.grad, M.sum(0, keepdim=True).t(), rtol=1e-14, atol=1e-14)
+
+
+def _spread_case(seed: int, n: int = 30, m: int = 25, B: int = 2, spread: float = 3000.0):
+    """Entries of X spread uniformly over ``spread`` nats: with one shift, most rows underflow."""
+    g = torch.Generator().manual_seed(seed)
+    M = torch.rand(n, m, generator=g, dtype=torch.float64) * (torch.rand(n, m, generator=g) < 0.3)
+    M[:, 0] += 1e-3 * (torch.arange(n) % 2 == 0)             # some rows reach entry 0 (the top)
+    M[3] = 0.0                                               # no mass
+    X = -spread * torch.rand(m, B, generator=g, dtype=torch.float64)
+    X[0] = 0.0
+    X[5, 0] = NEG_INF
+    return M, X
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("spread", [900.0, 3000.0, 6500.0])
+def test_banded_rows_match_brute_force(sparse, spread):
+    M, X = _spread_case(int(spread), spread=spread)
+    ref = _brute(M, X)
+    Mx = _csr(M) if sparse else M
+    min_entry = M[M > 0].min().item()
+    import cai.ops.logspace as ls
+    calls = {"exact": 0}
+    orig = ls._exact_rows
+
+    def spy(*a, **k):
+        calls["exact"] += 1
+        return orig(*a, **k)
+
+    ls._exact_rows = spy
+    try:
+        with torch.no_grad():
+            fast = log_matmul_exp(Mx, X, min_entry)
+        Xg = X.clone().requires_grad_(True)
+        slow = log_matmul_exp(Mx, Xg, min_entry)
+    finally:
+        ls._exact_rows = orig
+    assert calls["exact"] == 0                               # the bands covered every row
+    for out in (fast, slow.detach()):
+        assert torch.equal(torch.isneginf(out), torch.isneginf(ref))
+        fin = torch.isfinite(ref)
+        torch.testing.assert_close(out[fin], ref[fin], rtol=1e-13, atol=1e-13 * spread)
+    # the gradient is the softmax weight of each term: d/dX_j = sum_i M_ij e^{X_j - out_i} (for finite rows)
+    fin_rows = torch.isfinite(ref).all(1)
+    slow[fin_rows].sum().backward()
+    logM = torch.log(M[fin_rows]).unsqueeze(-1)              # -inf where M is 0
+    w = torch.exp(logM + X.unsqueeze(0) - ref[fin_rows].unsqueeze(1))
+    torch.testing.assert_close(Xg.grad, w.sum(0), rtol=1e-10, atol=1e-12)
+
+
+def test_bands_give_way_to_the_exact_rows():
+    """Beyond MAX_BANDS slabs, or without a usable minimum entry, rows are computed term by term."""
+    M, X = _spread_case(1, spread=2e5)
+    ref = _brute(M, X)
+    for min_entry in (M[M > 0].min().item(), 1e-290, None):
+        with torch.no_grad():
+            out = log_matmul_exp(M, X, min_entry)
+        fin = torch.isfinite(ref)
+        torch.testing.assert_close(out[fin], ref[fin], rtol=1e-13, atol=1e-13 * 2e5)
