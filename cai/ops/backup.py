@@ -254,10 +254,12 @@ class SoftValueStep:
 
         V_t / alpha = m + k + log sum_a W exp(y - k)
 
-    Both are exact rewrites of the general backup. A step returns ``None`` when its sum over
-    ``s'`` or ``a`` would lose precision to underflow (values spread over more than about
-    ``670 alpha`` in a way that starves some state's sum, or states with no mass), and the
-    caller then runs the general log-space backup, for that step and the rest of the solve.
+    Both are exact rewrites of the general backup. Where one shift leaves some state's sum
+    underflowing (values spread over more than about ``670 alpha``), exact inference recomputes
+    the product with ``M`` in slabs of values (:func:`cai.ops.logspace.log_matmul_exp`, exact
+    when no product ``W P`` underflows, which is checked once per build). Otherwise, and for
+    soft value iteration, the step returns ``None``, and the caller runs the general log-space
+    backup for that step and the rest of the solve.
 
     The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
     backup with a few thousand states, NumPy's per-call cost is a fraction of torch's, and the
@@ -309,10 +311,14 @@ class SoftValueStep:
                 logits = logits + self.log_prior
             m = logits.amax(-1, keepdim=True)                  # finite: every state keeps an action
             log_w = logits - m
-            wsum = None
+            wsum = min_m = None
             if self.mode == EXPECTED:
                 op = log_w.reshape(S * A, 1).numpy()
             else:
+                # M is exact when no product W(s,a) P(s'|s,a) of an allowed action underflows: then
+                # its entries are at least min_m, and its banded product is exact for any spread
+                log_min = log_w[torch.isfinite(log_w)].min().item() + math.log(mdp.min_positive_probability)
+                min_m = math.exp(log_min) if log_min > math.log(self.tiny) + 1 else None
                 w = torch.exp(log_w)
                 wsum = w.sum(-1, keepdim=True).numpy()
                 P = mdp.transitions
@@ -320,7 +326,7 @@ class SoftValueStep:
                     op = _marginalise_sparse(P, w)                 # M, (S, S) CSR
                 else:
                     op = torch.bmm(w.unsqueeze(1), P).squeeze(1).numpy()   # M, (S, S)
-        self._key, self._cached = key, (m.numpy(), op, wsum)
+        self._key, self._cached = key, (m.numpy(), op, wsum, min_m)
         return self._cached
 
     def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False):
@@ -339,7 +345,7 @@ class SoftValueStep:
 
     def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
         S, A, g, a = self.S, self.A, self.gamma, self.alpha
-        m, op, wsum = self._weights(t)
+        m, op, wsum, min_m = self._weights(t)
         b = v_next.shape[:-1]
         cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
         live = None
@@ -351,7 +357,15 @@ class SoftValueStep:
             x -= c
             y = _np_matmul(op, np.exp(x, out=x))               # (S, B) = M z
             if not y.min() > self.tiny:                        # (False for NaN too)
-                return None
+                if min_m is None:
+                    return None
+                # some state's successors all lie far below the top value: the banded product
+                L = log_matmul_exp(torch.from_numpy(op) if isinstance(op, np.ndarray) else op,
+                                   torch.from_numpy(cols / a), min_m).numpy()
+                if with_live:
+                    live = (L + (m + math.log(g))) * a
+                V = L if g == 1 else np.logaddexp(L + math.log(g), np.log((1 - g) * wsum))
+                return self._pack((V + m) * a, live, b, with_live)
             if with_live:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             if g == 1:
@@ -380,9 +394,13 @@ class SoftValueStep:
         V += shift
         V += m
         V *= a
-        V = torch.from_numpy(np.ascontiguousarray(V.T).reshape(*b, S))
+        return self._pack(V, live, b, with_live)
+
+    def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool):
+        """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors."""
+        V = torch.from_numpy(np.ascontiguousarray(V.T).reshape(*b, self.S))
         if with_live:
-            return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, S)) if live is not None else None)
+            return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
         return V
 
 
