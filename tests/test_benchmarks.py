@@ -100,3 +100,16 @@ def test_bench_backup_quick_runs():
     rows = [ln for ln in out.splitlines() if ln.startswith("| dense |") or ln.startswith("| grid |")]
     assert len(rows) == 6, out
     assert "memory read bandwidth" in out
+
+
+def test_bench_low_temperature_quick_runs():
+    """The low-temperature script asserts that the fused and general routes agree; at alpha 0.02
+    on its smoke grid the values spread over ~1500 alpha, so the slabbed product is exercised."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    script = os.path.join(ROOT, "benchmarks", "bench_low_temperature.py")
+    proc = subprocess.run([sys.executable, script, "--quick"], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "agreement: fused and general routes within 1e-10" in proc.stdout
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| exact |") or ln.startswith("| soft VI |")]
+    assert len(rows) == 4, proc.stdout
