@@ -218,7 +218,7 @@ def _log_next(sol: Solution, t, log_joint: torch.Tensor, PT, v_next: torch.Tenso
     lw = log_joint - D                                              # (*b, S, A)
     b = lw.shape[:-2]
     cols = lw.reshape(-1, S * mdp.n_actions).t()
-    out = log_matmul_exp(PT, cols, mdp.min_positive_probability).t().reshape(*b, S)
+    out = log_matmul_exp(PT, cols, lambda: mdp.min_positive_probability).t().reshape(*b, S)
     return out + lg + v_next / a
 
 

@@ -370,9 +370,14 @@ class TabularMDP:
         log-space kernels use it to know how far below its maximum a value may lie before a
         shifted product could underflow (:func:`cai.ops.logspace.log_matmul_exp`)."""
         if self._min_p is None:
-            vals = self.transitions.values() if self.is_sparse else self.transitions
-            pos = vals.detach()[vals.detach() > 0]
-            object.__setattr__(self, "_min_p", float(pos.min()) if pos.numel() else 1.0)
+            vals = (self.transitions.values() if self.is_sparse else self.transitions).detach().reshape(-1)
+            best = math.inf
+            for i in range(0, vals.numel(), 1 << 22):             # in chunks: no full-size temporaries
+                chunk = vals[i:i + (1 << 22)]
+                pos = chunk[chunk > 0]
+                if pos.numel():
+                    best = min(best, float(pos.min()))
+            object.__setattr__(self, "_min_p", best if best < math.inf else 1.0)
         return self._min_p
 
     def dense_transitions(self) -> torch.Tensor:

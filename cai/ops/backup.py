@@ -133,7 +133,7 @@ def exact_successor(mdp, v_next: torch.Tensor, alpha: torch.Tensor):
     """
     S, A = mdp.n_states, mdp.n_actions
     cols, b = _flat_cols(v_next / alpha.unsqueeze(-1), S)
-    L = log_matmul_exp(mdp.transition_matrix, cols, mdp.min_positive_probability).t().reshape(*b, S, A)
+    L = log_matmul_exp(mdp.transition_matrix, cols, lambda: mdp.min_positive_probability).t().reshape(*b, S, A)
     if mdp.gamma < 1:
         return torch.logaddexp(L + math.log(mdp.gamma), torch.full_like(L, math.log1p(-mdp.gamma))), L
     return L, L
@@ -317,8 +317,12 @@ class SoftValueStep:
             else:
                 # M is exact when no product W(s,a) P(s'|s,a) of an allowed action underflows: then
                 # its entries are at least min_m, and its banded product is exact for any spread
-                log_min = log_w[torch.isfinite(log_w)].min().item() + math.log(mdp.min_positive_probability)
-                min_m = math.exp(log_min) if log_min > math.log(self.tiny) + 1 else None
+                # (a function: the smallest probability is looked up only if a product starves)
+                min_log_w = log_w[torch.isfinite(log_w)].min().item()
+
+                def min_m(min_log_w=min_log_w):
+                    log_min = min_log_w + math.log(mdp.min_positive_probability)
+                    return math.exp(log_min) if log_min > math.log(self.tiny) + 1 else None
                 w = torch.exp(log_w)
                 wsum = w.sum(-1, keepdim=True).numpy()
                 P = mdp.transitions
@@ -357,6 +361,7 @@ class SoftValueStep:
             x -= c
             y = _np_matmul(op, np.exp(x, out=x))               # (S, B) = M z
             if not y.min() > self.tiny:                        # (False for NaN too)
+                min_m = min_m()
                 if min_m is None:
                     return None
                 # some state's successors all lie far below the top value: the banded product

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -137,7 +137,8 @@ def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int
 MAX_BANDS = 12
 
 
-def log_matmul_exp(M: torch.Tensor, X: torch.Tensor, min_entry: Optional[float] = None) -> torch.Tensor:
+def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
+                   min_entry: Optional[Union[float, Callable[[], float]]] = None) -> torch.Tensor:
     """Numerically stable ``log(M @ exp(X))``.
 
     One product ``M @ exp(X - c)`` with ``c`` the column maximum serves every row whose result
@@ -153,7 +154,8 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor, min_entry: Optional[float] 
         M: non-negative matrix ``(n, m)``, dense or sparse CSR.
         X: log-space values ``(m, B)``; entries may be ``-inf``.
         min_entry: a lower bound on ``M``'s positive entries (e.g.
-            :attr:`cai.TabularMDP.min_positive_probability`), which enables the bands.
+            :attr:`cai.TabularMDP.min_positive_probability`), which enables the bands; or a
+            function returning it, called only if some row underflows.
 
     Returns:
         ``(n, B)``: ``log sum_j M[i, j] exp(X[j, b])``; ``-inf`` for rows with no mass.
@@ -173,6 +175,8 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor, min_entry: Optional[float] 
     if bool(ok.all()):
         return out
     bad = ~ok.all(1)                                           # rows to recompute, all columns
+    if callable(min_entry):
+        min_entry = min_entry()
     banded = _banded(M, X, c, min_entry, bad) if min_entry is not None else None
     if banded is not None:
         return torch.where(bad.unsqueeze(1), banded, out)

@@ -193,3 +193,16 @@ def test_allowed_mask_uses_reachability_for_sas_rewards():
     assert m.allowed.tolist() == [[False, True], [True, True]]
     with pytest.raises(ValueError, match="action_prior: state 0 gives zero prior probability to every allowed action"):
         cai.backward_messages(m, 1.0, action_prior=[[1.0, 0.0], [0.5, 0.5]])
+
+
+def test_min_positive_probability():
+    rng = np.random.default_rng(0)
+    P = rng.random((5, 2, 5)) * (rng.random((5, 2, 5)) < 0.5)
+    P[:, :, 0] += 1e-9
+    P /= P.sum(-1, keepdims=True)
+    want = P[P > 0].min()
+    dense = cai.TabularMDP(P, np.zeros((5, 2)), None, horizon=2)
+    assert dense.min_positive_probability == want
+    sparse = dense.replace(transitions=torch.as_tensor(P.reshape(10, 5)).to_sparse_csr())
+    assert sparse.min_positive_probability == want
+    assert dense.min_positive_probability == want                     # memoised, unchanged
