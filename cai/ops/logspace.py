@@ -105,19 +105,15 @@ def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int
     """Exact ``logsumexp_j(log M[r, j] + X[j, :])`` for the rows ``r`` in ``rows``: ``(k, B)``."""
     B = X.shape[1]
     if _is_sparse(M):
-        crow, col, val = M.crow_indices(), M.col_indices(), M.values()
-        counts = crow.diff()
-        row_of = torch.repeat_interleave(torch.arange(M.shape[0], device=val.device), counts)
-        keep = torch.zeros(M.shape[0], dtype=torch.bool, device=val.device)
-        keep[rows] = True
-        sel = keep[row_of]
-        r_sel, c_sel, v_sel = row_of[sel], col[sel], val[sel]
+        crow, col, val = M.crow_indices().long(), M.col_indices(), M.values()
+        # the entries of the selected rows only (work in proportion to them, not to nnz)
+        starts, lens = crow[rows], crow[rows + 1] - crow[rows]
+        seg = torch.repeat_interleave(torch.arange(rows.numel(), device=val.device), lens)   # entry -> 0..k-1
+        first = torch.cumsum(lens, 0) - lens
+        ent = torch.arange(seg.numel(), device=val.device) - first[seg] + starts[seg]
+        c_sel, v_sel = col[ent], val[ent]
         terms = torch.log(v_sel).unsqueeze(-1) + X[c_sel]  # (nnz_sel, B)
         terms = torch.where(v_sel.unsqueeze(-1) > 0, terms, torch.full_like(terms, -float("inf")))
-        # map the selected rows onto 0..k-1
-        pos = torch.full((M.shape[0],), -1, dtype=torch.long, device=val.device)
-        pos[rows] = torch.arange(rows.numel(), device=val.device)
-        seg = pos[r_sel]
         idx = seg.unsqueeze(-1).expand(-1, B)
         mx = torch.full((rows.numel(), B), -float("inf"), dtype=X.dtype, device=X.device)
         mx = mx.scatter_reduce(0, idx, terms.detach(), reduce="amax", include_self=True)
@@ -143,12 +139,15 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
 
     One product ``M @ exp(X - c)`` with ``c`` the column maximum serves every row whose result
     stays well above the dtype's smallest normal number. Rows that fall below it (all their mass
-    lies far under ``c``: low temperatures, a trap) are recomputed from *bands*: the entries of
-    ``X`` are split by level into slabs of width ``w`` below ``c``, one product per slab, each
-    shifted by its own top, and the slabs are summed in log space. When no entry of ``M`` is
-    below ``min_entry``, ``w`` is chosen so that no product term can underflow, and the bands stop
-    once what lies below them is under ``eps`` of a row's sum: the result is exact to rounding.
-    Without ``min_entry``, or past :data:`MAX_BANDS` slabs, those rows are computed term by term.
+    lies far under ``c``: low temperatures, a trap). When they are at least an eighth of the rows,
+    they are recomputed from *slabs*: the entries of ``X`` are split by level into slabs of width
+    ``w`` below ``c``, one product per slab, each shifted by its own top, and the slabs are summed
+    in log space. As no entry of ``M`` is below ``min_entry``, ``w`` is chosen so that no product
+    term can underflow (``w`` is about 660 nats for ``min_entry = 1``, less for smaller entries),
+    and the slabs stop once what lies below them is under ``eps`` of every such row's sum: the
+    result is exact to rounding. Fewer rows, no ``min_entry``, or values spread over more than
+    :data:`MAX_BANDS` slabs (a cost bound known before any product): those rows are computed
+    term by term.
 
     Args:
         M: non-negative matrix ``(n, m)``, dense or sparse CSR.
@@ -175,9 +174,10 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
     if bool(ok.all()):
         return out
     bad = ~ok.all(1)                                           # rows to recompute, all columns
-    if callable(min_entry):
-        min_entry = min_entry()
-    banded = _banded(M, X, c, min_entry, bad) if min_entry is not None else None
+    banded = None
+    if min_entry is not None and 8 * int(bad.sum()) >= bad.numel():
+        # slabs cost whole products; for a few rows the term-by-term route is cheaper
+        banded = _banded(M, X, c, min_entry() if callable(min_entry) else min_entry, bad)
     if banded is not None:
         return torch.where(bad.unsqueeze(1), banded, out)
     rows = bad.nonzero().squeeze(1)
@@ -188,7 +188,8 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
 
 def _banded(M: torch.Tensor, X: torch.Tensor, c: torch.Tensor, min_entry: float, rows: torch.Tensor):
     """``log(M @ exp(X))`` summed over slabs of ``X`` (see :func:`log_matmul_exp`), or ``None``
-    if the rows in the mask ``rows`` need more than :data:`MAX_BANDS` slabs."""
+    if covering ``X`` could take more than :data:`MAX_BANDS` slabs. The slabs stop early once
+    the rows in the mask ``rows`` have all their mass."""
     info = torch.finfo(X.dtype)
     # the widest slab whose terms M_ij exp(X_j - top) >= min_entry e^-w stay normal, with margin
     w = math.log(min_entry) - math.log(info.tiny / info.eps) - 10.0
@@ -196,6 +197,9 @@ def _banded(M: torch.Tensor, X: torch.Tensor, c: torch.Tensor, min_entry: float,
         return None
     Xd = X.detach()
     lo = torch.where(torch.isfinite(Xd), Xd, torch.full_like(Xd, math.inf)).amin(0, keepdim=True)
+    finite_lo = torch.where(torch.isfinite(lo), lo, c)
+    if float((c - finite_lo).amax()) >= MAX_BANDS * w:
+        return None            # covering every entry could take more slabs than allowed: bail out early
     ones = torch.ones(M.shape[1], 1, dtype=X.dtype, device=X.device)
     log_rowsum = torch.log(matmul(M, ones).detach())          # (n, 1): the mass below a slab
     neg_inf = torch.full((), -math.inf, dtype=X.dtype, device=X.device)
@@ -212,8 +216,8 @@ def _banded(M: torch.Tensor, X: torch.Tensor, c: torch.Tensor, min_entry: float,
         else:
             term = log_(Yb).add_(top)                          # log 0 = -inf
         terms.append(term)
-        if bool((bottom <= lo).all()):
-            break                                              # every finite entry is in a slab
+        if bool((bottom < lo).all()):
+            break                                              # every finite entry is in a slab (> bottom)
         acc = term.detach() if acc is None else torch.logaddexp(acc, term.detach())
         # done where all that lies below the slab, at most rowsum * e^bottom, is under eps * sum
         if bool((acc >= log_rowsum + bottom - math.log(info.eps))[rows].all()):
