@@ -170,12 +170,9 @@ def _horizon(text: str):
     if text.lower() in ("none", "inf", "stationary"):
         return _STATIONARY
     try:
-        x = int(text)
-    except ValueError:
+        return _steps(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
-    if x < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}")
-    return x
 
 
 def _steps(text: str) -> int:

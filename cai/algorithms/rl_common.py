@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["seed_everything", "TrainingHistory", "evaluate_policy", "ActionScaler", "run_off_policy"]
+__all__ = ["seed_everything", "LoopConfig", "TrainingHistory", "evaluate_policy", "ActionScaler", "setup_box_learner",
+           "run_off_policy"]
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -26,6 +27,27 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+@dataclass
+class LoopConfig:
+    """Settings every deep learner's config shares (its own fields follow these).
+
+    Attributes:
+        eval_every: Evaluate every this many environment steps (0: never).
+        eval_episodes: Episodes per evaluation.
+        log_every: Record losses every this many updates.
+        seed: Seed of torch, NumPy, the replay buffer and the environment.
+        device: Torch device.
+        progress: Show a tqdm progress bar.
+    """
+
+    eval_every: int = 0
+    eval_episodes: int = 10
+    log_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
 
 
 @dataclass
@@ -89,6 +111,19 @@ class ActionScaler:
     def to_env(self, action: np.ndarray) -> np.ndarray:
         """``[-1, 1]^d -> [low, high]``."""
         return (self.low + 0.5 * (np.asarray(action, dtype=np.float64) + 1.0) * (self.high - self.low)).astype(np.float32)
+
+
+def setup_box_learner(learner, env):
+    """Seed and size a learner for an environment with a Box action space.
+
+    Sets ``learner.rng_`` (from ``learner.config.seed``), ``learner.action_dim_`` and
+    ``learner.scaler_``; returns ``(obs_dim, action_dim, device)``.
+    """
+    learner.rng_ = seed_everything(learner.config.seed)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    learner.action_dim_ = int(np.prod(env.action_space.shape))
+    learner.scaler_ = ActionScaler(env.action_space)
+    return obs_dim, learner.action_dim_, torch.device(learner.config.device)
 
 
 def run_off_policy(agent, env, total_steps: int, eval_env=None, *, random_action: Callable[[], Any],

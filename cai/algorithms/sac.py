@@ -30,7 +30,7 @@ import torch
 
 from cai.algorithms.networks import EnsembleQNetwork, TanhGaussianActor
 from cai.algorithms.replay import ReplayBuffer, Transition
-from cai.algorithms.rl_common import ActionScaler, TrainingHistory, run_off_policy, seed_everything
+from cai.algorithms.rl_common import LoopConfig, TrainingHistory, run_off_policy, setup_box_learner
 
 __all__ = [
     "SACConfig",
@@ -99,7 +99,7 @@ def polyak_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) 
 
 
 @dataclass
-class SACConfig:
+class SACConfig(LoopConfig):
     """Hyperparameters of :class:`SAC` (defaults: Haarnoja et al. 2018b, Table 1).
 
     Attributes:
@@ -133,12 +133,6 @@ class SACConfig:
     autotune_alpha: bool = True
     target_entropy: Optional[float] = None
     updates_per_step: int = 1
-    eval_every: int = 0
-    eval_episodes: int = 10
-    log_every: int = 100
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
 
 
 class SAC:
@@ -160,11 +154,7 @@ class SAC:
     # -- setup
     def _build(self, env) -> None:
         cfg = self.config
-        self.rng_ = seed_everything(cfg.seed)
-        obs_dim = int(np.prod(env.observation_space.shape))
-        self.action_dim_ = act_dim = int(np.prod(env.action_space.shape))
-        self.scaler_ = ActionScaler(env.action_space)
-        dev = torch.device(cfg.device)
+        obs_dim, act_dim, dev = setup_box_learner(self, env)
         self.actor_ = TanhGaussianActor(obs_dim, act_dim, cfg.hidden_sizes).to(dev, torch.float32)
         self.critic_ = EnsembleQNetwork(obs_dim, act_dim, cfg.hidden_sizes, ensemble_size=2).to(dev, torch.float32)
         self.critic_target_ = copy.deepcopy(self.critic_).requires_grad_(False)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from cai.algorithms.networks import mlp
 from cai.algorithms.replay import ReplayBuffer, Transition
-from cai.algorithms.rl_common import TrainingHistory, run_off_policy, seed_everything
+from cai.algorithms.rl_common import LoopConfig, TrainingHistory, run_off_policy, seed_everything
 from cai.algorithms.sac import polyak_update
 
 __all__ = ["SoftDQNConfig", "SoftDQN", "soft_dqn_target", "soft_dqn_loss", "boltzmann_log_policy", "discrete_soft_value"]
@@ -72,7 +72,7 @@ def soft_dqn_loss(q_tm1: torch.Tensor, a_tm1: torch.Tensor, target: torch.Tensor
 
 
 @dataclass
-class SoftDQNConfig:
+class SoftDQNConfig(LoopConfig):
     """Hyperparameters of :class:`SoftDQN` (defaults: the CartPole-v1 benchmark setting).
 
     Attributes:
@@ -105,12 +105,6 @@ class SoftDQNConfig:
     learning_starts: int = 1000
     huber: bool = True
     max_grad_norm: float = 10.0
-    eval_every: int = 0
-    eval_episodes: int = 10
-    log_every: int = 100
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
 
 
 class SoftDQN:

@@ -32,7 +32,7 @@ from torch import nn
 
 from cai.algorithms.networks import EnsembleQNetwork, mlp
 from cai.algorithms.replay import ReplayBuffer, Transition
-from cai.algorithms.rl_common import ActionScaler, TrainingHistory, run_off_policy, seed_everything
+from cai.algorithms.rl_common import LoopConfig, TrainingHistory, run_off_policy, setup_box_learner
 from cai.algorithms.sac import polyak_update
 
 __all__ = [
@@ -131,7 +131,7 @@ def log_tanh_jacobian(u: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class SQLConfig:
+class SQLConfig(LoopConfig):
     """Hyperparameters of :class:`SQL`.
 
     Attributes:
@@ -164,12 +164,6 @@ class SQLConfig:
     kernel_particles: int = 32
     kernel_update_ratio: float = 0.5
     learning_starts: int = 1000
-    eval_every: int = 0
-    eval_episodes: int = 10
-    log_every: int = 100
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
 
 
 class SamplerNetwork(nn.Module):
@@ -199,11 +193,7 @@ class SQL:
 
     def _build(self, env) -> None:
         cfg = self.config
-        self.rng_ = seed_everything(cfg.seed)
-        obs_dim = int(np.prod(env.observation_space.shape))
-        self.action_dim_ = d = int(np.prod(env.action_space.shape))
-        self.scaler_ = ActionScaler(env.action_space)
-        dev = torch.device(cfg.device)
+        obs_dim, d, dev = setup_box_learner(self, env)
         self.q_ = EnsembleQNetwork(obs_dim, d, cfg.hidden_sizes, ensemble_size=1).to(dev, torch.float32)
         self.q_target_ = copy.deepcopy(self.q_).requires_grad_(False)
         self.sampler_ = SamplerNetwork(obs_dim, d, cfg.hidden_sizes).to(dev, torch.float32)
