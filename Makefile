@@ -37,7 +37,7 @@ bench-all: bench
 	$(PY) benchmarks/bench_algorithms.py
 
 lint: $(STAMP)
-	$(PIP) install --quiet ruff
+	$(PIP) install --quiet "ruff==0.8.6"
 	$(VENV)/bin/ruff check cai tests benchmarks
 
 clean:

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 import cai
-from cai.algorithms.irl import MaxEntIRL
-from cai.algorithms.tabular_soft_q import soft_q_learning
+from cai.algorithms.tabular.irl import MaxEntIRL
+from cai.algorithms.tabular.soft_q import soft_q_learning
 from cai.dp.visitation import policy_visitation
-from cai.mdp.builders import gridworld, random_mdp
+from cai.worlds.builders import gridworld, random_mdp
 
 
 def irl_case(n: int, n_demos: int, variant: str = "causal", horizon: int = 15, seed: int = 0, n_iter: int = 300):
@@ -80,7 +80,7 @@ def main(argv=None):
     irl_case(3, 5, n_iter=2)                     # warm-up: the first optimiser import costs seconds
     print(f"# cai.algorithms benchmark ({platform.processor() or platform.machine()}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s))\n")
-    print("## MaxEnt IRL (causal): demonstrations (grid %dx%d, horizon 15)\n" % (grid[0], grid[0]))
+    print(f"## MaxEnt IRL (causal): demonstrations (grid {grid[0]}x{grid[0]}, horizon 15)\n")
     print("| demos | fit time (s) | iterations | ms / iteration | weight corr. | visitation L1 / step |")
     print("|---:|---:|---:|---:|---:|---:|")
     for m in demos:

@@ -4,7 +4,7 @@ What is timed, on the same transitions, in the same process:
 
 * one backup ``V_{t+1} -> V_t`` in both modes (``"exact"``: ``Q = r + alpha log sum_s' P exp(V/alpha)``;
   ``"expected"``: ``Q = r + sum_s' P V``; then ``V = alpha log sum_a exp(Q/alpha)``), as a solve
-  that keeps the values runs it: :class:`cai.ops.backup.SoftValueStep`, whose weights (and, for
+  that keeps the values runs it: :class:`cai.ops.values_step.SoftValueStep`, whose weights (and, for
   exact dense, the action-marginalised operator ``M``) are built once per solve; that build is
   timed separately and is inside the whole-solve times;
 * the general backup that also forms ``Q_t`` and the policy (:func:`cai.ops.backup.q_backup` then
@@ -18,7 +18,7 @@ What is timed, on the same transitions, in the same process:
   a BLAS dot product (NumPy and torch) over a large float64 array (default 1 GiB).
 
 Worlds: dense random MDPs ``(S, 4, S)`` with full support, and a sparse 4-action gridworld
-(an open ``N x N`` layout, ``slip=0.1``, built with :func:`cai.mdp.builders.gridworld`).
+(an open ``N x N`` layout, ``slip=0.1``, built with :func:`cai.worlds.builders.gridworld`).
 
 Before any timing the script asserts that cai and the reference agree (relative 1e-10).
 Timings interleave the variants repeat by repeat (so a busy machine slows all of them alike;
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import platform
 import sys
 import time
@@ -58,9 +59,10 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 import cai  # noqa: E402
-from cai.mdp.builders import gridworld  # noqa: E402
-from cai.ops.backup import EXACT, EXPECTED, SoftValueStep, q_backup, soft_max  # noqa: E402
+from cai.ops.backup import EXACT, EXPECTED, q_backup, soft_max  # noqa: E402
 from cai.ops.logspace import matmul  # noqa: E402
+from cai.ops.values_step import SoftValueStep  # noqa: E402
+from cai.worlds.builders import gridworld  # noqa: E402
 
 A = 4
 RTOL = 1e-10
@@ -366,7 +368,7 @@ def main(argv=None) -> int:
     torch.set_default_dtype(torch.float64)
     rng = np.random.default_rng(args.seed)
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+    cpu = next((ln.split(":", 1)[1].strip() for ln in pathlib.Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     load0 = os.getloadavg()
     header = [
@@ -396,7 +398,7 @@ def main(argv=None) -> int:
     if args.grid:
         mdp, P2, tb, rb, build_s = grid_world(args.grid, args.horizon)
         notes.append(f"grid {args.grid}x{args.grid}: S={mdp.n_states}, nnz={mdp.transitions.values().numel()}, "
-                     f"built by cai.mdp.builders.gridworld in {build_s:.1f} s; torch CSR {tb / 1e6:.1f} MB, "
+                     f"built by cai.worlds.builders.gridworld in {build_s:.1f} s; torch CSR {tb / 1e6:.1f} MB, "
                      f"SciPy CSR {rb / 1e6:.1f} MB (bandwidth columns use the torch CSR bytes)")
         results.append(bench_world("grid", mdp, P2, tb, rb, args, rng))
         print("grid done", flush=True)

@@ -5,7 +5,7 @@ At ``alpha`` small against the reward scale, ``V / alpha`` spans thousands of na
 (step cost 1, goal reward 10, ``slip=0.1``), for several ``alpha``:
 
 * ``cai.backward_messages`` and ``cai.soft_value_iteration`` with ``keep="values"`` (the fused
-  step, :class:`cai.ops.backup.SoftValueStep`: exact inference sums slabs of values with the
+  step, :class:`cai.ops.values_step.SoftValueStep`: exact inference sums slabs of values with the
   action-marginalised operator; soft VI hands the solve to the general route when a sum underflows);
 * the same with the fused step switched off (the general log-space backup; rows that underflow
   are recomputed from slabs by :func:`cai.ops.logspace.log_matmul_exp`);
@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 import cai  # noqa: E402
-from cai.mdp.builders import gridworld  # noqa: E402
 from cai.ops import backup, logspace  # noqa: E402
+from cai.worlds.builders import gridworld  # noqa: E402
 
 
 def _open_grid(N: int, T: int):
@@ -121,9 +121,9 @@ def main(argv=None) -> int:
             spread = float((general.V[0].max() - general.V[0].min()) / alpha)
             counts = _count_steps(solver, mdp, alpha, keep="values")
             t = _median_times({
-                "fused": lambda: solver(mdp, alpha, keep="values"),
-                "general": lambda: _general(solver)(mdp, alpha, keep="values"),
-                "all": lambda: solver(mdp, alpha, keep="all"),
+                "fused": lambda solver=solver, alpha=alpha: solver(mdp, alpha, keep="values"),
+                "general": lambda solver=solver, alpha=alpha: _general(solver)(mdp, alpha, keep="values"),
+                "all": lambda solver=solver, alpha=alpha: solver(mdp, alpha, keep="all"),
             }, args.repeats)
             print(f"| {name} | {alpha:g} | {spread:.0f} | {counts['ran']} / {counts['declined']} / {counts['refused']} | "
                   f"{t['fused']:.3f} | {t['general']:.3f} | {t['all']:.3f} |", flush=True)

@@ -18,9 +18,10 @@ import os
 import numpy as np
 import torch
 
-from cai.algorithms.sac import SAC, SACConfig
-from cai.algorithms.sql import SQL, SQLConfig
-from cai.envs.multigoal import MultiGoalEnv, goal_hit_fractions, plot_multigoal
+from cai.algorithms.deep.sac import SAC, SACConfig
+from cai.algorithms.deep.sql import SQL, SQLConfig
+from cai.viz import plot_multigoal  # noqa: E402
+from cai.worlds.multigoal import MultiGoalEnv, goal_hit_fractions
 
 STATES = [(0.0, 0.0), (-2.5, -2.5), (2.5, 2.5), (2.5, -2.5)]
 

@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from cai.algorithms.rl_common import evaluate_policy
-from cai.algorithms.sac import SAC, SACConfig
+from cai.algorithms.deep.loop import evaluate_policy
+from cai.algorithms.deep.sac import SAC, SACConfig
 
 
 def run_cai(seed, steps, progress):

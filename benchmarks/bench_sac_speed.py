@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from cai.algorithms.sac import SAC, SACConfig
+from cai.algorithms.deep.sac import SAC, SACConfig
 
 
 def cai_run(steps, seed):

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import torch
 
-from cai.algorithms.soft_dqn import SoftDQN, SoftDQNConfig
+from cai.algorithms.deep.soft_dqn import SoftDQN, SoftDQNConfig
 
 CONFIG = dict(hidden_sizes=(256, 256), alpha=0.01, lr=5e-4, batch_size=128, buffer_size=100_000, gamma=0.99,
               target_every=1, tau=0.005, train_every=1, learning_starts=1000, huber=True, max_grad_norm=10.0)

@@ -1,6 +1,6 @@
 """Time for each variational route to reach the soft-VI policy, against the soft-VI solve itself.
 
-Worlds: open n x n slippery gridworlds (``cai.inference.compare.square_layout``: start top-left,
+Worlds: open n x n slippery gridworlds (``cai.report.compare.square_layout``: start top-left,
 goal bottom-right, a lava strip across the middle), slip 0.2, horizon T = 2n, alpha = 1, counting
 prior. For each method the clock runs until its policy is within tolerance of soft value
 iteration's: max total-variation distance <= ``--tv`` on every (t, s) the soft-VI policy visits with
@@ -21,9 +21,10 @@ import time
 import torch
 
 import cai
-from cai.inference.compare import policy_tv, square_layout
-from cai.inference.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
-from cai.mdp.builders import gridworld
+from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+from cai.report.compare import policy_tv  # noqa: E402
+from cai.worlds import square_layout
+from cai.worlds.builders import gridworld
 
 METHODS = {
     "closed-form ascent (Adam)": (fit_policy_closed_form, {}),

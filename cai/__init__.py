@@ -4,21 +4,36 @@ An MDP becomes a graphical model with optimality variables ``p(O_t = 1 | s_t, a_
 exp(r(s_t, a_t) / alpha)``; backward messages give soft Q and V, forward messages give posterior
 marginals, and every number is checked against direct soft dynamic programming.
 """
-from .dp import (PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation,
-                 soft_value_iteration, value_iteration)
-from .inference import (AmortizedPolicyGuide, ComparisonReport, DivergenceError, ForwardMessages, PolicyFit,
-                        TabularPolicyGuide, Trajectories, TrajectoryModel, backward_messages, compare_inference,
-                        fit_policy_closed_form, fit_policy_svi, forward_messages, posterior_dynamics,
-                        pyro_log_evidence, pyro_sample_posterior, sample_posterior, sample_trajectories)
-from .mdp import LinearGaussianSystem, TabularMDP
-from .ops.recursion import ConvergenceWarning
-from .solution import Solution
-from .algorithms import (LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning,
-                         soft_reinforce)
-
-__version__ = "0.1.0"
+from cai._version import __version__
+from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning, soft_reinforce
+from cai.dp import PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation, soft_value_iteration, value_iteration
+from cai.exact import (
+                 DivergenceError,
+                 ForwardMessages,
+                 Trajectories,
+                 backward_messages,
+                 forward_messages,
+                 posterior_dynamics,
+                 sample_posterior,
+                 sample_trajectories,
+)
+from cai.mdp import LinearGaussianSystem, TabularMDP
+from cai.ops.recursion import ConvergenceWarning
+from cai.ppl import (
+                 AmortizedPolicyGuide,
+                 PolicyFit,
+                 TabularPolicyGuide,
+                 TrajectoryModel,
+                 fit_policy_closed_form,
+                 fit_policy_svi,
+                 pyro_log_evidence,
+                 pyro_sample_posterior,
+)
+from cai.report import ComparisonReport, compare_inference
+from cai.solution import Solution
 
 __all__ = [
+    "__version__",
     "TabularMDP",
     "soft_value_iteration",
     "value_iteration",

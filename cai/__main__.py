@@ -1,6 +1,6 @@
 """``python -m cai``: the ``cai`` command (see :mod:`cai.cli`)."""
 import sys
 
-from .cli import main
+from cai.cli import main
 
 sys.exit(main())

@@ -20,9 +20,11 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
-__all__ = ["main", "load_world", "WORLDS"]
+__all__ = ["main", "load_world"]
+
+from cai.worlds.registry import DEFAULT, WORLDS
 
 
 class UsageError(Exception):
@@ -35,104 +37,41 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------------------------------
-# worlds
+# worlds (the registry is cai.worlds.registry; this turns its errors into one-line usage errors)
 
-def _cliff(slip, **kw):
-    from .mdp import cliff
-    return cliff(slip=slip, **kw)
-
-
-def _two_route(slip, **kw):
-    from .mdp import two_route
-    return two_route(slip=slip, **kw)
-
-
-def _chain(slip, **kw):
-    from .mdp import chain
-    return chain(slip=slip, **kw)
-
-
-def _random(slip, **kw):
-    from .mdp import random_mdp
-    return random_mdp(20, 3, 3, seed=0, **kw)
-
-
-def _lottery(slip, **kw):
-    from .mdp import lottery
-    return lottery()
-
-
-def _gym(name):
-    def build(slip, **kw):
-        from .mdp.gym import from_gymnasium
-        return from_gymnasium(name, **kw)
-    return build
-
-
-#: name -> (builder(slip, horizon=, discount=), default slip, one-line description)
-WORLDS: Dict[str, tuple] = {
-    "demo": (_cliff, 0.1, "the demo: the cliff walk with slip 0.1 (exact inference walks the edge)"),
-    "cliff": (_cliff, 0.0, "cliff walk (4x9): hard VI hugs the cliff, soft VI at high alpha keeps away"),
-    "two-route": (_two_route, 0.0, "two equally long corridors to the goal"),
-    "chain": (_chain, 0.0, "corridor: a small reward nearby, a large one far away"),
-    "lottery": (_lottery, 0.0, "one decision: a sure 0.5 or a 10% chance of 10 (optimism)"),
-    "random": (_random, 0.0, "Garnet random MDP, 20 states, 3 actions, branching 3"),
-    "frozenlake": (_gym("frozenlake"), 0.0, "gymnasium FrozenLake-v1 (4x4, slippery) [cai[gym]]"),
-    "frozenlake8x8": (_gym("frozenlake8x8"), 0.0, "gymnasium FrozenLake8x8-v1 [cai[gym]]"),
-    "cliffwalking": (_gym("cliffwalking"), 0.0, "gymnasium CliffWalking-v1 (4x12) [cai[gym]]"),
-    "taxi": (_gym("taxi"), 0.0, "gymnasium Taxi (500 states) [cai[gym]]"),
-}
-
-
-def load_world(spec: str, *, horizon="default", discount=None, slip=None):
-    """Build a world by name (see :data:`WORLDS`) or from a layout file.
-
-    Args:
-        spec: a world name or the path of a text layout.
-        horizon: ``"default"`` (the world's own), a positive integer, or ``None`` (stationary;
-            needs a discount < 1).
-        discount: optional discount.
-        slip: slip probability for grid worlds and the chain (default: the world's own).
+def load_world(spec: str, *, horizon=DEFAULT, discount=None, slip=None):
+    """Build a world by registry name (:data:`cai.worlds.WORLDS`) or from a layout file.
 
     Returns:
         ``(name, TabularMDP)``.
 
     Raises:
-        UsageError: unknown world, unreadable or malformed layout file, or invalid settings.
+        UsageError: unknown world, missing, unreadable or malformed layout file, or invalid settings.
     """
-    kw = {}
-    if horizon != "default":
-        kw["horizon"] = horizon
-    if discount is not None:
-        kw["discount"] = discount
-    key = spec.lower()
+    from cai.worlds.registry import canonical_name, load_layout, make_world
+
+    key = canonical_name(spec)
+    if key in WORLDS:
+        if WORLDS[key].kind != "tabular":
+            raise UsageError(f"world {key!r} is a continuous environment for the deep learners, not a tabular MDP")
+        try:
+            return key, make_world(key, slip=slip, horizon=horizon, discount=discount)
+        except ImportError as exc:
+            raise UsageError(f"world {key!r} needs an optional dependency: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"world {key!r}: {exc}") from None
+    path = Path(spec)
+    looks_like_file = path.suffix != "" or "/" in spec or path.exists()
+    if not looks_like_file:
+        raise UsageError(f"unknown world {spec!r}: expected one of {', '.join(WORLDS)} or a layout file")
+    if not path.is_file():
+        raise UsageError(f"layout file {spec!r} does not exist")
     try:
-        if key in WORLDS:
-            build, default_slip, _ = WORLDS[key]
-            s = default_slip if slip is None else slip
-            if key == "lottery":
-                mdp = build(s)
-                if kw:
-                    mdp = mdp.replace(**kw)
-            else:
-                mdp = build(s, **kw)
-            return key, mdp
-        path = Path(spec)
-        if path.is_file():
-            from .mdp import gridworld
-            try:
-                text = path.read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"cannot read layout file {spec!r}: {exc}") from None
-            try:
-                return path.stem, gridworld(text, slip=0.0 if slip is None else slip, **kw)
-            except (ValueError, TypeError) as exc:
-                raise UsageError(f"malformed layout file {spec!r}: {exc}") from None
-    except ImportError as exc:
-        raise UsageError(f"world {spec!r} needs an optional dependency: {exc}") from None
+        return path.stem, load_layout(path, slip=0.0 if slip is None else slip, horizon=horizon, discount=discount)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read layout file {spec!r}: {exc}") from None
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"world {spec!r}: {exc}") from None
-    raise UsageError(f"unknown world {spec!r}: expected one of {', '.join(WORLDS)} or a layout file")
+        raise UsageError(f"malformed layout file {spec!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +101,7 @@ _STATIONARY = -1          # --horizon none
 def _world_horizon(value):
     """The command line's horizon as :func:`load_world` takes it."""
     if value is None:
-        return "default"
+        return DEFAULT
     return None if value == _STATIONARY else value
 
 
@@ -204,9 +143,9 @@ def _solve(mdp, method: str, alpha: float, *, quiet: bool = True, svi_steps: Opt
         sol = cai.value_iteration(mdp)
     elif method == "svi":
         try:
-            from .inference.svi import fit_policy_svi
+            from cai.ppl.svi import fit_policy_svi
         except ImportError:
-            raise UsageError("method 'svi' needs cai.inference.svi.fit_policy_svi (Pyro SVI), which this "
+            raise UsageError("method 'svi' needs cai.ppl.svi.fit_policy_svi (Pyro SVI), which this "
                              "installation of cai does not have; use --method soft-vi for the same optimum") from None
         kw = {} if svi_steps is None else {"steps": svi_steps}
         fit = fit_policy_svi(mdp, alpha=alpha, progress=not quiet, **kw)
@@ -341,8 +280,8 @@ def _print_comparison(mdp, world, alpha, rows, notes, out=None):
 
 def _cmd_worlds(args) -> int:
     width = max(len(k) for k in WORLDS)
-    for name, (_, _slip, desc) in WORLDS.items():
-        print(f"{name.ljust(width)}  {desc}")
+    for name, w in WORLDS.items():
+        print(f"{name.ljust(width)}  {w.description}")
     print(f"{'<file>'.ljust(width)}  a text layout: # wall, S start, G goal, L lava, . free")
     return 0
 
@@ -370,11 +309,15 @@ def _cmd_compare(args) -> int:
     world, mdp = load_world(args.world, horizon=_world_horizon(args.horizon), discount=args.discount, slip=args.slip)
     _, _, rows, notes = _comparison(mdp, args.alpha)
     _print_comparison(mdp, world, args.alpha, rows, notes)
+    if args.variational:
+        from cai.report.compare import compare_inference
+
+        if mdp.horizon is None:
+            raise UsageError("--variational: the variational fits need a finite horizon, got --horizon none")
+        kw = {} if args.svi_steps is None else {"steps": args.svi_steps}
+        print()
+        print(compare_inference(mdp, args.alpha, methods=tuple(args.variational), **kw))
     return 0
-
-
-#: worlds whose horizon is part of the problem (the lottery is one decision): ``cai graph`` keeps it
-_FIXED_HORIZON = {"lottery"}
 
 
 def _graph_world(args):
@@ -389,7 +332,7 @@ def _graph_world(args):
         note = f"{world} is stationary; drawing and solving it at horizon T = {T}"
     elif args.steps is None or args.steps == own:
         T = own
-    elif world in _FIXED_HORIZON:
+    elif WORLDS[world].fixed_horizon if world in WORLDS else False:
         T = own
         note = f"{world} has a fixed horizon of {own}; drawing T = {own}, not {args.steps}"
     else:
@@ -404,7 +347,7 @@ def _cmd_graph(args) -> int:
     _use_agg()
     import matplotlib.pyplot as plt
 
-    from .graph import draw_unrolled, message_annotations, message_caption
+    from cai.viz.graph import draw_unrolled, message_annotations, message_caption
 
     annotations, caption = None, None
     T = args.steps or 3
@@ -444,8 +387,8 @@ def _cmd_demo(args) -> int:
     import torch
 
     import cai
-    from . import plotting
-    from .graph import draw_unrolled, message_annotations, message_caption
+    from cai import viz
+    from cai.viz.graph import draw_unrolled, message_annotations, message_caption
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -471,41 +414,41 @@ def _cmd_demo(args) -> int:
                        title=f"the graphical model (T = {T}), exact messages at the start state")
     save(ax.figure, "graphical_model.png")
 
-    axes = plotting.compare_solutions(mdp, exact, soft, title=f"V_0: exact inference vs soft VI (slip {args.slip:g}, alpha {alpha:g})")
+    axes = viz.compare_solutions(mdp, exact, soft, title=f"V_0: exact inference vs soft VI (slip {args.slip:g}, alpha {alpha:g})")
     save(axes[0].figure, "values_exact_vs_soft.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-    plotting.policy_arrows(mdp, exact, ax=axes[0], title="exact inference: p(a_0 | s_0, O)")
-    plotting.policy_arrows(mdp, soft, ax=axes[1], title="soft VI policy")
-    plotting.policy_arrows(mdp, hard, ax=axes[2], title="hard VI (greedy)")
+    viz.policy_arrows(mdp, exact, ax=axes[0], title="exact inference: p(a_0 | s_0, O)")
+    viz.policy_arrows(mdp, soft, ax=axes[1], title="soft VI policy")
+    viz.policy_arrows(mdp, hard, ax=axes[2], title="hard VI (greedy)")
     save(fig, "policies.png")
 
-    ax = plotting.soft_q_heatmap(mdp, soft, title="soft Q_0 (soft VI)")
+    ax = viz.soft_q_heatmap(mdp, soft, title="soft Q_0 (soft VI)")
     save(ax.figure, "soft_q.png")
 
-    axes = plotting.state_marginals(mdp, post, title="posterior state marginals p(s_t | O)")
+    axes = viz.state_marginals(mdp, post, title="posterior state marginals p(s_t | O)")
     save(axes[0].figure, "posterior_marginals.png")
     if not args.no_gif:
         try:
-            plotting.marginals_animation(mdp, post, out / "posterior_marginals.gif")
+            viz.marginals_animation(mdp, post, out / "posterior_marginals.gif")
             written.append(out / "posterior_marginals.gif")
         except ImportError:
             pass
 
     g = torch.Generator().manual_seed(args.seed)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    plotting.trajectories_on_grid(mdp, cai.sample_posterior(mdp, exact, 60, generator=g), ax=axes[0],
+    viz.trajectories_on_grid(mdp, cai.sample_posterior(mdp, exact, 60, generator=g), ax=axes[0],
                                   title="exact posterior samples (it controls its luck)")
-    plotting.trajectories_on_grid(mdp, cai.sample_trajectories(mdp, soft.policy, 60, generator=g), ax=axes[1],
+    viz.trajectories_on_grid(mdp, cai.sample_trajectories(mdp, soft.policy, 60, generator=g), ax=axes[1],
                                   color="#1b9e77", title="soft VI policy in the real dynamics")
     save(fig, "trajectories.png")
 
-    ax = plotting.temperature_sweep(mdp, np.logspace(-2, 1, 16), title="temperature sweep")
+    ax = viz.temperature_sweep(mdp, np.logspace(-2, 1, 16), title="temperature sweep")
     save(ax.figure, "temperature_sweep.png")
 
     lava = mdp.metadata["lava"]
     for name, sol in (("exact inference's policy", exact), ("soft VI policy", soft), ("hard VI policy", hard)):
-        occ = plotting.policy_state_marginals(mdp, sol.policy)[:-1].sum(0)
+        occ = cai.policy_marginals(mdp, sol.policy).state[:-1].sum(0)
         notes.append((f"P(falls off the cliff) running the {name} in the real dynamics", float(occ[lava].sum())))
     notes.append(("P(falls off the cliff) under the exact posterior (it controls its luck)",
                   float(post.state[:-1].sum(0)[lava].sum())))
@@ -563,6 +506,12 @@ def _parser() -> _Parser:
                        description="Exact inference vs soft VI vs hard VI on one world: values, log "
                                    "evidence vs max ELBO, value gaps, policy distances, timings.")
     world_args(c)
+    from cai.report.compare import METHODS as VARIATIONAL
+
+    c.add_argument("--variational", nargs="+", choices=sorted(VARIATIONAL), default=None, metavar="METHOD",
+                   help="also fit the policy by these variational methods (Pyro SVI, closed-form ascent) and "
+                        f"print their ELBO gaps: {', '.join(sorted(VARIATIONAL))}")
+    c.add_argument("--svi-steps", type=_steps, default=None, help="optimisation steps for --variational")
     c.set_defaults(fn=_cmd_compare)
 
     g = sub.add_parser("graph", help="draw the unrolled graphical model",

@@ -6,8 +6,8 @@ from typing import Callable, Optional
 
 import torch
 
-from .ops.backup import q_backup
-from .ops.recursion import Recursion
+from cai.ops.backup import q_backup
+from cai.ops.recursion import Recursion
 
 __all__ = ["Solution"]
 

@@ -33,9 +33,8 @@ def random_tiny_mdp(rng: np.random.Generator, S: int = 3, A: int = 2, T: Optiona
         P /= P.sum(-1, keepdims=True)
     shape = {"sa": (S, A), "tsa": (T, S, A), "sas": (S, A, S), "s": (S,)}[layout]
     r = scale * rng.standard_normal(shape)
-    if forbid and layout in ("sa", "s"):
-        if layout == "sa":
-            r[0, 0] = -np.inf
+    if forbid and layout == "sa":
+        r[0, 0] = -np.inf
     rT = scale * rng.standard_normal(S) if terminal else np.zeros(S)
     p0 = rng.random(S) + 0.1
     p0 /= p0.sum()
@@ -119,7 +118,7 @@ def brute_force(d, alpha: float, prior=None):
     state = np.zeros((T + 1, S))
     sa = np.zeros((T, S, A))
     trans = np.zeros((T, S, A, S))
-    for (lw, _, R, states, actions, until), lg in zip(paths, logs):
+    for (_, _, _, states, actions, until), lg in zip(paths, logs):
         w = math.exp(lg - logZ)
         for t in range(len(actions)):
             sa[t, states[t], actions[t]] += w
@@ -140,7 +139,7 @@ def brute_elbo(d, policy, alpha: float, prior=None):
     S, A = P.shape[0], P.shape[1]
     total = 0.0
     visit = np.zeros((S, A))
-    for lw, lq, R, states, actions, until in enumerate_paths(d, policy=policy, prior=prior):
+    for _, lq, R, states, actions, _ in enumerate_paths(d, policy=policy, prior=prior):
         q = math.exp(lq)
         if q == 0:
             continue
@@ -162,7 +161,7 @@ def brute_hard_value(d):
         pol = np.zeros((T, S, A))
         pol[np.repeat(np.arange(T), S), np.tile(np.arange(S), T), np.asarray(choice)] = 1.0
         ret = 0.0
-        for lw, lq, R, *_ in enumerate_paths(d, policy=pol):
+        for _, lq, R, *_ in enumerate_paths(d, policy=pol):
             if lq > -math.inf:
                 ret += math.exp(lq) * R
         best = max(best, ret)

@@ -71,7 +71,7 @@ def test_reference_backup_matches_brute_force_and_cai(bench, mode, sparse):
 
 
 def test_reference_solve_matches_cai(bench):
-    mdp = cai.mdp.builders.random_mdp(9, 2, branching=3, horizon=4, seed=3)
+    mdp = cai.worlds.builders.random_mdp(9, 2, branching=3, horizon=4, seed=3)
     P2 = mdp.transition_matrix.numpy()
     for mode, solver in ((EXACT, cai.backward_messages), (EXPECTED, cai.soft_value_iteration)):
         Vn = bench.np_solve(P2, mdp.rewards.numpy(), mdp.terminal_rewards.numpy(), 1.3, mode, 4)

@@ -56,7 +56,7 @@ def test_solve_writes_npz(tmp_path, capsys, method):
                              "--horizon", "6", "--out", str(path))
     assert code == 0, err
     with np.load(path) as f:
-        m = cai.mdp.two_route(horizon=6)
+        m = cai.worlds.two_route(horizon=6)
         ref = {"exact": lambda: cai.backward_messages(m, alpha=0.5), "soft-vi": lambda: cai.soft_value_iteration(m, alpha=0.5),
                "vi": lambda: cai.value_iteration(m)}[method]()
         np.testing.assert_allclose(f["V"], ref.V.numpy(), rtol=1e-12)
@@ -74,7 +74,7 @@ def test_solve_json_and_layout_file(tmp_path, capsys):
     assert code == 0, err
     d = json.loads(path.read_text())
     assert d["world"] == "maze" and d["discount"] == 0.9
-    m = cai.mdp.gridworld(layout.read_text(), slip=0.1, discount=0.9)
+    m = cai.worlds.gridworld(layout.read_text(), slip=0.1, discount=0.9)
     np.testing.assert_allclose(np.array(d["V"]), cai.backward_messages(m).V.numpy(), rtol=1e-12)
     assert d["state_names"] == list(m.state_names)
 
@@ -89,7 +89,7 @@ def test_solve_stationary(tmp_path, capsys):
 
 def test_solve_svi_missing_or_present(tmp_path, capsys):
     try:
-        import cai.inference.svi  # noqa: F401
+        import cai.ppl.svi  # noqa: F401
         have = True
     except ImportError:
         have = False
@@ -141,7 +141,7 @@ def test_graph_long_horizon_is_readable(tmp_path, capsys):
 
 def _graph_messages(monkeypatch, capsys, *argv):
     """Run `cai graph` and return (exit code, stderr, the solution it annotated, T drawn)."""
-    import cai.graph as graph
+    import cai.viz.graph as graph
 
     seen = {}
     real_ann, real_draw = graph.message_annotations, graph.draw_unrolled

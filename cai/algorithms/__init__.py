@@ -1,18 +1,27 @@
 """Algorithms that control as inference leads to, each a consumer of the core's messages and backups.
 
-Tabular: maximum-entropy inverse RL, linearly solvable MDPs, composable soft Q, soft Q-learning
-and soft policy gradients. Deep (torch): soft Q-learning with amortised SVGD (SQL), soft
-actor-critic (SAC) and discrete soft Q-learning (soft DQN), sharing one replay buffer.
+:mod:`cai.algorithms.tabular`: maximum-entropy inverse RL, linearly solvable MDPs, composable soft
+Q, soft Q-learning and soft policy gradients. :mod:`cai.algorithms.deep` (torch): soft Q-learning
+with amortised SVGD (SQL), soft actor-critic (SAC) and discrete soft Q-learning (soft DQN).
 """
-from .composition import Composition, combined_mdp, compose
-from .irl import MaxEntIRL, validate_demonstrations
-from .lmdp import LMDP, LMDPSolution, controlled_from_policy
-from .policy_gradient import PGResult, reinforce_gradient, soft_reinforce
-from .replay import ReplayBuffer, Transition
-from .sac import SAC, SACConfig
-from .soft_dqn import SoftDQN, SoftDQNConfig
-from .sql import SQL, SQLConfig
-from .tabular_soft_q import PolynomialStepSize, TDResult, q_learning, soft_q_learning
+from cai.algorithms.deep import SAC, SQL, ReplayBuffer, SACConfig, SoftDQN, SoftDQNConfig, SQLConfig, Transition
+from cai.algorithms.tabular import (
+                                    LMDP,
+                                    Composition,
+                                    LMDPSolution,
+                                    MaxEntIRL,
+                                    PGResult,
+                                    PolynomialStepSize,
+                                    TDResult,
+                                    combined_mdp,
+                                    compose,
+                                    controlled_from_policy,
+                                    q_learning,
+                                    reinforce_gradient,
+                                    soft_q_learning,
+                                    soft_reinforce,
+                                    validate_demonstrations,
+)
 
 __all__ = [
     "MaxEntIRL", "validate_demonstrations",

@@ -1,6 +1,6 @@
 """Direct dynamic programming: the references inference is checked against."""
-from .soft_vi import elbo, soft_policy_evaluation, soft_value_iteration, value_iteration
-from .visitation import PolicyMarginals, policy_marginals, policy_visitation
+from cai.dp.soft_vi import elbo, soft_policy_evaluation, soft_value_iteration, value_iteration
+from cai.dp.visitation import PolicyMarginals, policy_marginals, policy_visitation
 
 __all__ = ["soft_value_iteration", "value_iteration", "soft_policy_evaluation", "elbo",
            "policy_visitation", "policy_marginals", "PolicyMarginals"]

@@ -1,16 +1,18 @@
 """Direct dynamic programming: soft and hard value iteration, soft policy evaluation, the ELBO.
 
 These are the references exact inference is checked against. They share the backup with
-:mod:`cai.inference.messages` (:func:`cai.ops.backup.q_backup` with ``mode="expected"``).
+:mod:`cai.exact.messages` (:func:`cai.ops.backup.q_backup` with ``mode="expected"``).
 """
 from __future__ import annotations
 
 import torch
 
-from .._checks import check_model, check_policy
-from ..ops.backup import EXPECTED, SoftValueStep, hard_max, policy_expectation, soft_max
-from ..ops.recursion import backward
-from ..solution import Solution
+from cai.mdp.checks import check_policy
+from cai.mdp.tabular import check_model
+from cai.ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
+from cai.ops.recursion import backward
+from cai.ops.values_step import SoftValueStep
+from cai.solution import Solution
 
 __all__ = ["soft_value_iteration", "value_iteration", "soft_policy_evaluation", "elbo"]
 
@@ -119,7 +121,7 @@ def elbo(mdp, policy, alpha=1.0, action_prior=None) -> torch.Tensor:
 
 def _policy_log(mdp, policy) -> torch.Tensor:
     """Validate a policy for ``mdp`` and return its log, ``(*b, T, S, A)`` or ``(*b, S, A)``."""
-    from .._checks import as_tensor
+    from cai.mdp.checks import as_tensor
 
     p = as_tensor("policy", policy, mdp.dtype, mdp.device)
     S, A = mdp.n_states, mdp.n_actions

@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import torch
 
-from .._checks import as_tensor, check_policy
-from ..mdp.tabular import ROW_SUM_TOL, TabularMDP
-from ..ops.logspace import matmul, transpose_csr
-from ..ops.recursion import ConvergenceWarning
+from cai.mdp.checks import as_tensor, check_initial, check_policy
+from cai.mdp.tabular import TabularMDP
+from cai.ops.logspace import matmul, transpose_csr
+from cai.ops.recursion import ConvergenceWarning
 
 __all__ = ["policy_visitation", "policy_marginals", "PolicyMarginals"]
 
@@ -47,17 +47,6 @@ class PolicyMarginals(NamedTuple):
     def visitation(self) -> torch.Tensor:
         """Expected state-action visitation counts ``sum_t p(s_t, a_t)``, ``(*b, S, A)``."""
         return self.state_action.sum(-3)
-
-
-def _check_initial(mdp, initial):
-    if initial is None:
-        return mdp.initial
-    S = mdp.n_states
-    mu = as_tensor("initial", initial, mdp.dtype, mdp.device)
-    if tuple(mu.shape) != (S,) or bool((mu < 0).any()) or abs(float(mu.sum()) - 1) > ROW_SUM_TOL:
-        raise ValueError(f"initial: expected a distribution of shape ({S},), got {tuple(mu.shape)} "
-                         f"summing to {float(mu.sum()):.6g}")
-    return mu
 
 
 def policy_marginals(mdp: TabularMDP, policy, initial=None) -> PolicyMarginals:
@@ -83,7 +72,7 @@ def policy_marginals(mdp: TabularMDP, policy, initial=None) -> PolicyMarginals:
     else:
         p = check_policy(p, (T, S, A), mdp.dtype, mdp.device)
     b = p.shape[:-3]
-    mu = _check_initial(mdp, initial).expand(*b, S)
+    mu = check_initial(mdp, initial).expand(*b, S)
     PT = transpose_csr(mdp.transition_matrix)              # (S, S*A)
     states, joints = [mu], []
     for t in range(T):
@@ -127,7 +116,7 @@ def policy_visitation(mdp: TabularMDP, policy, initial=None, *, tol: float = 1e-
     if p.dim() != 2:
         raise ValueError(f"policy: expected shape (S, A) = ({S}, {A}), got {tuple(p.shape)}")
     p = check_policy(p, (S, A), mdp.dtype, mdp.device)
-    mu = _check_initial(mdp, initial)
+    mu = check_initial(mdp, initial)
     PT = transpose_csr(mdp.transition_matrix)              # (S, S*A)
 
     def push(d):                                           # d (S, A) -> mu' (S,)

@@ -2,7 +2,7 @@
 
 A :class:`LinearGaussianSystem` is the model alone: linear dynamics with additive Gaussian
 noise, a quadratic reward, a Gaussian initial state and a horizon. The temperature completes
-the graphical model and is an argument of inference (see :mod:`cai.inference.linear_gaussian`).
+the graphical model and is an argument of inference (see :mod:`cai.gaussian.messages`).
 
 Conventions (``n`` state dimensions, ``m`` action dimensions, ``z = [x; u]`` of size ``n + m``)::
 
@@ -143,7 +143,7 @@ class LinearGaussianSystem:
             object.__setattr__(self, key, value)
 
     @classmethod
-    def from_lqr(cls, A, B, Q, R, horizon: int, N=None, Q_T=None, **kwargs) -> "LinearGaussianSystem":
+    def from_lqr(cls, A, B, Q, R, horizon: int, N=None, Q_T=None, **kwargs) -> LinearGaussianSystem:
         """Build the system whose reward is minus half the usual LQR cost.
 
         ``r(x, u) = -1/2 (x^T Q x + u^T R u + 2 x^T N u)`` with ``N`` of trailing shape ``(n, m)``,

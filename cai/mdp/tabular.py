@@ -15,12 +15,11 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from .._checks import as_tensor, describe
+from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_action_prior, check_alpha, describe
 
-__all__ = ["TabularMDP", "ROW_SUM_TOL"]
+__all__ = ["TabularMDP", "ROW_SUM_TOL", "check_model"]
 
 #: Tolerance on ``|sum_s' P(s'|s,a) - 1|`` (and on the initial distribution's sum).
-ROW_SUM_TOL = 1e-6
 
 _LAYOUTS = ("s", "sa", "tsa", "sas")
 
@@ -190,12 +189,11 @@ class TabularMDP:
             discount = float(discount)
             if not (0.0 < discount <= 1.0):
                 raise ValueError(f"discount: expected a number in (0, 1], got {discount!r}")
-        if horizon is None:
-            if discount is None or discount >= 1.0:
-                raise ValueError(
-                    f"discount: the stationary (horizon=None) problem needs a discount in (0, 1), "
-                    f"got {discount!r}; give a horizon for an undiscounted problem"
-                )
+        if horizon is None and (discount is None or discount >= 1.0):
+            raise ValueError(
+                f"discount: the stationary (horizon=None) problem needs a discount in (0, 1), "
+                f"got {discount!r}; give a horizon for an undiscounted problem"
+            )
 
         # --- rewards ------------------------------------------------------------------------
         r = as_tensor("rewards", rewards, dtype, device)
@@ -399,7 +397,7 @@ class TabularMDP:
         return self.rewards
 
     # ------------------------------------------------------------------------------------------
-    def replace(self, **changes) -> "TabularMDP":
+    def replace(self, **changes) -> TabularMDP:
         """A copy with some constructor arguments changed (e.g. ``rewards=``, ``horizon=``)."""
         kw = dict(
             transitions=self.transitions, rewards=self.rewards, initial=self.initial,
@@ -413,7 +411,7 @@ class TabularMDP:
         kw.update(changes)
         return TabularMDP(**kw)
 
-    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "TabularMDP":
+    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> TabularMDP:
         """A copy on another device and/or with another floating dtype."""
         return self.replace(device=device if device is not None else self.device,
                             dtype=dtype if dtype is not None else self.dtype)
@@ -444,7 +442,7 @@ class TabularMDP:
         np.savez(path, **d)
 
     @classmethod
-    def load(cls, path, device=None) -> "TabularMDP":
+    def load(cls, path, device=None) -> TabularMDP:
         """Read an MDP written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
             dtype = getattr(torch, str(f["dtype"]))
@@ -477,3 +475,24 @@ class TabularMDP:
             parts.append(f"sparse nnz={self.transitions.values().numel()}")
         parts.append(str(self.dtype).replace("torch.", ""))
         return f"TabularMDP({', '.join(parts)})"
+
+
+def check_model(mdp, alpha, action_prior, fn: str):
+    """Validate the inputs of a solver; return ``(alpha, log_prior)`` as tensors.
+
+    Checks that ``mdp`` is a :class:`~cai.TabularMDP`, that ``alpha`` is a positive finite
+    scalar or batch, and that every state keeps at least one action that is both allowed
+    (reward > -inf) and has positive prior probability.
+    """
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"{fn}: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    a = check_alpha(alpha, mdp.dtype, mdp.device)
+    log_prior = check_action_prior(action_prior, mdp.n_states, mdp.n_actions, mdp.dtype, mdp.device)
+    if log_prior is not None:
+        ok = (mdp.allowed & ~torch.isneginf(log_prior)).any(-1)
+        if not bool(ok.all()):
+            s = int((~ok).nonzero()[0][-1])
+            raise ValueError(
+                f"action_prior: state {s} gives zero prior probability to every allowed action"
+            )
+    return a, log_prior

@@ -1,7 +1,7 @@
 """Pure tensor kernels: log-space products, the soft backup and its semirings, the recursion."""
-from .backup import EXACT, EXPECTED, hard_max, policy_expectation, q_backup, soft_max
-from .logspace import log_matmul_exp, logsumexp, matmul
-from .recursion import ConvergenceWarning, DivergenceError, backward
+from cai.ops.backup import EXACT, EXPECTED, hard_max, policy_expectation, q_backup, soft_max
+from cai.ops.logspace import log_matmul_exp, logsumexp, matmul
+from cai.ops.recursion import ConvergenceWarning, DivergenceError, backward
 
 __all__ = [
     "EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation",

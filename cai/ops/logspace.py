@@ -24,7 +24,7 @@ def _is_sparse(M: torch.Tensor) -> bool:
     return M.layout != torch.strided
 
 
-def _needs_grad(*tensors: torch.Tensor) -> bool:
+def needs_grad(*tensors: torch.Tensor) -> bool:
     """Whether autograd will record an operation on any of ``tensors``."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
@@ -64,7 +64,7 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
             # a CSR mat-vec is several times faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)
         return torch.sparse.mm(M, X)
-    if M.device.type == "cpu" and M.dtype == X.dtype and not _needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
+    if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
         # NumPy's BLAS (OpenBLAS) runs a float64 mat-vec up to several times faster than the MKL
         # bundled with CPU torch wheels on AMD processors; both views share memory (no copies)
         # (X must be contiguous: NumPy falls back to a slow non-BLAS loop for odd strides)
@@ -89,7 +89,7 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     """
     m = x.detach().amax(dim, keepdim=True)
     m = m.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)       # a finite shift (0 where none is)
-    if not _needs_grad(x):
+    if not needs_grad(x):
         # the same numbers in fewer passes: one temporary, and log(0) = -inf directly (the
         # ``where``s below only matter for the gradient; NaN sums still give -inf as there)
         s = exp_(torch.sub(x, m)).sum(dim, keepdim=True)
@@ -162,14 +162,14 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
     c = X.detach().amax(0, keepdim=True)                       # (1, B) column shift
     c = c.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)         # finite (0 where none is)
     tiny = torch.finfo(X.dtype).tiny / torch.finfo(X.dtype).eps
-    if not _needs_grad(M, X):
+    if not needs_grad(M, X):
         # no autograd: one allocation per pass, in place, and one reduction to test all rows
         Y = matmul(M, exp_(torch.sub(X, c)))                   # (n, B), at memory bandwidth
         if Y.numel() == 0 or bool(Y.amin() > tiny):
             return log_(Y).add_(c)
     else:
         Y = matmul(M, torch.exp(X - c))
-    ok = Y > tiny
+    ok = tiny < Y
     out = torch.log(torch.where(ok, Y, torch.ones_like(Y))) + c
     if bool(ok.all()):
         return out
@@ -203,7 +203,7 @@ def _banded(M: torch.Tensor, X: torch.Tensor, c: torch.Tensor, min_entry: float,
     ones = torch.ones(M.shape[1], 1, dtype=X.dtype, device=X.device)
     log_rowsum = torch.log(matmul(M, ones).detach())          # (n, 1): the mass below a slab
     neg_inf = torch.full((), -math.inf, dtype=X.dtype, device=X.device)
-    grad = _needs_grad(M, X)
+    grad = needs_grad(M, X)
     terms, top, acc = [], c, None
     for b in range(MAX_BANDS):
         bottom = top - w

@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 
 import torch
 
-from .backup import EXACT, q_backup
+from cai.ops.backup import EXACT, q_backup
 
 __all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of"]
 
@@ -119,7 +119,7 @@ def backward(
     residual = math.inf
     it = 0
     v_prev = Q = log_pi = None
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
         fused = step(v, None, with_live=check) if step is not None else None
         if fused is not None:
             Q = log_pi = None

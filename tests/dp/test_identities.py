@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cai
-from cai.mdp import lottery
+from cai.worlds import lottery
 from tests.common import brute_elbo, brute_hard_value, random_tiny_mdp
 
 

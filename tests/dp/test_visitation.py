@@ -7,7 +7,7 @@ import torch
 
 import cai
 from cai.dp.visitation import policy_visitation
-from cai.mdp.builders import random_mdp
+from cai.worlds.builders import random_mdp
 
 
 def brute_visitation_exact(P, pi, p0, T, gamma=1.0):

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 import cai
-from cai.mdp import gridworld
+from cai.worlds import gridworld
 
 
 def _P(S=3, A=2, seed=0):

@@ -1,4 +1,4 @@
-"""The fused values-only backup (:class:`cai.ops.backup.SoftValueStep`) against independent references.
+"""The fused values-only backup (:class:`cai.ops.values_step.SoftValueStep`) against independent references.
 
 The step rewrites the soft backup in ``exp(V / alpha)`` (an action-marginalised operator for
 exact inference, a weighted sum over actions for soft value iteration). It is checked against
@@ -24,7 +24,8 @@ import torch
 from scipy.special import logsumexp
 
 import cai
-from cai.ops.backup import EXACT, EXPECTED, SoftValueStep, q_backup, soft_max
+from cai.ops.backup import EXACT, EXPECTED, q_backup, soft_max
+from cai.ops.values_step import SoftValueStep
 from tests.common import brute_force, random_tiny_mdp
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")

@@ -1,0 +1,13 @@
+"""Deep MaxEnt RL in torch: SQL (amortised SVGD), SAC (twin Q, automatic temperature) and soft DQN.
+
+The three share one off-policy loop (:mod:`.loop`), one replay buffer (:mod:`.replay`) and the
+networks and target updates of :mod:`.networks`.
+"""
+from cai.algorithms.deep.loop import LoopConfig, TrainingHistory
+from cai.algorithms.deep.replay import ReplayBuffer, Transition
+from cai.algorithms.deep.sac import SAC, SACConfig
+from cai.algorithms.deep.soft_dqn import SoftDQN, SoftDQNConfig
+from cai.algorithms.deep.sql import SQL, SQLConfig
+
+__all__ = ["SAC", "SACConfig", "SQL", "SQLConfig", "SoftDQN", "SoftDQNConfig", "ReplayBuffer", "Transition",
+           "LoopConfig", "TrainingHistory"]

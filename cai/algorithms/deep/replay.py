@@ -1,0 +1,89 @@
+"""Uniform experience replay shared by SAC, soft Q-learning (SVGD) and soft DQN."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+import torch
+
+__all__ = ["Transition", "ReplayBuffer"]
+
+
+class Transition(NamedTuple):
+    """A batch of transitions (``B`` = batch size), all torch tensors on the buffer's device.
+
+    Attributes:
+        obs: ``(B, *obs_shape)`` float32.
+        action: ``(B, *action_shape)``; float32 for continuous actions, int64 for discrete ones.
+        reward: ``(B,)`` float32.
+        next_obs: ``(B, *obs_shape)`` float32.
+        terminated: ``(B,)`` float32, 1.0 where ``next_obs`` is terminal (no bootstrap). Time-limit
+            truncations are *not* terminal: their next state still has a value.
+    """
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring buffer with uniform sampling, stored in preallocated NumPy arrays.
+
+    Args:
+        capacity: Maximum number of transitions; the oldest are overwritten.
+        obs_shape: Shape of one observation.
+        action_shape: Shape of one action; ``()`` for a discrete action index.
+        discrete: Store actions as int64 indices instead of float32 vectors.
+        device: Device of the sampled tensors.
+        seed: Seed of the sampling generator.
+
+    Raises:
+        ValueError: If ``capacity`` is not a positive integer.
+    """
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), discrete: bool = False,
+                 device: str = "cpu", seed: Optional[int] = None):
+        if int(capacity) != capacity or capacity < 1:
+            raise ValueError(f"capacity: expected a positive integer, got {capacity!r}")
+        self.capacity = int(capacity)
+        self.device = torch.device(device)
+        self.obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        self.action = np.zeros((self.capacity, *action_shape), dtype=np.int64 if discrete else np.float32)
+        self.reward = np.zeros(self.capacity, dtype=np.float32)
+        self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self._next = 0
+        self._size = 0
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, obs, action, reward: float, next_obs, terminated: bool) -> None:
+        """Store one transition (overwriting the oldest when full)."""
+        i = self._next
+        self.obs[i] = obs
+        self.action[i] = action
+        self.reward[i] = reward
+        self.next_obs[i] = next_obs
+        self.terminated[i] = float(terminated)
+        self._next = (i + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+
+    def sample(self, batch_size: int) -> Transition:
+        """Sample ``batch_size`` transitions uniformly with replacement.
+
+        Raises:
+            ValueError: If the buffer is empty.
+        """
+        if self._size == 0:
+            raise ValueError("buffer: expected at least one stored transition, got an empty buffer")
+        idx = self._rng.integers(0, self._size, size=batch_size)
+
+        def t(x):
+            return torch.from_numpy(x[idx]).to(self.device)
+
+        return Transition(t(self.obs), t(self.action), t(self.reward), t(self.next_obs), t(self.terminated))

@@ -1,0 +1,366 @@
+r"""Linearly solvable MDPs (Todorov 2007, 2009).
+
+An LMDP has passive (uncontrolled) dynamics ``p(s'|s)`` and a state cost ``q(s)``. The agent
+chooses the next-state distribution ``u(.|s)`` directly and pays ``q(s) + KL(u(.|s) || p(.|s))``
+per step. In the desirability ``z(s) = exp(-v(s))`` the Bellman equation is linear::
+
+    first exit (terminal set T, final cost q(s) on T):   z_N = G_N P_NN z_N + G_N P_NT z_T
+    average cost c:                                      exp(-c) z = G P z      (principal eigenvector)
+    finite horizon:                                      z_t = G P z_{t+1}
+    optimal controlled dynamics:                         u*(s'|s) = p(s'|s) z(s') / sum_s'' p(s''|s) z(s'')
+
+with ``G = diag(exp(-q))``. This is soft value iteration in disguise: the :class:`~cai.TabularMDP`
+whose action ``k`` in state ``s`` moves deterministically to the ``k``-th successor of ``s``, with
+reward ``-alpha q(s)`` and *action prior* ``rho(k|s) = p(succ_k(s)|s)``, has soft values
+``V = -alpha v`` and a soft-optimal policy that induces ``u*`` (:meth:`LMDP.to_mdp`). Conversely
+(:meth:`LMDP.from_mdp`), soft value iteration on any MDP with deterministic dynamics is an LMDP:
+``z = exp(V / alpha)`` satisfies ``z(s) = exp(-q(s)) sum_s' p(s'|s) z(s')`` with
+``p(s'|s) ∝ sum_{a -> s'} rho(a|s) exp(r(s,a)/alpha)`` and ``q(s) = -log sum_a rho(a|s) exp(r(s,a)/alpha)``.
+
+References:
+    Todorov (2007), "Linearly-solvable Markov decision problems", NIPS.
+    Todorov (2009), "Efficient computation of optimal actions", PNAS 106(28).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import torch
+
+from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
+from cai.mdp.tabular import ROW_SUM_TOL, TabularMDP
+from cai.ops.logspace import log_matmul_exp, logsumexp
+
+__all__ = ["LMDP", "LMDPSolution", "controlled_from_policy"]
+
+#: Largest state count for the dense linear solve / eigen-decomposition.
+DENSE_MAX_STATES = 5000
+
+
+class LMDPSolution(NamedTuple):
+    """The solution of an LMDP.
+
+    Attributes:
+        z: desirability ``exp(-v)``; ``(S,)`` (first exit, average cost) or ``(T+1, S)``
+            (finite horizon). Average cost: normalised so that ``max z = 1``.
+        v: optimal cost-to-go ``-log z`` (average cost: the differential cost, ``min v = 0``).
+        controlled: ``u*(s'|s)``, ``(S, S)`` or ``(T, S, S)``; terminal states keep their
+            passive rows.
+        average_cost: the optimal average cost per step ``c`` (average-cost problem), else ``None``.
+        kind: ``"first_exit"``, ``"average_cost"`` or ``"finite_horizon"``.
+        residual: ``max |z - (Bellman operator) z|`` relative to ``max z`` (a check of the solve).
+    """
+
+    z: torch.Tensor
+    v: torch.Tensor
+    controlled: torch.Tensor
+    average_cost: Optional[float]
+    kind: str
+    residual: float
+
+
+def controlled_from_policy(mdp: TabularMDP, policy) -> torch.Tensor:
+    """The next-state distribution a policy induces, ``u(s'|s) = sum_a pi(a|s) P(s'|s,a)``.
+
+    Args:
+        mdp: :class:`~cai.TabularMDP`.
+        policy: ``(..., S, A)``.
+
+    Returns:
+        ``(..., S, S)``.
+    """
+    pi = as_tensor("policy", policy, mdp.dtype, mdp.device)
+    return torch.einsum("...sa,sat->...st", pi, mdp.dense_transitions())
+
+
+class LMDP:
+    r"""A linearly solvable MDP: passive dynamics, state cost and optional terminal states.
+
+    Args:
+        passive: ``p(s'|s)``, ``(S, S)``, non-negative; rows of non-terminal states sum to 1
+            (rows of terminal states are ignored).
+        state_cost: ``q(s)``, ``(S,)`` finite; for terminal states, the final cost paid on arrival.
+        terminal: ``None`` (no terminal states), an ``(S,)`` boolean mask, or a sequence of
+            state indices.
+        state_names: optional ``S`` labels.
+
+    Raises:
+        ValueError: naming the argument, for wrong shapes, negative or unnormalised passive rows,
+            non-finite costs, or bad terminal indices.
+    """
+
+    def __init__(self, passive, state_cost, terminal=None, *, state_names: Optional[Sequence[str]] = None):
+        P = as_tensor("passive", passive)
+        if P.dim() != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
+            raise ValueError(f"passive: expected a square (S, S) matrix, got shape {tuple(P.shape)}")
+        S = P.shape[0]
+        q = as_tensor("state_cost", state_cost)
+        if tuple(q.shape) != (S,):
+            raise ValueError(f"state_cost: expected shape (S,) = ({S},), got {tuple(q.shape)}")
+        if not bool(torch.isfinite(q).all()):
+            raise ValueError("state_cost: expected finite costs, got an infinite or NaN entry")
+        mask = torch.zeros(S, dtype=torch.bool)
+        if terminal is not None:
+            t = torch.as_tensor(terminal)
+            if t.dtype == torch.bool:
+                if tuple(t.shape) != (S,):
+                    raise ValueError(f"terminal: expected a boolean mask of shape ({S},), got {tuple(t.shape)}")
+                mask = t.clone()
+            else:
+                t = t.reshape(-1)
+                if t.is_floating_point() or bool((t < 0).any()) or bool((t >= S).any()):
+                    raise ValueError(f"terminal: expected state indices in [0, {S - 1}], got {t.tolist()}")
+                mask[t.long()] = True
+        if bool(mask.all()):
+            raise ValueError("terminal: expected at least one non-terminal state, got all states terminal")
+        if bool(torch.isnan(P).any()) or bool((P < 0).any()):
+            raise ValueError("passive: expected non-negative probabilities, got a negative or NaN entry")
+        sums = P.sum(-1)
+        bad = (~mask) & ((sums - 1).abs() > ROW_SUM_TOL)
+        if bool(bad.any()):
+            s = int(bad.nonzero()[0])
+            raise ValueError(f"passive: expected the row of every non-terminal state to sum to 1 "
+                             f"(tolerance {ROW_SUM_TOL:g}), got {sums[s].item():.10g} at state {s}")
+        if state_names is not None and len(state_names) != S:
+            raise ValueError(f"state_names: expected {S} names, got {len(state_names)}")
+        self.passive, self.state_cost, self.terminal = P, q, mask
+        self.state_names = tuple(str(x) for x in state_names) if state_names is not None else None
+
+    @property
+    def n_states(self) -> int:
+        return int(self.passive.shape[0])
+
+    def __repr__(self) -> str:
+        return f"LMDP(S={self.n_states}, terminal={int(self.terminal.sum())})"
+
+    # -----------------------------------------------------------------------------------------
+    def controlled_dynamics(self, z: torch.Tensor) -> torch.Tensor:
+        """``u(s'|s) = p(s'|s) z(s') / sum_s'' p(s''|s) z(s'')``, ``(S, S)``; terminal rows passive."""
+        w = self.passive * z.unsqueeze(-2)
+        u = w / w.sum(-1, keepdim=True)
+        return torch.where(self.terminal.unsqueeze(-1), self.passive, u)
+
+    def _log_controlled(self, log_z: torch.Tensor) -> torch.Tensor:
+        lw = torch.log(self.passive) + log_z.unsqueeze(-2)
+        return torch.exp(lw - logsumexp(lw, -1).unsqueeze(-1))
+
+    def _check_dense(self, what):
+        if self.n_states > DENSE_MAX_STATES:
+            raise ValueError(f"{what}: the dense solve supports S <= {DENSE_MAX_STATES}, got S={self.n_states}")
+
+    def solve_first_exit(self) -> LMDPSolution:
+        r"""Solve the first-exit problem by one linear solve.
+
+        ``(I - G_N P_NN) z_N = G_N P_NT z_T`` with ``z_T = exp(-q_T)``.
+
+        Raises:
+            ValueError: without terminal states, or when the problem has no finite solution
+                (spectral radius of ``G_N P_NN`` at least 1: some states need not exit).
+        """
+        if not bool(self.terminal.any()):
+            raise ValueError("terminal: the first-exit problem needs at least one terminal state, got none")
+        self._check_dense("solve_first_exit")
+        N, T_ = ~self.terminal, self.terminal
+        G = torch.exp(-self.state_cost[N])
+        M = G.unsqueeze(-1) * self.passive[N][:, N]
+        rho = torch.linalg.eigvals(M).abs().max().item()
+        if rho >= 1 - 1e-12:
+            raise ValueError(f"state_cost: the first-exit problem has no finite solution: the spectral radius of "
+                             f"diag(exp(-q)) P restricted to non-terminal states is {rho:.6g} >= 1 (some states "
+                             f"can avoid the terminal set at no cost)")
+        zT = torch.exp(-self.state_cost[T_])
+        b = G * (self.passive[N][:, T_] @ zT)
+        zN = torch.linalg.solve(torch.eye(int(N.sum()), dtype=M.dtype) - M, b)
+        z = torch.empty(self.n_states, dtype=M.dtype)
+        z[N], z[T_] = zN, zT
+        resid = ((zN - (M @ zN + b)).abs().max() / z.max()).item()
+        return LMDPSolution(z, -torch.log(z), self.controlled_dynamics(z), None, "first_exit", resid)
+
+    def solve_average_cost(self, method: str = "eig", *, tol: float = 1e-13, max_iter: int = 100_000) -> LMDPSolution:
+        r"""Solve the infinite-horizon average-cost problem: ``exp(-c) z = G P z``.
+
+        Args:
+            method: ``"eig"`` (dense eigen-decomposition, the Perron root and its vector) or
+                ``"power"`` (power iteration; needs an aperiodic passive chain).
+            tol, max_iter: power-iteration control (relative change of ``z``).
+
+        Returns:
+            :class:`LMDPSolution` with ``average_cost`` ``c`` and ``z`` normalised to ``max z = 1``.
+
+        Raises:
+            ValueError: with terminal states, or for an unknown method.
+        """
+        if bool(self.terminal.any()):
+            raise ValueError("terminal: the average-cost problem has no terminal states, got some; "
+                             "use solve_first_exit")
+        if method not in ("eig", "power"):
+            raise ValueError(f"method: expected 'eig' or 'power', got {method!r}")
+        M = torch.exp(-self.state_cost).unsqueeze(-1) * self.passive
+        if method == "eig":
+            self._check_dense("solve_average_cost")
+            vals, vecs = torch.linalg.eig(M)
+            k = int(vals.real.argmax())                       # Perron root: real and of largest modulus
+            lam = vals[k].real.item()
+            z = vecs[:, k].real
+            z = z / z[z.abs().argmax()]
+        else:
+            z = torch.ones(self.n_states, dtype=M.dtype)
+            lam = 1.0
+            for _ in range(max_iter):
+                y = M @ z
+                lam = y.max().item()
+                y = y / lam
+                done = (y - z).abs().max().item() <= tol
+                z = y
+                if done:
+                    break
+            else:
+                raise ValueError(f"method: power iteration did not converge in max_iter={max_iter} "
+                                 f"iterations (periodic passive dynamics?); use method='eig'")
+        if not bool((z > 0).all()):
+            raise ValueError("passive: the principal eigenvector is not positive; the passive dynamics "
+                             "must be irreducible for the average-cost problem")
+        z = z / z.max()
+        resid = ((M @ z - lam * z).abs().max()).item()
+        return LMDPSolution(z, -torch.log(z), self.controlled_dynamics(z), -math.log(lam), "average_cost", resid)
+
+    def solve_finite_horizon(self, horizon: int, final_cost=None) -> LMDPSolution:
+        r"""Solve the ``horizon``-step problem in log space: ``log z_t = -q + log P z_{t+1}``.
+
+        Terminal states keep ``z_t = exp(-q_T)`` at every step (the episode ends on arrival).
+
+        Args:
+            horizon: number of steps ``T >= 1``.
+            final_cost: ``(S,)`` cost at ``t = T`` of non-terminal states (default 0).
+
+        Returns:
+            :class:`LMDPSolution` with ``z``, ``v`` of shape ``(T+1, S)`` and ``controlled``
+            ``(T, S, S)``.
+        """
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
+        S = self.n_states
+        fc = torch.zeros(S, dtype=self.passive.dtype) if final_cost is None else as_tensor("final_cost", final_cost)
+        if tuple(fc.shape) != (S,) or not bool(torch.isfinite(fc).all()):
+            raise ValueError(f"final_cost: expected finite values of shape ({S},), got {tuple(fc.shape)}")
+        term = self.terminal
+        log_zT = torch.where(term, -self.state_cost, -fc)
+        log_z = [log_zT]
+        us = []
+        for _ in range(horizon):
+            nxt = log_z[0]
+            us.insert(0, self._log_controlled(nxt))
+            cur = -self.state_cost + log_matmul_exp(self.passive, nxt.unsqueeze(-1)).squeeze(-1)
+            log_z.insert(0, torch.where(term, -self.state_cost, cur))
+        log_z = torch.stack(log_z, 0)
+        u = torch.stack(us, 0)
+        u = torch.where(term.unsqueeze(-1), self.passive, u)
+        return LMDPSolution(torch.exp(log_z), -log_z, u, None, "finite_horizon", 0.0)
+
+    # -----------------------------------------------------------------------------------------
+    def successors(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``succ (S, K)`` successor indices of each state and ``prob (S, K)`` their passive
+        probabilities (``K`` the largest out-degree of a non-terminal state; padding: the state
+        itself with probability 0)."""
+        S = self.n_states
+        P = torch.where(self.terminal.unsqueeze(-1), torch.zeros_like(self.passive), self.passive)
+        K = max(1, int((P > 0).sum(-1).max()))
+        order = torch.argsort((P > 0).to(torch.int8), dim=-1, descending=True, stable=True)[:, :K]
+        prob = P.gather(1, order)
+        succ = torch.where(prob > 0, order, torch.arange(S).unsqueeze(-1).expand(S, K))
+        return succ, prob
+
+    def to_mdp(self, alpha: float = 1.0, horizon: Optional[int] = None, final_cost=None):
+        r"""The :class:`~cai.TabularMDP` and action prior whose soft value iteration is this LMDP.
+
+        Action ``k`` of a non-terminal state ``s`` moves deterministically to its ``k``-th
+        successor (:meth:`successors`) and earns ``-alpha q(s)``; its prior probability is
+        ``p(succ_k(s)|s)``. With terminal states an absorbing, reward-free ``exit`` state is
+        added (last index): any action of a terminal state earns ``-alpha q_T(s)`` and exits.
+        Soft value iteration at temperature ``alpha`` with this prior then gives ``V = -alpha v``
+        and a policy inducing ``u*`` (:func:`controlled_from_policy`). The dynamics are
+        deterministic, so exact inference (:func:`cai.backward_messages`) agrees.
+
+        Args:
+            alpha: temperature the MDP is to be solved at (rewards scale with it).
+            horizon: number of decisions (the LMDP's first-exit or average-cost problem is the
+                limit ``horizon -> infinity``; use :meth:`solve_finite_horizon` for an exact match).
+            final_cost: ``(S,)`` final cost of non-terminal states at the horizon (default 0).
+
+        Returns:
+            ``(mdp, action_prior)``: the MDP (``S`` or ``S + 1`` states) and an ``(S', K)`` prior.
+        """
+        a = float(check_alpha(alpha, torch.float64, None))
+        if horizon is None:
+            raise ValueError("horizon: expected an integer >= 1 (TabularMDP needs a horizon without a "
+                             "discount, and discounting breaks linear solvability), got None")
+        S = self.n_states
+        succ, prob = self.successors()
+        K = succ.shape[1]
+        term = self.terminal
+        has_exit = bool(term.any())
+        S2 = S + int(has_exit)
+        P = torch.zeros(S2, K, S2, dtype=torch.float64)
+        P[:S].scatter_(2, succ.unsqueeze(-1), 1.0)
+        if has_exit:
+            tidx = torch.nonzero(term).squeeze(1)
+            P[tidx] = 0.0
+            P[tidx, :, S] = 1.0
+            P[S, :, S] = 1.0
+        prior = torch.zeros(S2, K, dtype=torch.float64)
+        prior[:S] = prob
+        prior[torch.nonzero(term).squeeze(1)] = 1.0 / K
+        if has_exit:
+            prior[S] = 1.0 / K
+        r = torch.zeros(S2, K, dtype=torch.float64)
+        r[:S] = -a * self.state_cost.unsqueeze(-1)
+        fc = torch.zeros(S, dtype=torch.float64) if final_cost is None else as_tensor("final_cost", final_cost)
+        if tuple(fc.shape) != (S,):
+            raise ValueError(f"final_cost: expected shape ({S},), got {tuple(fc.shape)}")
+        rT = torch.zeros(S2, dtype=torch.float64)
+        rT[:S] = -a * torch.where(term, self.state_cost, fc)
+        names = None
+        if self.state_names is not None:
+            names = list(self.state_names) + (["exit"] if has_exit else [])
+        mdp = TabularMDP(P, r, None, horizon=horizon, terminal_rewards=rT, state_names=names,
+                         metadata={"kind": "lmdp", "successors": succ.tolist(), "exit": has_exit})
+        return mdp, prior
+
+    @classmethod
+    def from_mdp(cls, mdp: TabularMDP, alpha: float = 1.0, action_prior=None) -> LMDP:
+        r"""The LMDP that soft value iteration on a deterministic MDP solves (in units of ``alpha``).
+
+        ``p(s'|s) ∝ sum_{a: P(s'|s,a)=1} rho(a|s) exp(r(s,a)/alpha)`` and
+        ``q(s) = -log sum_a rho(a|s) exp(r(s,a)/alpha)``, so that ``z_t = exp(V_t / alpha)``
+        solves :meth:`solve_finite_horizon` with ``final_cost = -r_T / alpha``.
+
+        Args:
+            mdp: a :class:`~cai.TabularMDP` with deterministic dynamics, ``(S, A)`` rewards (no
+                time-varying or ``r(s,a,s')`` rewards, no batch) and no discount.
+            alpha: the temperature (> 0).
+            action_prior: ``None`` (counting measure) or a normalised ``(S, A)`` prior.
+
+        Raises:
+            ValueError: for stochastic dynamics (soft value iteration then averages over
+                successors outside the log, which is not linear in ``z``), a discount < 1, or a
+                reward layout other than ``(S, A)``.
+        """
+        if not isinstance(mdp, TabularMDP):
+            raise TypeError(f"from_mdp: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+        if mdp.reward_layout != "sa" or mdp.batch_shape != torch.Size([]):
+            raise ValueError(f"mdp: expected unbatched (S, A) rewards, got layout {mdp.reward_layout!r} with "
+                             f"batch shape {tuple(mdp.batch_shape)}")
+        if mdp.gamma != 1.0:
+            raise ValueError(f"mdp: expected no discount (a discount breaks linear solvability), got {mdp.gamma}")
+        P = mdp.dense_transitions()
+        if not bool(((P == 0) | ((P - 1).abs() <= ROW_SUM_TOL)).all()):
+            raise ValueError("mdp: expected deterministic dynamics (every P(s'|s,a) in {0, 1}), got stochastic "
+                             "ones; soft value iteration with stochastic dynamics is not an LMDP")
+        a = float(check_alpha(alpha, mdp.dtype, mdp.device))
+        log_rho = check_action_prior(action_prior, mdp.n_states, mdp.n_actions, mdp.dtype, mdp.device)
+        logits = mdp.rewards / a if log_rho is None else mdp.rewards / a + log_rho      # (S, A)
+        lse = logsumexp(logits, -1)
+        w = torch.exp(logits - lse.unsqueeze(-1))                                       # (S, A)
+        passive = torch.einsum("sa,sat->st", w, (P > 0.5).to(w.dtype))
+        return cls(passive.cpu(), (-lse).cpu(), state_names=mdp.state_names)

@@ -1,0 +1,201 @@
+r"""Exact inference, soft value iteration and variational inference, side by side.
+
+:func:`compare_inference` solves one MDP at one temperature every way this package knows and
+returns a :class:`ComparisonReport` whose ``str`` is a table:
+
+* the exact log evidence ``log p(O)`` (backward messages, and Pyro's enumeration);
+* the maximum ELBO (soft value iteration), ``<= log p(O)`` with equality for deterministic
+  dynamics;
+* for each variational method (closed-form ascent, Pyro SVI with the tabular and the amortized
+  guide, ...) the ELBO it reached, its gap to the maximum, the largest total-variation distance
+  between its policy and the soft-VI policy on the states the soft-VI policy visits, its steps
+  and wall time;
+* the same numbers for the exact posterior policy ``p(a_t | s_t, O)`` (backward messages), whose
+  ELBO falls short of the maximum under stochastic dynamics: the optimism of exact inference.
+
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from cai.dp.soft_vi import elbo as closed_elbo
+from cai.dp.soft_vi import soft_value_iteration
+from cai.exact.messages import backward_messages
+from cai.ppl.model import TrajectoryModel, pyro_log_evidence
+from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+
+__all__ = ["MethodResult", "ComparisonReport", "compare_inference", "policy_tv", "METHODS"]
+
+#: Method name -> (description, fitting function, keyword arguments).
+METHODS = {
+    "closed_form": ("closed-form ELBO ascent (Adam)", fit_policy_closed_form, {}),
+    "svi_tabular": ("Pyro SVI, tabular guide, exact ELBO", fit_policy_svi, {"guide": "tabular", "estimator": "exact"}),
+    "svi_amortized": ("Pyro SVI, amortized guide, exact ELBO", fit_policy_svi,
+                      {"guide": "amortized", "estimator": "exact"}),
+    "svi_tabular_sample": ("Pyro SVI, tabular guide, TraceGraph_ELBO", fit_policy_svi,
+                           {"guide": "tabular", "estimator": "sample"}),
+    "svi_tabular_enum": ("Pyro SVI, tabular guide, TraceEnum_ELBO", fit_policy_svi,
+                         {"guide": "tabular", "estimator": "enum"}),
+}
+
+
+def policy_tv(policy: torch.Tensor, reference: torch.Tensor, visitation: torch.Tensor,
+              threshold: float = 1e-3) -> float:
+    r"""``max_{t,s: visitation[t,s] >= threshold} (1/2) sum_a |policy - reference|``.
+
+    Args:
+        policy, reference: ``(T, S, A)``.
+        visitation: ``(T, S)`` (or ``(T+1, S)``; the last row is dropped) state marginals that
+            define the visited states, e.g. :func:`cai.ppl.svi.state_marginals` of the
+            reference.
+        threshold: minimum visitation probability.
+
+    Returns:
+        The distance (0.0 when no state is visited).
+    """
+    T = policy.shape[-3]
+    vis = visitation[:T] >= threshold
+    tv = 0.5 * (policy - reference).abs().sum(-1)
+    return float(tv[vis].max()) if bool(vis.any()) else 0.0
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One row of the comparison.
+
+    Attributes:
+        name: method key (see :data:`METHODS`) or ``"exact_posterior"``.
+        description: human-readable method.
+        elbo: the exact ELBO of its policy.
+        gap: ``max ELBO - elbo`` (>= 0 up to rounding).
+        policy_tv: max total-variation distance to the soft-VI policy on visited states.
+        wall_time: seconds.
+        steps: optimisation steps (0 for direct solvers).
+    """
+
+    name: str
+    description: str
+    elbo: float
+    gap: float
+    policy_tv: float
+    wall_time: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """What :func:`compare_inference` measured. ``str(report)`` is a table.
+
+    Attributes:
+        mdp: ``repr`` of the MDP.
+        alpha: temperature.
+        log_evidence: ``log p(O)`` from backward messages.
+        log_evidence_pyro: the same from Pyro's enumeration (``None`` if skipped).
+        max_elbo: soft value iteration's maximum ELBO.
+        exact_time, pyro_time, soft_vi_time: seconds for backward messages, Pyro's enumeration
+            and soft value iteration.
+        visit_threshold: the visitation threshold of ``policy_tv``.
+        rows: one :class:`MethodResult` per method, the exact posterior policy first.
+    """
+
+    mdp: str
+    alpha: float
+    log_evidence: float
+    log_evidence_pyro: Optional[float]
+    max_elbo: float
+    exact_time: float
+    pyro_time: Optional[float]
+    soft_vi_time: float
+    visit_threshold: float
+    rows: Tuple[MethodResult, ...]
+
+    def as_dict(self) -> dict:
+        """A JSON-friendly dictionary."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        lines = [f"{self.mdp}, alpha={self.alpha:g}"]
+        lines.append(f"  log evidence (backward messages)  {self.log_evidence:14.8f}   {self.exact_time:8.3f} s")
+        if self.log_evidence_pyro is not None:
+            lines.append(f"  log evidence (Pyro enumeration)   {self.log_evidence_pyro:14.8f}   "
+                         f"{self.pyro_time:8.3f} s")
+        lines.append(f"  max ELBO (soft value iteration)   {self.max_elbo:14.8f}   {self.soft_vi_time:8.3f} s")
+        lines.append(f"  gap log p(O) - max ELBO           {self.log_evidence - self.max_elbo:14.8f}")
+        head = f"  {'method':<40} {'ELBO':>14} {'gap to max':>11} {'policy TV':>10} {'steps':>6} {'time (s)':>9}"
+        lines += ["", head, "  " + "-" * (len(head) - 2)]
+        for r in self.rows:
+            lines.append(f"  {r.description:<40} {r.elbo:14.8f} {r.gap:11.3g} {r.policy_tv:10.4f} {r.steps:6d} "
+                         f"{r.wall_time:9.3f}")
+        lines.append(f"  (policy TV: max over (t, s) with soft-VI visitation >= {self.visit_threshold:g}; "
+                     f"ratio to soft VI = time / {self.soft_vi_time:.3g} s)")
+        return "\n".join(lines)
+
+
+def compare_inference(mdp, alpha=1.0, action_prior=None, *,
+                      methods: Sequence[str] = ("closed_form", "svi_tabular", "svi_amortized"),
+                      steps: int = 3000, seed: int = 0, pyro_evidence: bool = True, progress: bool = False,
+                      visit_threshold: float = 1e-3, fit_kwargs: Optional[dict] = None) -> ComparisonReport:
+    r"""Solve ``mdp`` at temperature ``alpha`` by exact inference, soft VI and each variational method.
+
+    Args:
+        mdp: a finite-horizon, unbatched :class:`~cai.TabularMDP`.
+        alpha, action_prior: the graphical model's temperature and action prior.
+        methods: keys of :data:`METHODS`.
+        steps: maximum steps per variational method.
+        seed: seed for the SVI methods.
+        pyro_evidence: also compute the log evidence by Pyro enumeration.
+        progress: show progress bars.
+        visit_threshold: see :func:`policy_tv`.
+        fit_kwargs: ``{method: {kwarg: value}}`` extra arguments per method (e.g. ``lr``).
+
+    Returns:
+        :class:`ComparisonReport`.
+
+    Raises:
+        ValueError: for an unknown method or invalid model inputs.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods: expected names from {sorted(METHODS)}, got {unknown[0]!r}")
+    fit_kwargs = dict(fit_kwargs or {})
+    model = TrajectoryModel(mdp, alpha, action_prior)
+    # warm-up: the first call of a solver in a process pays one-off costs (lazy imports, kernels)
+    backward_messages(mdp, alpha, action_prior, keep="values")
+    soft_value_iteration(mdp, alpha, action_prior, keep="values")
+
+    t = time.perf_counter()
+    msg = backward_messages(mdp, alpha, action_prior)
+    log_z = float(msg.log_evidence)
+    exact_time = time.perf_counter() - t
+    pyro_z = pyro_time = None
+    if pyro_evidence:
+        t = time.perf_counter()
+        pyro_z = float(pyro_log_evidence(model))
+        pyro_time = time.perf_counter() - t
+    t = time.perf_counter()
+    sv = soft_value_iteration(mdp, alpha, action_prior)
+    reference = sv.policy
+    max_elbo = float(sv.max_elbo)
+    soft_vi_time = time.perf_counter() - t
+    visits = state_marginals(model, reference)
+
+    def row(name, description, policy, wall, n_steps):
+        e = float(closed_elbo(mdp, policy, alpha, action_prior))
+        return MethodResult(name, description, e, max_elbo - e, policy_tv(policy, reference, visits, visit_threshold),
+                            wall, n_steps)
+
+    rows = [row("exact_posterior", "exact posterior policy (messages)", msg.policy, exact_time, 0)]
+    for name in methods:
+        description, fit, kw = METHODS[name]
+        kw = dict(kw, steps=steps, progress=progress, **fit_kwargs.get(name, {}))
+        if fit is fit_policy_svi:
+            kw.setdefault("seed", seed)
+        res = fit(model, **kw)
+        rows.append(row(name, description, res.policy, res.wall_time, res.steps))
+    return ComparisonReport(mdp=repr(mdp), alpha=float(alpha), log_evidence=log_z, log_evidence_pyro=pyro_z,
+                            max_elbo=max_elbo, exact_time=exact_time, pyro_time=pyro_time,
+                            soft_vi_time=soft_vi_time, visit_threshold=visit_threshold, rows=tuple(rows))

@@ -1,0 +1,25 @@
+"""Figures for lectures (matplotlib): every function takes ``ax=None`` and returns its Axes.
+
+By subject: :mod:`.grid` (values, soft Q, policy arrows, exact vs variational, trajectories on a
+grid), :mod:`.marginals` (state marginals over time, animated), :mod:`.sweep` (the temperature
+sweep), :mod:`.graph` (the unrolled graphical model and the transition graph, networkx) and
+:mod:`.multigoal` (the Multigoal world). Figures compute nothing of their own: the numbers come
+from the solvers and from :mod:`cai.report`.
+
+Grid figures read the geometry that the world builders store in ``mdp.metadata`` (``"shape"``,
+``"coords"``, ``"start"``, ``"goals"``, ``"lava"``); arguments that hold values or policies
+accept a :class:`~cai.Solution` (the step ``t`` is taken from it) or an array.
+"""
+from cai.viz.common import action_moves
+from cai.viz.graph import draw_transition_graph, draw_unrolled, message_annotations, message_caption, transition_graph, unrolled_graph
+from cai.viz.grid import compare_solutions, policy_arrows, soft_q_heatmap, trajectories_on_grid, value_heatmap
+from cai.viz.marginals import marginals_animation, state_marginals
+from cai.viz.multigoal import plot_multigoal
+from cai.viz.sweep import temperature_sweep
+
+__all__ = [
+    "value_heatmap", "soft_q_heatmap", "policy_arrows", "compare_solutions", "trajectories_on_grid",
+    "state_marginals", "marginals_animation", "temperature_sweep", "action_moves",
+    "unrolled_graph", "transition_graph", "message_annotations", "message_caption", "draw_unrolled",
+    "draw_transition_graph", "plot_multigoal",
+]

@@ -1,0 +1,165 @@
+"""Helpers shared by the figure modules of :mod:`cai.viz`: geometry of grid worlds, array access, cells."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["action_moves"]
+
+_MOVES = {"up": (-1, 0), "north": (-1, 0), "down": (1, 0), "south": (1, 0),
+          "left": (0, -1), "west": (0, -1), "right": (0, 1), "east": (0, 1)}
+
+def _plt():
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _new_ax(ax, figsize=(5, 4)):
+    if ax is None:
+        _, ax = _plt().subplots(figsize=figsize)
+    return ax
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _grid(mdp):
+    """``(H, W, coords (S, 2))`` for worlds with grid geometry, else ``None``."""
+    meta = mdp.metadata
+    if "shape" not in meta or "coords" not in meta:
+        return None
+    H, W = (int(x) for x in meta["shape"])
+    coords = np.asarray(meta["coords"], dtype=int)
+    if coords.shape != (mdp.n_states, 2):
+        return None
+    return H, W, coords
+
+
+def _need_grid(mdp, fn):
+    g = _grid(mdp)
+    if g is None:
+        raise ValueError(f"{fn}: mdp: expected a world with grid geometry in mdp.metadata "
+                         f"(\"shape\" and \"coords\"), got metadata kind {mdp.metadata.get('kind')!r}")
+    return g
+
+
+def action_moves(mdp) -> np.ndarray:
+    """The ``(row, col)`` move of each action, ``(A, 2)``; ``(0, 0)`` for actions that do not move.
+
+    From ``mdp.metadata["moves"]`` when present, else from the action names.
+    """
+    if "moves" in mdp.metadata:
+        return np.asarray(mdp.metadata["moves"], dtype=float).reshape(mdp.n_actions, 2)
+    names = mdp.action_names or [str(a) for a in range(mdp.n_actions)]
+    return np.array([_MOVES.get(n.lower(), (0, 0)) for n in names], dtype=float)
+
+
+def _values_at(values, t: int, name: str, n_states: int) -> np.ndarray:
+    """``(S,)`` values from a Solution (``V[t]``), a ``(T+1, S)`` array (row ``t``) or ``(S,)``."""
+    from cai.solution import Solution
+
+    if isinstance(values, Solution):
+        V = values.V
+        values = V[t] if values.mdp.horizon is not None else V
+    v = _np(values)
+    if v.ndim == 2:
+        v = v[t]
+    if v.shape != (n_states,):
+        raise ValueError(f"{name}: expected {n_states} values per state (or a Solution), got shape {v.shape}")
+    return v
+
+
+def _per_sa_at(x, t: int, name: str, mdp, what: str) -> np.ndarray:
+    """``(S, A)`` Q-values or policy at step ``t`` from a Solution or an array."""
+    from cai.solution import Solution
+
+    S, A = mdp.n_states, mdp.n_actions
+    if isinstance(x, Solution):
+        tt = t if x.mdp.horizon is not None else None
+        x = x.q_at(tt) if what == "Q" else x.policy_at(tt)
+    arr = _np(x)
+    if arr.ndim == 3:
+        arr = arr[t]
+    if arr.shape != (S, A):
+        raise ValueError(f"{name}: expected shape (S, A) = ({S}, {A}), (T, S, A) or a Solution, got {arr.shape}")
+    return arr
+
+
+def _as_image(mdp, v: np.ndarray) -> np.ndarray:
+    H, W, coords = _grid(mdp)
+    img = np.full((H, W), np.nan)
+    ok = coords[:, 0] >= 0
+    img[coords[ok, 0], coords[ok, 1]] = v[ok]
+    return img
+
+
+def _draw_cells(ax, mdp, *, marks: bool = True):
+    """Walls in grey, and S/G/L letters in the corners of their cells."""
+    H, W, coords = _grid(mdp)
+    wall = np.ones((H, W), dtype=bool)
+    ok = coords[:, 0] >= 0
+    wall[coords[ok, 0], coords[ok, 1]] = False
+    if wall.any():
+        ax.imshow(np.where(wall, 1.0, np.nan), cmap="Greys", vmin=0, vmax=1.4, interpolation="nearest",
+                  extent=(-0.5, W - 0.5, H - 0.5, -0.5), zorder=2)
+    if marks:
+        meta = mdp.metadata
+        for key, letter, colour in (("start", "S", "#1b7837"), ("goals", "G", "#b8860b"), ("lava", "L", "#b2182b")):
+            for s in meta.get(key, []):
+                r, c = coords[s]
+                if r >= 0:
+                    ax.text(c - 0.42, r - 0.42, letter, ha="left", va="top", fontsize=7, fontweight="bold",
+                            color=colour, zorder=5)
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_xticks(np.arange(-0.5, W, 1.0), minor=True)
+    ax.set_yticks(np.arange(-0.5, H, 1.0), minor=True)
+    ax.grid(which="minor", color="white", lw=0.6, alpha=0.8)
+    ax.tick_params(which="both", length=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal")
+
+
+def _marked_cells(mdp) -> set:
+    """``{(row, col)}`` of the cells that :func:`_draw_cells` marks with S, G or L."""
+    H, W, coords = _grid(mdp)
+    meta = mdp.metadata
+    return {tuple(int(v) for v in coords[s]) for key in ("start", "goals", "lava") for s in meta.get(key, [])
+            if coords[s][0] >= 0}
+
+
+def _ink(rgba) -> str:
+    """Black or white, whichever reads better on the colour ``rgba`` (by its relative luminance)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
+def _short(x: float) -> str:
+    """A cell label of at most 4 characters or so: 118, -58, 4.7, 0.84."""
+    if abs(x) >= 9.95:
+        return f"{x:.0f}"
+    return f"{x:.2g}" if abs(x) >= 0.005 else "0"
+
+
+def _panel_size(mdp, width: float) -> tuple:
+    """``(width, height)`` of a panel that fits the grid's aspect ratio."""
+    g = _grid(mdp)
+    if g is None:
+        return width, 0.75 * width
+    H, W, _ = g
+    return width, width * H / W + 0.7
+
+
+def _colorbar(ax, mappable, label=None):
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
+    cb = ax.figure.colorbar(mappable, cax=cax)
+    if label:
+        # a one- or two-letter label (V, Q) reads upright; a word runs along the bar
+        cb.set_label(label, rotation=0 if len(label) <= 2 else 90, labelpad=8 if len(label) <= 2 else 4)
+    return cb

@@ -1,0 +1,157 @@
+"""Posterior (or on-policy) state marginals over time: small multiples and an animation."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from cai.viz.common import _as_image, _draw_cells, _grid, _np, _panel_size, _plt
+
+__all__ = ["state_marginals", "marginals_animation"]
+
+
+def _marginal_array(marginals, mdp) -> np.ndarray:
+    from cai.exact.messages import ForwardMessages
+
+    m = marginals.state if isinstance(marginals, ForwardMessages) else marginals
+    m = _np(m)
+    if m.ndim != 2 or m.shape[1] != mdp.n_states:
+        raise ValueError(f"marginals: expected ForwardMessages or a (T+1, S) array with S={mdp.n_states}, "
+                         f"got shape {m.shape}")
+    return m
+
+
+def _off_grid_mass(mdp, m: np.ndarray) -> np.ndarray:
+    """Mass of states without a cell (a grid world's exit state), per step."""
+    g = _grid(mdp)
+    if g is None:
+        return np.zeros(m.shape[0])
+    return m[:, g[2][:, 0] < 0].sum(-1)
+
+
+def _marginal_panel(mdp, p: np.ndarray, ax, cmap, norm):
+    img = _as_image(mdp, p)
+    H, W = img.shape
+    im = ax.imshow(img, cmap=cmap, norm=norm, interpolation="nearest", extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+    _draw_cells(ax, mdp)
+    return im
+
+
+def _default_times(T1: int, n: int = 8) -> list:
+    """Up to ``n`` evenly spaced steps from ``0`` to the last step ``T1 - 1``, both included."""
+    return sorted(set(np.linspace(0, T1 - 1, min(T1, n)).round().astype(int).tolist()))
+
+
+#: how the panels name the mass that has left the grid (a grid world's absorbing exit state)
+_EXIT_NOTE = ("exit = probability mass in the absorbing exit state (the episode has ended at a goal or "
+              "the cliff); it has no cell and is not drawn")
+
+
+def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax=None, ncols: int = 4,
+                    cmap: str = "magma", colorbar: bool = True, title: Optional[str] = None):
+    """Small multiples of the state marginals ``p(s_t)`` over time, one panel per ``t``.
+
+    All panels share one colour scale (square-root, so that small probabilities stay visible)
+    and, on grids, one colour bar. Mass in states without a cell (a grid world's absorbing exit
+    state, reached after a goal or lava) is given in the panel titles as ``exit NN%`` and
+    explained under the figure.
+
+    Args:
+        marginals: :class:`~cai.ForwardMessages` (``.state``) or an array ``(T+1, S)`` (e.g.
+            :func:`cai.policy_marginals` ``.state``).
+        times: which steps (default: up to 8 evenly spaced from ``0`` to the last step ``T``,
+            both included).
+        ax: an array of at least ``len(times)`` Axes, or ``None`` for a new figure.
+        ncols: panels per row of a new figure.
+        colorbar: add one colour bar shared by the panels (grid worlds).
+
+    Returns:
+        ``numpy`` array of the Axes used (one per time).
+    """
+    plt = _plt()
+    m = _marginal_array(marginals, mdp)
+    T1 = m.shape[0]
+    off_grid = _off_grid_mass(mdp, m)                                  # (T+1,)
+    if times is None:
+        times = _default_times(T1)
+    for t in times:
+        if not (0 <= t < T1):
+            raise ValueError(f"times: expected steps in [0, {T1 - 1}], got {t}")
+    if ax is None:
+        ncols = min(ncols, len(times))
+        nrows = int(np.ceil(len(times) / ncols))
+        w, h = _panel_size(mdp, 2.8)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols + 0.8, (h - 0.2) * nrows + 0.8), squeeze=False,
+                                 constrained_layout=True)
+        for extra in axes.ravel()[len(times):]:
+            extra.axis("off")
+    else:
+        axes = np.asarray(ax, dtype=object)
+        if axes.size < len(times):
+            raise ValueError(f"ax: expected at least {len(times)} Axes, got {axes.size}")
+    axes = axes.ravel()[: len(times)]
+    from matplotlib.colors import PowerNorm
+
+    vmax = float(m[list(times)].max()) or 1.0
+    norm = PowerNorm(0.5, vmin=0, vmax=vmax)
+    im = None
+    for a, t in zip(axes, times):
+        if _grid(mdp) is None:
+            a.bar(range(mdp.n_states), m[t], color="#7a0177")
+            a.set_ylim(0, vmax)
+        else:
+            im = _marginal_panel(mdp, m[t], a, cmap, norm)
+        extra = f",  exit {100 * off_grid[t]:.0f}%" if off_grid[t] >= 0.005 else ""
+        a.set_title(f"t = {t}{extra}", fontsize=9)
+    fig = axes[0].figure
+    if im is not None and colorbar:
+        cb = fig.colorbar(im, ax=list(axes), shrink=0.85, pad=0.02, aspect=30)
+        cb.set_label("p(s_t = s)")
+    if (off_grid[list(times)] >= 0.005).any():
+        fig.text(0.5, 0.0, _EXIT_NOTE, ha="center", va="top", fontsize=8, color="#444444")
+    if title:
+        fig.suptitle(title)
+    return axes
+
+
+def marginals_animation(mdp, marginals, path, *, fps: int = 2, cmap: str = "magma", title: str = "p(s_t | O)"):
+    """Write an animated GIF of the state marginals over time (needs pillow).
+
+    Args:
+        marginals: as in :func:`state_marginals`.
+        path: output file (``.gif``).
+        fps: frames per second.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        ImportError: if pillow is not installed.
+    """
+    plt = _plt()
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    try:
+        import PIL  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - pillow ships with matplotlib's wheels
+        raise ImportError("marginals_animation needs pillow: pip install pillow") from exc
+    m = _marginal_array(marginals, mdp)
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    vmax = float(m.max()) or 1.0
+
+    from matplotlib.colors import PowerNorm
+
+    def frame(t):
+        ax.clear()
+        if _grid(mdp) is None:
+            ax.bar(range(mdp.n_states), m[t], color="#7a0177")
+            ax.set_ylim(0, vmax)
+        else:
+            _marginal_panel(mdp, m[t], ax, cmap, PowerNorm(0.5, vmin=0, vmax=vmax))
+        ax.set_title(f"{title}, t = {t}")
+        return []
+
+    anim = FuncAnimation(fig, frame, frames=m.shape[0], blit=False)
+    anim.save(str(path), writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return str(path)

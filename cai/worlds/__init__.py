@@ -1,0 +1,32 @@
+"""Every named world, and the one registry (:data:`WORLDS`, :func:`make_world`) that the command
+line, the report, the tutorials and the benchmarks use.
+
+Builders (each returns a validated :class:`~cai.TabularMDP` with names and grid geometry):
+:func:`gridworld` (a text layout), :func:`cliff`, :func:`two_route`, :func:`square`,
+:func:`chain`, :func:`lottery`, :func:`random_mdp` (Garnet); gymnasium's toy-text worlds
+(:func:`from_gymnasium`, needs ``cai[gym]``); and the continuous Multigoal world
+(:class:`MultiGoalEnv`) for the deep learners.
+"""
+from cai.worlds.builders import (
+                                 CLIFF_LAYOUT,
+                                 GRID_ACTIONS,
+                                 TWO_ROUTE_LAYOUT,
+                                 chain,
+                                 cliff,
+                                 gridworld,
+                                 lottery,
+                                 parse_layout,
+                                 random_mdp,
+                                 square,
+                                 square_layout,
+                                 two_route,
+)
+from cai.worlds.gym import GYM_WORLDS, from_gymnasium
+from cai.worlds.multigoal import GOALS, MultiGoalEnv, goal_hit_fractions
+from cai.worlds.registry import WORLDS, World, load_layout, make_world, world_names
+
+__all__ = [
+    "gridworld", "parse_layout", "cliff", "two_route", "square", "square_layout", "chain", "lottery", "random_mdp",
+    "GRID_ACTIONS", "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT", "from_gymnasium", "GYM_WORLDS",
+    "MultiGoalEnv", "GOALS", "goal_hit_fractions", "WORLDS", "World", "make_world", "world_names", "load_layout",
+]
