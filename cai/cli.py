@@ -7,6 +7,7 @@
     cai compare  WORLD [--alpha A] [--horizon T] [--discount G]
     cai graph    [--steps T] [--world WORLD] [--all-steps] [--out FILE]
     cai worlds
+    cai --version
 
 ``WORLD`` is a name from ``cai worlds`` or the path of a text layout file (``#`` wall, ``S``
 start, ``G`` goal, ``L`` lava, ``.`` free). Errors in arguments or layout files print one line on
@@ -24,6 +25,7 @@ from typing import List, Optional, Sequence
 
 __all__ = ["main", "load_world"]
 
+from cai._version import __version__
 from cai.worlds.registry import DEFAULT, WORLDS
 
 
@@ -468,6 +470,8 @@ def _cmd_demo(args) -> int:
 
 def _parser() -> _Parser:
     p = _Parser(prog="cai", description="Control as inference: lecture demos and checks.")
+    p.add_argument("--version", action="version", version=f"cai {__version__}",
+                   help="print `cai <version>` and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
