@@ -21,12 +21,15 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["main", "load_world"]
 
 from cai._version import __version__
 from cai.worlds.registry import DEFAULT, WORLDS
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 
 class UsageError(Exception):
@@ -41,7 +44,8 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------------------------
 # worlds (the registry is cai.worlds.registry; this turns its errors into one-line usage errors)
 
-def load_world(spec: str, *, horizon=DEFAULT, discount=None, slip=None):
+def load_world(spec: str, *, horizon: Union[int, None, str] = DEFAULT, discount: Optional[float] = None,
+               slip: Optional[float] = None) -> Tuple[str, TabularMDP]:
     """Build a world by registry name (:data:`cai.worlds.WORLDS`) or from a layout file.
 
     Returns:

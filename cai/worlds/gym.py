@@ -38,11 +38,14 @@ The list of terminal states is kept in ``mdp.metadata["terminal_states"]``.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
 from cai.mdp.tabular import TabularMDP
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = ["from_gymnasium", "GYM_WORLDS", "GRID_MOVES"]
 
@@ -81,7 +84,7 @@ def _make(env_id: str, make_kwargs):
 
 
 def from_gymnasium(
-    env,
+    env: Union[str, gymnasium.Env],
     *,
     horizon: Optional[int] = None,
     discount: Optional[float] = None,
