@@ -36,7 +36,7 @@ def bench():
 
 
 def _brute_backup(P, r, v, alpha, mode):
-    """Loop-by-loop backup over every (s, a) and s', straight from DESIGN.md §1."""
+    """Loop-by-loop backup over every (s, a) and s', straight from docs/design.md §2.1-2.2."""
     S, A, _ = P.shape
     Q = np.empty((S, A))
     for s in range(S):

@@ -11,7 +11,7 @@ are reported in reward units, ``Q = alpha log beta_t(s, a)`` and ``V = alpha log
 
 Forward messages multiply in the posterior dynamics
 ``p(s'|s,a,O) = gamma P(s'|s,a) exp((V_{t+1}(s') - Q_t(s,a) + r_t(s,a))/alpha)`` (which is not
-``P``: exact inference assumes the agent controls its luck, the optimism of DESIGN.md §1).
+``P``: exact inference assumes the agent controls its luck, the optimism of docs/design.md §2.3).
 
 References:
     Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference: Tutorial and
@@ -57,7 +57,7 @@ def backward_messages(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optiona
         action_prior: ``None`` (counting measure) or a normalised ``(S, A)`` prior.
         method: stationary problems only: ``"iterate"`` (backups to a fixed point, with a
             divergence check) or ``"linear"`` (a direct solve of ``z = M z + b`` in
-            ``z = exp(V / alpha)``, DESIGN.md §1; dense, ``S <= 5000``).
+            ``z = exp(V / alpha)``, docs/design.md §2.5; dense, ``S <= 5000``).
         keep: ``"all"``, ``"values"`` or ``"first"`` (see :func:`cai.soft_value_iteration`).
         tol, max_iter: stationary iteration control.
 

@@ -11,7 +11,7 @@ r"""The control-as-inference graphical model as a Pyro probabilistic program.
     O_t      :  pyro.factor(r_t(s_t, a_t) / alpha)             # log p(O_t = 1 | s_t, a_t)
     O_T      :  pyro.factor(r_T(s_T) / alpha)                  # terminal reward
 
-Two details make the model's evidence *equal* to :func:`cai.backward_messages`' (DESIGN.md §1):
+Two details make the model's evidence *equal* to :func:`cai.backward_messages`' (docs/design.md §2.6):
 
 * **The counting action prior** (``action_prior=None``, ``rho(a|s) = 1``) is not a probability
   distribution. It is written as the uniform distribution ``1/A`` plus ``pyro.factor(log A)``
@@ -36,7 +36,7 @@ Exact inference through Pyro:
 * :func:`pyro_sample_posterior` — trajectories from ``p(tau | O)`` by ``infer_discrete``.
 
 Both agree with :func:`cai.backward_messages` / :func:`cai.forward_messages` /
-:func:`cai.sample_posterior` (see ``tests/inference/test_pyro_model.py``).
+:func:`cai.sample_posterior` (see ``tests/ppl/test_model.py``).
 
 References:
     Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference: Tutorial and
@@ -81,7 +81,7 @@ class TrajectoryModel:
     carry ``infer={"enumerate": "parallel"}``.
 
     Guides that keep the dynamics and swap the action distribution (the variational family of
-    DESIGN.md §1) reuse the same code path through :meth:`trajectory`.
+    docs/design.md §2.2) reuse the same code path through :meth:`trajectory`.
 
     Args:
         mdp: a finite-horizon, unbatched :class:`~cai.TabularMDP` (dense or sparse; sparse

@@ -1,6 +1,6 @@
 r"""Variational trajectory inference: learn the policy, keep the dynamics.
 
-The variational family of control as inference (DESIGN.md §1) is
+The variational family of control as inference (docs/design.md §2.2) is
 
     q(tau) = p0(s_0) prod_t q_t(a_t | s_t) P(s_{t+1} | s_t, a_t)
 

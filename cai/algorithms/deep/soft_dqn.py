@@ -1,6 +1,6 @@
 """Discrete soft Q-learning (soft DQN) for discrete-action environments, top to bottom.
 
-The tabular soft Bellman backup of ``DESIGN.md`` (soft value iteration with the counting action
+The tabular soft Bellman backup of ``docs/design.md`` §2.2 (soft value iteration with the counting action
 prior) with a Q network, a replay buffer and a target network:
 
     y = r + gamma (1 - terminated) V(s'),     V(s') = alpha log sum_a exp(Q_target(s', a) / alpha)

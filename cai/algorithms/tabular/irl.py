@@ -19,7 +19,7 @@ They differ in the model of the demonstrator, hence in where ``mu_theta`` comes 
   control-as-inference model; ``mu_theta`` comes from :func:`cai.forward_messages` and the
   objective is the exact log-likelihood ``mean log p(tau | O)`` (``log_evidence`` is its
   normaliser). With stochastic dynamics this model is optimistic (the demonstrator appears to
-  control its luck, DESIGN.md §1); with deterministic dynamics both variants coincide.
+  control its luck, docs/design.md §2.3); with deterministic dynamics both variants coincide.
 
 Rewards are linear in features (``(S, F)`` state features or ``(S, A, F)`` state-action
 features; default: one indicator per state, a tabular state reward) or given by a torch module
