@@ -107,6 +107,12 @@ def _annotation_namespace() -> dict:
         ns["gymnasium"] = gymnasium
     except ImportError:  # pragma: no cover - the gym extra is installed for the test suite
         pass
+    try:
+        import pandas as pd
+
+        ns["pd"] = pd
+    except ImportError:  # pragma: no cover - the sweep extra is installed for the test suite
+        pass
     return ns
 
 

@@ -79,7 +79,7 @@ class SerialEngine(Engine):
 
     name = "serial"
 
-    def map(self, fn, tasks):
+    def map(self, fn: Callable, tasks: Sequence[Sequence[Record]]) -> Iterator[Tuple[int, list]]:
         for i, task in enumerate(tasks):
             yield i, run_task(fn, task, threads=None)
 
@@ -89,10 +89,10 @@ class JoblibEngine(Engine):
 
     name = "joblib"
 
-    def __init__(self, workers: int = 2):
+    def __init__(self, workers: int = 2) -> None:
         self.workers = check_positive_int("workers", workers)
 
-    def map(self, fn, tasks):
+    def map(self, fn: Callable, tasks: Sequence[Sequence[Record]]) -> Iterator[Tuple[int, list]]:
         from joblib import Parallel, delayed
 
         par = Parallel(n_jobs=self.workers, return_as="generator_unordered", backend="loky")
@@ -113,7 +113,7 @@ class RayEngine(Engine):
 
     name = "ray"
 
-    def __init__(self, workers: int = 2, address: Optional[str] = None):
+    def __init__(self, workers: int = 2, address: Optional[str] = None) -> None:
         self.workers = check_positive_int("workers", workers)
         self.address = address
         self._started = False
@@ -131,7 +131,7 @@ class RayEngine(Engine):
             self._started = True
         return ray
 
-    def map(self, fn, tasks):
+    def map(self, fn: Callable, tasks: Sequence[Sequence[Record]]) -> Iterator[Tuple[int, list]]:
         ray = self._ray()
         remote = ray.remote(num_cpus=1)(_indexed)
         fn_ref = ray.put(fn)

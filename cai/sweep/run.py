@@ -5,11 +5,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 from cai.mdp.checks import check_positive_int
 from cai.sweep.config import check_configs, config_key
 from cai.sweep.engines import Engine, chunks, make_engine
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["sweep", "read_results"]
 
@@ -59,7 +62,7 @@ def _group(configs: List[Dict[str, Any]], axis: str) -> List[List[Dict[str, Any]
 
 def sweep(fn: Callable[[Dict[str, Any]], Dict[str, Any]], configs: Sequence[Dict[str, Any]], *,
           engine: Union[str, Engine, None] = None, workers: int = 1, path: Union[str, os.PathLike, None] = None,
-          chunk_size: Optional[int] = None, progress: bool = True, retry_errors: bool = False):
+          chunk_size: Optional[int] = None, progress: bool = True, retry_errors: bool = False) -> pd.DataFrame:
     """Map ``fn`` over ``configs`` and return the results as a tidy table.
 
     Args:

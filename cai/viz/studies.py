@@ -1,11 +1,15 @@
 """Standard figures of the built-in sweep studies (:mod:`cai.sweep.studies`), drawn from their tables."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from cai.viz.common import _colorbar, _new_ax
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
 
 __all__ = ["optimism_heatmap", "garnet_histogram", "irl_curve", "study_figure"]
 
@@ -14,7 +18,7 @@ def _ok(df):
     return df[df["error"].isna()] if "error" in df else df
 
 
-def optimism_heatmap(df, *, ax=None, title: Optional[str] = None):
+def optimism_heatmap(df: pd.DataFrame, *, ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
     """The optimism gap ``log p(O) - max ELBO`` (nats) over slip (rows) x alpha (columns).
 
     Args:
@@ -36,7 +40,7 @@ def optimism_heatmap(df, *, ax=None, title: Optional[str] = None):
     return ax
 
 
-def garnet_histogram(df, *, ax=None, title: Optional[str] = None):
+def garnet_histogram(df: pd.DataFrame, *, ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
     """Histogram of the optimism gap (nats) over the Garnet MDPs of the ``garnet`` study."""
     d = _ok(df)
     ax = _new_ax(ax, figsize=(5, 3.5))
@@ -47,7 +51,7 @@ def garnet_histogram(df, *, ax=None, title: Optional[str] = None):
     return ax
 
 
-def irl_curve(df, *, ax=None, title: Optional[str] = None):
+def irl_curve(df: pd.DataFrame, *, ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
     """Policy error of MaxEnt IRL against the number of demonstrations (mean and range over seeds)."""
     d = _ok(df)
     g = d.groupby("n_demos")["policy_tv"]
@@ -63,7 +67,7 @@ def irl_curve(df, *, ax=None, title: Optional[str] = None):
     return ax
 
 
-def study_figure(study: str, df, *, ax=None):
+def study_figure(study: str, df: pd.DataFrame, *, ax: Optional[Axes] = None) -> Axes:
     """The standard figure of a built-in study by name (``optimism``, ``garnet``, ``irl``)."""
     fns = {"optimism": optimism_heatmap, "garnet": garnet_histogram, "irl": irl_curve}
     if study not in fns:
