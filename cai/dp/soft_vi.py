@@ -1,7 +1,7 @@
 """Direct dynamic programming: soft and hard value iteration, soft policy evaluation, the ELBO.
 
 These are the references exact inference is checked against. They share the backup with
-:mod:`cai.exact.messages` (:func:`cai.ops.backup.q_backup` with ``mode="expected"``).
+:mod:`cai.exact.messages` (:func:`cai.ops.backup.q_backup` with ``mode=EXPECTATION``).
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 
 from cai.mdp.checks import check_policy
 from cai.mdp.tabular import check_model
-from cai.ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
+from cai.methods import POLICY_EVALUATION, SOFT_VI, VI
+from cai.ops.backup import EXPECTATION, hard_max, policy_expectation, soft_max
 from cai.ops.recursion import backward
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
@@ -47,9 +48,9 @@ def soft_value_iteration(mdp, alpha=1.0, action_prior=None, *, keep: str = "all"
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_value_iteration")
     _check_keep(keep)
     agg = lambda Q, t: soft_max(Q, a, log_prior)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter,
-                   step=SoftValueStep.for_solver(mdp, a, EXPECTED, log_prior))
-    return Solution(rec, mdp, a, EXPECTED, agg, "soft_vi", log_prior)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter,
+                   step=SoftValueStep.for_solver(mdp, a, EXPECTATION, log_prior))
+    return Solution(rec, mdp, a, EXPECTATION, agg, SOFT_VI, log_prior)
 
 
 def value_iteration(mdp, *, keep: str = "all", tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
@@ -61,8 +62,8 @@ def value_iteration(mdp, *, keep: str = "all", tol: float = 1e-10, max_iter: int
     a, _ = check_model(mdp, 1.0, None, "value_iteration")
     _check_keep(keep)
     agg = lambda Q, t: hard_max(Q)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter)
-    return Solution(rec, mdp, torch.zeros_like(a), EXPECTED, agg, "vi", None)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter)
+    return Solution(rec, mdp, torch.zeros_like(a), EXPECTATION, agg, VI, None)
 
 
 def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: float = 1e-10,
@@ -97,8 +98,8 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
                             log_pi[..., t, :, :])
     else:
         agg = lambda Q, t: (policy_expectation(Q, log_pi, a, log_prior), log_pi)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
-    return Solution(rec, mdp, a, EXPECTED, agg, "policy_evaluation", log_prior)
+    rec = backward(mdp, a, EXPECTATION, agg, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
+    return Solution(rec, mdp, a, EXPECTATION, agg, POLICY_EVALUATION, log_prior)
 
 
 def elbo(mdp, policy, alpha=1.0, action_prior=None) -> torch.Tensor:

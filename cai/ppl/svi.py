@@ -54,7 +54,7 @@ from pyro.infer import ELBO, SVI, TraceEnum_ELBO, TraceGraph_ELBO
 from tqdm.auto import tqdm
 
 from cai.mdp.checks import as_tensor, check_policy, check_positive_int
-from cai.ops.backup import EXPECTED, policy_expectation
+from cai.ops.backup import EXPECTATION, policy_expectation
 from cai.ops.logspace import matmul, transpose_csr
 from cai.ops.recursion import backward
 from cai.ppl.model import MAX_PLATE_NESTING, TrajectoryModel
@@ -285,7 +285,7 @@ def closed_form_elbo(model: TrajectoryModel, log_policy: torch.Tensor) -> torch.
     """
     a, lp = model.alpha, model.log_prior
     agg = lambda Q, t: (policy_expectation(Q, log_policy[t], a, lp), None)  # noqa: E731
-    rec = backward(model.mdp, a, EXPECTED, agg, keep="values")
+    rec = backward(model.mdp, a, EXPECTATION, agg, keep="values")
     return (model.mdp.initial * rec.V[0]).sum() / a
 
 
