@@ -83,7 +83,12 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
         :class:`~cai.Solution` with the policy's ``Q``, ``V`` and the policy itself.
     """
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_policy_evaluation")
-    log_pi = _policy_log(mdp, policy)
+    return _evaluate(mdp, _policy_log(mdp, policy), a, log_prior, alpha, tol, max_iter)
+
+
+def _evaluate(mdp, log_pi: torch.Tensor, a: torch.Tensor, log_prior, alpha, tol: float, max_iter: int,
+              keep: str = "all") -> Solution:
+    """Soft policy evaluation of a validated log policy (``(*b, T, S, A)`` or ``(*b, S, A)``)."""
     # a batch of policies broadcasts against the rewards' and alpha's batches
     pol_batch = log_pi.shape[:-3] if mdp.horizon is not None else log_pi.shape[:-2]
     try:
@@ -98,26 +103,60 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
                             log_pi[..., t, :, :])
     else:
         agg = lambda Q, t: (policy_expectation(Q, log_pi, a, log_prior), log_pi)  # noqa: E731
-    rec = backward(mdp, a, EXPECTATION, agg, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
     return Solution(rec, mdp, a, EXPECTATION, agg, POLICY_EVALUATION, log_prior)
 
 
-def elbo(mdp, policy, alpha=1.0, action_prior=None) -> torch.Tensor:
-    r"""Closed-form ELBO of the trajectory distribution ``q = p0 * prod P * prod pi_t``.
+def elbo(mdp, policy=None, alpha=1.0, action_prior=None, *, log_policy=None) -> torch.Tensor:
+    r"""The ELBO of a policy: of the trajectory distribution ``q = p0 * prod P * prod pi_t``.
 
     ::
 
         ELBO(pi) = (1/alpha) E_q[ sum_t r_t + r_T - alpha log(pi_t / rho) ]
                  = (1/alpha) sum_s p0(s) V^pi_0(s)        <=  log p(O_{0:T-1})
 
-    Maximised by the soft value iteration policy, where it equals ``.max_elbo``.
-    Differentiable in ``policy``, ``alpha`` and the MDP's rewards.
+    computed in closed form by backward soft policy evaluation. This is the one home of the
+    quantity: :func:`cai.ppl.svi.guide_elbo` evaluates the same number forward (through the
+    policy's state marginals) for Pyro's SVI and is tested equal to it. Maximised by the soft
+    value iteration policy, where it equals ``.max_elbo``. Differentiable in ``policy`` (or
+    ``log_policy``), ``alpha`` and the MDP's rewards.
+
+    Args:
+        mdp: a :class:`~cai.TabularMDP`.
+        policy: ``(*b, T, S, A)`` (a stationary ``(S, A)`` policy is used at every step), or
+            ``(*b, S, A)`` for stationary MDPs.
+        alpha: temperature > 0, scalar or batch.
+        action_prior: ``None`` (counting measure) or a normalised ``(S, A)`` prior.
+        log_policy: instead of ``policy``, its log (same shapes, ``-inf`` for actions never
+            taken): gradients then stay finite where the policy is 0 (masked logits).
 
     Returns:
         ``(*b,)``, ``-inf`` if the policy takes a forbidden action.
+
+    Raises:
+        ValueError: if neither or both of ``policy`` and ``log_policy`` are given, or for a
+            policy of the wrong shape or not normalised.
     """
-    sol = soft_policy_evaluation(mdp, policy, alpha, action_prior)
+    if (policy is None) == (log_policy is None):
+        raise ValueError("policy/log_policy: expected exactly one of them, got "
+                         f"{'both' if policy is not None else 'neither'}")
+    a, log_prior = check_model(mdp, alpha, action_prior, "elbo")
+    log_pi = _policy_log(mdp, policy) if policy is not None else _checked_log_policy(mdp, log_policy)
+    sol = _evaluate(mdp, log_pi, a, log_prior, alpha, 1e-10, 10_000, keep="values")   # only V_0 is needed
     return sol.value / sol.alpha
+
+
+def _checked_log_policy(mdp, log_policy) -> torch.Tensor:
+    """Validate a log policy for ``mdp`` (its exponential must be a policy); ``(*b, T, S, A)`` or ``(*b, S, A)``."""
+    from cai.mdp.checks import as_tensor
+
+    lp = as_tensor("log_policy", log_policy, mdp.dtype, mdp.device)
+    S, A = mdp.n_states, mdp.n_actions
+    shape = (mdp.horizon, S, A) if mdp.horizon is not None and lp.dim() != 2 else (S, A)
+    check_policy(torch.exp(lp.detach()), shape, mdp.dtype, mdp.device, "log_policy")
+    if mdp.horizon is not None and lp.dim() == 2:
+        lp = lp.unsqueeze(-3).expand(mdp.horizon, S, A)
+    return lp
 
 
 def _policy_log(mdp, policy) -> torch.Tensor:
