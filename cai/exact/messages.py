@@ -28,7 +28,7 @@ import torch
 from cai.mdp.checks import check_initial
 from cai.mdp.tabular import check_model
 from cai.methods import EXACT
-from cai.ops.backup import LOG_EXPECTATION, action_operator, exact_successor, q_backup, soft_max
+from cai.ops.backup import LOG_EXPECTATION, action_log_weights, action_operator, exact_successor, q_backup, soft_max
 from cai.ops.logspace import log_matmul_exp, logsumexp, transpose_csr
 from cai.ops.recursion import DIVERGENCE_TOL, ConvergenceWarning, DivergenceError, Recursion, backward
 from cai.ops.values_step import SoftValueStep
@@ -107,13 +107,12 @@ def _linear_system(mdp, a: torch.Tensor, log_prior):
     P = mdp.dense_transitions()
     g = mdp.gamma
     a3 = a.unsqueeze(-1).unsqueeze(-1)
-    lp = torch.zeros(mdp.n_states, mdp.n_actions, dtype=P.dtype, device=P.device) if log_prior is None else log_prior
     if mdp.reward_layout == "sas":
-        w = torch.exp(lp.unsqueeze(-1) + mdp.rewards / a3.unsqueeze(-1))     # (*b, S, A, S)
+        w = torch.exp(action_log_weights(mdp.rewards, a3.unsqueeze(-1), log_prior, per_successor=True))  # (*b, S, A, S)
         M = g * action_operator(w, P, per_successor=True)
         bvec = (1 - g) * (w * P).sum((-1, -2))
     else:
-        w = torch.exp(lp + mdp.rewards / a3)                       # (*b, S, A)
+        w = torch.exp(action_log_weights(mdp.rewards, a3, log_prior))          # (*b, S, A)
         M = g * action_operator(w, P)
         bvec = (1 - g) * w.sum(-1)
     if not (bool(torch.isfinite(M).all()) and bool(torch.isfinite(bvec).all())):

@@ -27,7 +27,7 @@ import torch
 from cai.ops.logspace import log_matmul_exp, logsumexp, matmul, needs_grad
 
 __all__ = ["LOG_EXPECTATION", "EXPECTATION", "EXACT", "EXPECTED", "successor_mode", "q_backup", "soft_max",
-           "hard_max", "policy_expectation", "action_operator"]
+           "hard_max", "policy_expectation", "action_log_weights", "action_operator"]
 
 #: Successor mode of exact inference: ``Q = r + alpha log E_{s'}[exp(V(s') / alpha)]`` (with death).
 LOG_EXPECTATION = "log_expectation"
@@ -169,6 +169,28 @@ def exact_successor(mdp, v_next: torch.Tensor, alpha: torch.Tensor):
     if mdp.gamma < 1:
         return torch.logaddexp(L + math.log(mdp.gamma), torch.full_like(L, math.log1p(-mdp.gamma))), L
     return L, L
+
+
+def action_log_weights(r: torch.Tensor, alpha, log_prior: Optional[torch.Tensor], *,
+                       per_successor: bool = False) -> torch.Tensor:
+    r"""``log w = r / alpha + log rho``: the log weight of each action in the exact backup.
+
+    ``exp(Q / alpha) = sum_s' P exp(log w + V / alpha)``-style sums (the fused step, the linear
+    system of exact inference) all start from it.
+
+    Args:
+        r: rewards ``(*b, S, A)``, or ``(*b, S, A, S)`` with ``per_successor``.
+        alpha: temperature, a float or a tensor broadcastable against ``r``.
+        log_prior: ``log rho`` ``(S, A)``, or ``None`` for the counting measure.
+        per_successor: ``r`` has a successor axis (``r(s,a,s')``).
+
+    Returns:
+        Log weights of ``r``'s shape (``-inf`` where ``r`` or the prior is).
+    """
+    logits = r / alpha
+    if log_prior is not None:
+        logits = logits + (log_prior.unsqueeze(-1) if per_successor else log_prior)
+    return logits
 
 
 def action_operator(weights: torch.Tensor, P: torch.Tensor, *, per_successor: bool = False) -> torch.Tensor:

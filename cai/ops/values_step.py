@@ -12,13 +12,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from cai.ops.backup import EXPECTATION, LOG_EXPECTATION, action_operator, successor_mode
+from cai.ops.backup import EXPECTATION, LOG_EXPECTATION, action_log_weights, action_operator, successor_mode
 from cai.ops.logspace import log_matmul_exp, matmul, precision_floor
 
 __all__ = ["SoftValueStep", "NO_SHIFT_FRACTION", "MIN_PRODUCT_MARGIN_NATS"]
 
 #: The expectation step skips its shift while ``|y| < NO_SHIFT_FRACTION * log(max) - log(A)``:
-#: then ``sum_a exp(y) <= A * max**NO_SHIFT_FRACTION / A``, a fifth of the exponent range short of overflow.
+#: then each ``exp(y) < max**NO_SHIFT_FRACTION / A`` and ``sum_a exp(y) < max**0.8``, a fifth of the
+#: exponent range short of overflow.
 NO_SHIFT_FRACTION = 0.8
 #: ``M`` certifies the slab product only if its smallest possible entry, ``min W * min P``, lies at
 #: least this many nats above :func:`cai.ops.logspace.precision_floor` (``e`` times the floor).
@@ -43,8 +44,7 @@ class SoftValueStep:
 
     The backward messages are linear in ``exp(V / alpha)``, so the step is one mat-vec with
     the action-marginalised operator ``M`` (:func:`cai.ops.backup.action_operator`), built once
-    per reward table and temperature. Dense
-    ``M`` is ``(S, S)``, so a step reads ``1/A`` of the bytes of the bare mat-vec over ``P``;
+    per reward table and temperature. Dense ``M`` is ``(S, S)``, so a step reads ``1/A`` of the bytes of the bare mat-vec over ``P``;
     sparse ``M`` holds the union over actions of each state's successors (a sparse product),
     at most as many entries as ``P`` (a gridworld: about a quarter).
 
@@ -62,8 +62,8 @@ class SoftValueStep:
 
     The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
     backup with a few thousand states, NumPy's per-call overhead is lower than torch's, and the
-    step is a dozen calls (measurements: ``benchmarks/README.md``). Use :meth:`for_solver`, which returns ``None`` where this route does
-    not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, a batch of temperatures or
+    step is a dozen calls (measurements: ``benchmarks/README.md``). Use :meth:`for_solver`, which
+    returns ``None`` where this route does not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, a batch of temperatures or
     reward tables (the weights would differ per batch member), and exact inference with
     time-varying rewards (``M`` would change every step).
     """
@@ -106,9 +106,7 @@ class SoftValueStep:
             return self._cached
         S, A = self.S, self.A
         with torch.no_grad():
-            logits = mdp.reward_at(t) / self.alpha
-            if self.log_prior is not None:
-                logits = logits + self.log_prior
+            logits = action_log_weights(mdp.reward_at(t), self.alpha, self.log_prior)
             m = logits.amax(-1, keepdim=True)                  # finite: every state keeps an action
             log_w = logits - m
             wsum = min_m = None

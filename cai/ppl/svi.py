@@ -497,7 +497,7 @@ def fit_policy_svi(
         num_threads: torch intra-op threads during the fit, restored afterwards; ``None`` keeps
             torch's setting. The default 1 is deliberate: every step is thousands of operations
             on tensors of a few thousand numbers, and on a busy 2-core machine intra-op threads
-            made the same fit 10x slower (``benchmarks/RESULTS_svi.md``).
+            made the same fit several times slower (measured in ``benchmarks/RESULTS_svi.md``).
 
     Returns:
         :class:`PolicyFit` (``policy (T,S,A)``, ``elbo``, ``elbo_trace (steps,)``, ``times``).

@@ -9,6 +9,7 @@ from cai.ops.backup import (
     EXPECTATION,
     EXPECTED,
     LOG_EXPECTATION,
+    action_log_weights,
     action_operator,
     q_backup,
     successor_mode,
@@ -61,3 +62,18 @@ def test_successor_modes_and_their_old_spellings():
     for bad in ("soft_vi", "log-expectation", None):
         with pytest.raises(ValueError, match="mode"):
             q_backup(mdp, 0, v, a, bad)
+
+
+def test_action_log_weights_against_the_formula():
+    rng = np.random.default_rng(4)
+    r = rng.standard_normal((5, 3))
+    r[0, 1] = -np.inf                                   # a forbidden action stays -inf
+    rs = rng.standard_normal((5, 3, 5))
+    rho = rng.random((5, 3)) + 0.1
+    rho /= rho.sum(-1, keepdims=True)
+    lp = torch.as_tensor(np.log(rho))
+    got = action_log_weights(torch.as_tensor(r), 0.7, lp).numpy()
+    np.testing.assert_array_equal(got, r / 0.7 + np.log(rho))
+    np.testing.assert_array_equal(action_log_weights(torch.as_tensor(r), 0.7, None).numpy(), r / 0.7)
+    got = action_log_weights(torch.as_tensor(rs), 0.7, lp, per_successor=True).numpy()
+    np.testing.assert_array_equal(got, rs / 0.7 + np.log(rho)[:, :, None])
