@@ -26,7 +26,7 @@ import torch
 import cai
 from cai.algorithms.tabular.irl import MaxEntIRL
 from cai.algorithms.tabular.soft_q import soft_q_learning
-from cai.dp.visitation import policy_visitation
+from cai.dp.visitation import policy_marginals
 from cai.worlds.builders import gridworld, random_mdp
 
 
@@ -38,14 +38,14 @@ def irl_case(n: int, n_demos: int, variant: str = "causal", horizon: int = 15, s
     w_true = torch.randn(6, generator=g, dtype=torch.float64)
     true = mdp.replace(rewards=phi @ w_true)
     pi = cai.soft_value_iteration(true, 1.0).policy
-    d_true = policy_visitation(true, pi).sum(0)
+    d_true = policy_marginals(true, pi).visitation
     demos = cai.sample_trajectories(true, pi, n_demos, generator=torch.Generator().manual_seed(seed + 1))
     t0 = time.perf_counter()
     irl = MaxEntIRL(mdp, phi, alpha=1.0, variant=variant, n_iter=n_iter, lr=0.1, tol=1e-6).fit(demos)
     dt = time.perf_counter() - t0
     learned_pi = irl.policy_ if variant == "causal" else cai.soft_value_iteration(
         mdp.replace(rewards=irl.reward_), 1.0).policy
-    d = policy_visitation(mdp, learned_pi).sum(0)
+    d = policy_marginals(mdp, learned_pi).visitation
     corr = float(np.corrcoef(irl.weights_.numpy(), w_true.numpy())[0, 1])
     return dict(n=n, S=S, demos=n_demos, variant=variant, time=dt, iters=irl.n_iter_,
                 per_iter_ms=1e3 * dt / max(1, irl.n_iter_ + 1), corr=corr,

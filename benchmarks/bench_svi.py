@@ -21,7 +21,7 @@ import time
 import torch
 
 import cai
-from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi
 from cai.report.compare import policy_tv  # noqa: E402
 from cai.worlds import square_layout
 from cai.worlds.builders import gridworld
@@ -44,7 +44,7 @@ def run(n: int, args) -> list:
         times.append(time.perf_counter() - t)
     t_vi = statistics.median(times)
     ref, best = sv.policy, sv.max_elbo.item()
-    visits = state_marginals(mdp, ref, 1.0)
+    visits = cai.policy_marginals(mdp, ref).state
     rows = [(n, mdp.n_states, 2 * n, "soft value iteration", t_vi, 0, 0.0, 0.0, True)]
     for name, (fit, kw) in METHODS.items():
         sample = kw.get("estimator") == "sample"

@@ -3,7 +3,7 @@
 ::
 
     cai demo     [--out DIR] [--alpha A] [--slip P] [--horizon T] [--no-gif]
-    cai solve    WORLD [--method exact|soft-vi|vi|svi] [--alpha A] [--horizon T] [--discount G] [--out FILE]
+    cai solve    WORLD [--method exact|soft_vi|vi|svi] [--alpha A] [--horizon T] [--discount G] [--out FILE]
     cai compare  WORLD [--alpha A] [--horizon T] [--discount G]
     cai graph    [--steps T] [--world WORLD] [--all-steps] [--out FILE]
     cai sweep    SPEC [--out DIR] [--engine serial|joblib|ray] [--workers N]
@@ -134,7 +134,15 @@ def _steps(text: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # solving and measuring
 
-METHODS = ("exact", "soft-vi", "vi", "svi")
+#: The methods ``cai solve`` runs: names from :data:`cai.methods.METHODS` (``soft-vi`` is accepted too).
+METHODS = ("exact", "soft_vi", "vi", "svi")
+
+
+def _method(text: str) -> str:
+    """``--method``: a method name, or an old spelling of one (:data:`cai.methods.ALIASES`)."""
+    from cai.methods import ALIASES
+
+    return ALIASES.get(text, text)
 
 
 def _solve(mdp, method: str, alpha: float, *, quiet: bool = True, svi_steps: Optional[int] = None):
@@ -144,7 +152,7 @@ def _solve(mdp, method: str, alpha: float, *, quiet: bool = True, svi_steps: Opt
     t0 = time.perf_counter()
     if method == "exact":
         sol = cai.backward_messages(mdp, alpha=alpha)
-    elif method == "soft-vi":
+    elif method == "soft_vi":
         sol = cai.soft_value_iteration(mdp, alpha=alpha)
     elif method == "vi":
         sol = cai.value_iteration(mdp)
@@ -153,7 +161,7 @@ def _solve(mdp, method: str, alpha: float, *, quiet: bool = True, svi_steps: Opt
             from cai.ppl.svi import fit_policy_svi
         except ImportError:
             raise UsageError("method 'svi' needs cai.ppl.svi.fit_policy_svi (Pyro SVI), which this "
-                             "installation of cai does not have; use --method soft-vi for the same optimum") from None
+                             "installation of cai does not have; use --method soft_vi for the same optimum") from None
         kw = {} if svi_steps is None else {"steps": svi_steps}
         fit = fit_policy_svi(mdp, alpha=alpha, progress=not quiet, **kw)
         sol = cai.soft_policy_evaluation(mdp, fit.policy, alpha=alpha)
@@ -242,24 +250,24 @@ def _comparison(mdp, alpha: float):
 
     sols, times = {}, {}
     errors = {}
-    for m in ("exact", "soft-vi", "vi"):
+    for m in ("exact", "soft_vi", "vi"):
         try:
             sols[m], times[m] = _timed_solve(mdp, m, alpha)
         except cai.DivergenceError as exc:
             errors[m] = str(exc).split(":")[0] + ": diverges"
     rows = []
-    labels = {"exact": "exact inference", "soft-vi": "soft VI (variational)", "vi": "hard VI"}
-    for m in ("exact", "soft-vi", "vi"):
+    labels = {"exact": "exact inference", "soft_vi": "soft VI (variational)", "vi": "hard VI"}
+    for m in ("exact", "soft_vi", "vi"):
         if m not in sols:
             rows.append([labels[m], "diverges", "-", "-", "-"])
             continue
         s = sols[m]
-        evidence = float(s.log_evidence) if m == "exact" else (float(s.max_elbo) if m == "soft-vi" else None)
+        evidence = float(s.log_evidence) if m == "exact" else (float(s.max_elbo) if m == "soft_vi" else None)
         rows.append([labels[m], _fmt(float(s.value)), _fmt(evidence),
                      _fmt(float(s.alpha) if m != "vi" else 0.0), f"{times[m] * 1000:.1f}"])
     notes = []
-    if "exact" in sols and "soft-vi" in sols:
-        e, v = sols["exact"], sols["soft-vi"]
+    if "exact" in sols and "soft_vi" in sols:
+        e, v = sols["exact"], sols["soft_vi"]
         notes.append(("log evidence - max ELBO (>= 0)", float(e.log_evidence - v.max_elbo)))
         notes.append(("value gap max_s |V_exact - V_soft| at t=0", float((e.V0 - v.V0).abs().max())))
         w = None
@@ -267,9 +275,9 @@ def _comparison(mdp, alpha: float):
             w = cai.forward_messages(mdp, e).state[:-1].unsqueeze(-1)    # posterior-weighted
             w = w.expand(*e.policy.shape[:-1], 1).squeeze(-1)
         notes.append(("policy distance exact vs soft (mean TV, posterior-weighted)", _tv(e.policy, v.policy, w)))
-    if "soft-vi" in sols and "vi" in sols:
-        notes.append(("policy distance soft vs hard (mean TV)", _tv(sols["soft-vi"].policy, sols["vi"].policy)))
-        notes.append(("soft - hard value at t=0 (max over s)", float((sols["soft-vi"].V0 - sols["vi"].V0).abs().max())))
+    if "soft_vi" in sols and "vi" in sols:
+        notes.append(("policy distance soft vs hard (mean TV)", _tv(sols["soft_vi"].policy, sols["vi"].policy)))
+        notes.append(("soft - hard value at t=0 (max over s)", float((sols["soft_vi"].V0 - sols["vi"].V0).abs().max())))
     return sols, times, rows, notes
 
 
@@ -403,7 +411,7 @@ def _cmd_demo(args) -> int:
     mdp = load_world("demo", horizon=args.horizon, slip=args.slip)[1]
     alpha = args.alpha
     sols, times, rows, notes = _comparison(mdp, alpha)
-    exact, soft, hard = sols["exact"], sols["soft-vi"], sols["vi"]
+    exact, soft, hard = sols["exact"], sols["soft_vi"], sols["vi"]
     t0 = time.perf_counter()
     post = cai.forward_messages(mdp, exact)
     times["forward"] = time.perf_counter() - t0
@@ -551,8 +559,11 @@ def _parser() -> _Parser:
                        description="Solve a world and write V, Q, policy (and log p(O) for exact) "
                                    "to an .npz or .json file.")
     world_args(s)
-    s.add_argument("--method", choices=METHODS, default="exact",
-                   help="exact inference, soft VI, hard VI, or Pyro SVI (default exact)")
+    from cai.methods import METHODS as DESCRIPTIONS
+
+    s.add_argument("--method", type=_method, choices=METHODS, default="exact",
+                   help="; ".join(f"{m}: {DESCRIPTIONS[m].split(':')[0]}" for m in METHODS)
+                   + " (default exact; the old spelling soft-vi is accepted)")
     s.add_argument("--out", default=None, help="output file .npz or .json (default ./<world>-<method>.npz)")
     s.add_argument("--svi-steps", type=_steps, default=None, help="optimisation steps for --method svi")
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 
+from cai.methods import METHODS, SOFT_VI
 from cai.ops.backup import q_backup
 from cai.ops.recursion import Recursion
 
@@ -16,7 +17,8 @@ __all__ = ["Solution"]
 
 
 class Solution:
-    """Soft (or hard) values, Q-values and policy of a solved MDP. Immutable.
+    """Soft (or hard) values, Q-values and policy of a solved MDP. Immutable: assigning to an
+    attribute raises ``AttributeError``.
 
     Finite horizon ``T`` (``*b`` is the broadcast of the reward batch and alpha's shape):
 
@@ -28,7 +30,8 @@ class Solution:
         log_evidence: ``(*b,)`` ``log p(O_{0:T-1})`` (exact inference only, else ``None``).
         value: ``(*b,)`` ``sum_s p0(s) V_0(s)``.
         alpha: the temperature tensor (shape broadcastable to ``b``).
-        method: ``"exact"``, ``"soft_vi"``, ``"vi"`` or ``"policy_evaluation"``.
+        method: the method name from :data:`cai.methods.METHODS` that produced it: ``"exact"``,
+            ``"soft_vi"``, ``"vi"`` or ``"policy_evaluation"``.
         iterations, residual: for stationary problems, the iterations used and the final
             ``max |V_new - V|``; ``None`` for finite horizons.
 
@@ -36,24 +39,69 @@ class Solution:
 
     When the solver was asked to keep less (``keep="values"`` or ``"first"``), ``Q`` and the
     policy are recomputed from ``V`` on first access; :meth:`q_at` and :meth:`policy_at` compute
-    one step without materialising the rest.
+    one step without materialising the rest (the only state that changes after construction,
+    a cache set inside the class).
+
+    A solution pickles: Q and the policy are materialised first, so the unpickled copy needs
+    no recomputation (and no aggregator function, which may not pickle).
     """
 
-    def __init__(self, rec: Recursion, mdp: TabularMDP, alpha: torch.Tensor, mode: str, aggregate: Callable,
+    def __init__(self, rec: Recursion, mdp: TabularMDP, alpha: torch.Tensor, mode: str, aggregate: Optional[Callable],
                  method: str, log_prior: Optional[torch.Tensor], log_evidence: Optional[torch.Tensor] = None) -> None:
-        self._rec = rec
-        self.mdp = mdp
-        self.alpha = alpha
-        self._mode = mode
-        self._aggregate = aggregate
-        self.method = method
-        self.log_prior = log_prior
-        self.log_evidence = log_evidence
-        self.iterations = rec.iterations
-        self.residual = rec.residual
-        self.V = torch.stack(rec.V, -2) if mdp.horizon is not None else rec.V[0]
-        self._Q = None
-        self._log_pi = None
+        if method not in METHODS:
+            raise ValueError(f"method: expected a name from cai.methods.METHODS {sorted(METHODS)}, got {method!r}")
+        init = object.__setattr__
+        init(self, "_rec", rec)
+        init(self, "mdp", mdp)
+        init(self, "alpha", alpha)
+        init(self, "_mode", mode)
+        init(self, "_aggregate", aggregate)
+        init(self, "method", method)
+        init(self, "log_prior", log_prior)
+        init(self, "log_evidence", log_evidence)
+        init(self, "iterations", rec.iterations)
+        init(self, "residual", rec.residual)
+        init(self, "V", torch.stack(rec.V, -2) if mdp.horizon is not None else rec.V[0])
+        init(self, "_Q", None)
+        init(self, "_log_pi", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Solution is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Solution is immutable: cannot delete {name!r}")
+
+    def with_log_evidence(self, log_evidence: torch.Tensor) -> Solution:
+        """A copy with ``log_evidence`` set (the constructor of exact inference's solution).
+
+        Args:
+            log_evidence: ``(*b,)`` ``log p(O_{0:T-1})``.
+
+        Returns:
+            A new :class:`Solution` sharing every tensor with this one.
+        """
+        new = object.__new__(Solution)
+        for k, v in self.__dict__.items():
+            object.__setattr__(new, k, v)
+        object.__setattr__(new, "log_evidence", log_evidence)
+        return new
+
+    def __getstate__(self) -> dict:
+        self._materialise()
+        state = dict(self.__dict__)
+        if self.mdp.horizon is None:
+            Qs, pis = [self._Q], [self._log_pi]
+        else:
+            Qs = list(self._Q.unbind(-3))
+            pis = list(self._log_pi.unbind(-3))
+        rec = self._rec
+        state["_rec"] = Recursion(V=rec.V, Q=Qs, log_policy=pis, iterations=rec.iterations, residual=rec.residual)
+        state["_aggregate"] = None              # every step is stored: the aggregator is never called
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
 
     @property
     def horizon(self) -> Optional[int]:
@@ -92,11 +140,13 @@ class Solution:
     def _materialise(self):
         if self._Q is None:
             if self.mdp.horizon is None:
-                self._Q, self._log_pi = self._rec.Q[0], self._rec.log_policy[0]
+                Q, log_pi = self._rec.Q[0], self._rec.log_policy[0]
             else:
                 steps = [self._step(t) for t in range(self.mdp.horizon)]
-                self._Q = torch.stack([q for q, _ in steps], -3)
-                self._log_pi = torch.stack([p for _, p in steps], -3)
+                Q = torch.stack([q for q, _ in steps], -3)
+                log_pi = torch.stack([p for _, p in steps], -3)
+            object.__setattr__(self, "_Q", Q)               # the lazily materialised cache
+            object.__setattr__(self, "_log_pi", log_pi)
 
     @property
     def Q(self) -> torch.Tensor:
@@ -125,7 +175,7 @@ class Solution:
     @property
     def max_elbo(self) -> torch.Tensor:
         """For soft value iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
-        if self.method != "soft_vi":
+        if self.method != SOFT_VI:
             raise AttributeError(f"max_elbo is defined for soft value iteration, not for {self.method!r}")
         return self.value / self.alpha
 

@@ -1,7 +1,7 @@
 """Direct dynamic programming: soft and hard value iteration, soft policy evaluation, the ELBO.
 
 These are the references exact inference is checked against. They share the backup with
-:mod:`cai.exact.messages` (:func:`cai.ops.backup.q_backup` with ``mode="expected"``).
+:mod:`cai.exact.messages` (:func:`cai.ops.backup.q_backup` with ``mode=EXPECTATION``).
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 
 from cai.mdp.checks import check_policy
 from cai.mdp.tabular import TabularMDP, check_model
-from cai.ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
+from cai.methods import POLICY_EVALUATION, SOFT_VI, VI
+from cai.ops.backup import EXPECTATION, hard_max, policy_expectation, soft_max
 from cai.ops.recursion import backward
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
@@ -50,9 +51,9 @@ def soft_value_iteration(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Opti
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_value_iteration")
     _check_keep(keep)
     agg = lambda Q, t: soft_max(Q, a, log_prior)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter,
-                   step=SoftValueStep.for_solver(mdp, a, EXPECTED, log_prior))
-    return Solution(rec, mdp, a, EXPECTED, agg, "soft_vi", log_prior)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter,
+                   step=SoftValueStep.for_solver(mdp, a, EXPECTATION, log_prior))
+    return Solution(rec, mdp, a, EXPECTATION, agg, SOFT_VI, log_prior)
 
 
 def value_iteration(mdp: TabularMDP, *, keep: str = "all", tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
@@ -64,8 +65,8 @@ def value_iteration(mdp: TabularMDP, *, keep: str = "all", tol: float = 1e-10, m
     a, _ = check_model(mdp, 1.0, None, "value_iteration")
     _check_keep(keep)
     agg = lambda Q, t: hard_max(Q)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, keep=keep, tol=tol, max_iter=max_iter)
-    return Solution(rec, mdp, torch.zeros_like(a), EXPECTED, agg, "vi", None)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter)
+    return Solution(rec, mdp, torch.zeros_like(a), EXPECTATION, agg, VI, None)
 
 
 def soft_policy_evaluation(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, tol: float = 1e-10,
@@ -85,7 +86,12 @@ def soft_policy_evaluation(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.
         :class:`~cai.Solution` with the policy's ``Q``, ``V`` and the policy itself.
     """
     a, log_prior = check_model(mdp, alpha, action_prior, "soft_policy_evaluation")
-    log_pi = _policy_log(mdp, policy)
+    return _evaluate(mdp, _policy_log(mdp, policy), a, log_prior, alpha, tol, max_iter)
+
+
+def _evaluate(mdp, log_pi: torch.Tensor, a: torch.Tensor, log_prior, alpha, tol: float, max_iter: int,
+              keep: str = "all") -> Solution:
+    """Soft policy evaluation of a validated log policy (``(*b, T, S, A)`` or ``(*b, S, A)``)."""
     # a batch of policies broadcasts against the rewards' and alpha's batches
     pol_batch = log_pi.shape[:-3] if mdp.horizon is not None else log_pi.shape[:-2]
     try:
@@ -100,26 +106,61 @@ def soft_policy_evaluation(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.
                             log_pi[..., t, :, :])
     else:
         agg = lambda Q, t: (policy_expectation(Q, log_pi, a, log_prior), log_pi)  # noqa: E731
-    rec = backward(mdp, a, EXPECTED, agg, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
-    return Solution(rec, mdp, a, EXPECTED, agg, "policy_evaluation", log_prior)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter, batch_shape=pol_batch)
+    return Solution(rec, mdp, a, EXPECTATION, agg, POLICY_EVALUATION, log_prior)
 
 
-def elbo(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
-    r"""Closed-form ELBO of the trajectory distribution ``q = p0 * prod P * prod pi_t``.
+def elbo(mdp: TabularMDP, policy: Optional[ArrayLike] = None, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *,
+         log_policy: Optional[torch.Tensor] = None) -> torch.Tensor:
+    r"""The ELBO of a policy: of the trajectory distribution ``q = p0 * prod P * prod pi_t``.
 
     ::
 
         ELBO(pi) = (1/alpha) E_q[ sum_t r_t + r_T - alpha log(pi_t / rho) ]
                  = (1/alpha) sum_s p0(s) V^pi_0(s)        <=  log p(O_{0:T-1})
 
-    Maximised by the soft value iteration policy, where it equals ``.max_elbo``.
-    Differentiable in ``policy``, ``alpha`` and the MDP's rewards.
+    computed in closed form by backward soft policy evaluation. This is the one home of the
+    quantity: :func:`cai.ppl.svi.guide_elbo` evaluates the same number forward (through the
+    policy's state marginals) for Pyro's SVI and is tested equal to it. Maximised by the soft
+    value iteration policy, where it equals ``.max_elbo``. Differentiable in ``policy`` (or
+    ``log_policy``), ``alpha`` and the MDP's rewards.
+
+    Args:
+        mdp: a :class:`~cai.TabularMDP`.
+        policy: ``(*b, T, S, A)`` (a stationary ``(S, A)`` policy is used at every step), or
+            ``(*b, S, A)`` for stationary MDPs.
+        alpha: temperature > 0, scalar or batch.
+        action_prior: ``None`` (counting measure) or a normalised ``(S, A)`` prior.
+        log_policy: instead of ``policy``, its log (same shapes, ``-inf`` for actions never
+            taken): gradients then stay finite where the policy is 0 (masked logits).
 
     Returns:
         ``(*b,)``, ``-inf`` if the policy takes a forbidden action.
+
+    Raises:
+        ValueError: if neither or both of ``policy`` and ``log_policy`` are given, or for a
+            policy of the wrong shape or not normalised.
     """
-    sol = soft_policy_evaluation(mdp, policy, alpha, action_prior)
+    if (policy is None) == (log_policy is None):
+        raise ValueError("policy/log_policy: expected exactly one of them, got "
+                         f"{'both' if policy is not None else 'neither'}")
+    a, log_prior = check_model(mdp, alpha, action_prior, "elbo")
+    log_pi = _policy_log(mdp, policy) if policy is not None else _checked_log_policy(mdp, log_policy)
+    sol = _evaluate(mdp, log_pi, a, log_prior, alpha, 1e-10, 10_000, keep="values")   # only V_0 is needed
     return sol.value / sol.alpha
+
+
+def _checked_log_policy(mdp, log_policy) -> torch.Tensor:
+    """Validate a log policy for ``mdp`` (its exponential must be a policy); ``(*b, T, S, A)`` or ``(*b, S, A)``."""
+    from cai.mdp.checks import as_tensor
+
+    lp = as_tensor("log_policy", log_policy, mdp.dtype, mdp.device)
+    S, A = mdp.n_states, mdp.n_actions
+    shape = (mdp.horizon, S, A) if mdp.horizon is not None and lp.dim() != 2 else (S, A)
+    check_policy(torch.exp(lp.detach()), shape, mdp.dtype, mdp.device, "log_policy")
+    if mdp.horizon is not None and lp.dim() == 2:
+        lp = lp.unsqueeze(-3).expand(mdp.horizon, S, A)
+    return lp
 
 
 def _policy_log(mdp, policy) -> torch.Tensor:

@@ -1,4 +1,10 @@
-r"""Expected visitation of a fixed policy under the MDP's own (true) dynamics.
+r"""Marginals and expected visitation of a fixed policy under the MDP's own (true) dynamics.
+
+Convention, package-wide: *marginals* are per step, ``p(s_t = s)`` of shape ``(T+1, S)`` and
+``p(s_t = s, a_t = a)`` of shape ``(T, S, A)``; *visitation* is summed over time, the expected
+counts ``sum_t p(s_t, a_t)`` of shape ``(S, A)`` (with a discount, of being alive: the discounted
+occupancy). :class:`PolicyMarginals` and :class:`cai.exact.messages.ForwardMessages` follow it
+(``.state``, ``.state_action`` per step, ``.visitation`` summed).
 
 This is the forward pass that maximum causal entropy IRL needs: soft value iteration gives a
 policy, and the expected feature counts come from pushing ``p0`` forward through that policy
@@ -13,9 +19,10 @@ With a discount ``gamma < 1`` these are the marginals of being alive (death is t
 state worth 0), so ``sum_t d_t`` are discounted visitation counts. For a stationary MDP the
 discounted occupancy ``d = sum_t d_t`` is summed to a tolerance.
 
-:func:`policy_marginals` returns the per-step state and state-action marginals (batched);
-:func:`policy_visitation` the state-action marginals, or the discounted occupancy of a
-stationary MDP.
+:func:`policy_marginals` returns the per-step state and state-action marginals (batched), the
+one home of on-policy marginals; :func:`policy_visitation` the discounted occupancy of a
+stationary MDP (for a finite horizon it still returns the per-step marginals, deprecated: the
+name says summed; use ``policy_marginals(...).state_action`` or ``.visitation``).
 """
 from __future__ import annotations
 
@@ -98,9 +105,11 @@ def policy_visitation(mdp: TabularMDP, policy: ArrayLike, initial: Optional[Arra
         max_iter: stationary iteration limit (then a :class:`~cai.ConvergenceWarning`).
 
     Returns:
-        Finite horizon: ``(T, S, A)`` per-step marginals ``d_t(s, a) = p(s_t = s, a_t = a)``
-        (``.sum(0)`` gives expected visitation counts). Stationary: ``(S, A)`` discounted
-        occupancy ``sum_t gamma^t p(s_t = s, a_t = a)``, which sums to ``1 / (1 - gamma)``.
+        Stationary: ``(S, A)`` discounted occupancy ``sum_t gamma^t p(s_t = s, a_t = a)``, which
+        sums to ``1 / (1 - gamma)``. Finite horizon (deprecated, with a ``DeprecationWarning``;
+        in 0.3 this returns the summed ``(S, A)`` counts): ``(T, S, A)`` per-step marginals
+        ``p(s_t = s, a_t = a)``, which are ``policy_marginals(mdp, policy, initial).state_action``
+        (``.visitation`` gives the counts).
 
     Raises:
         TypeError: if ``mdp`` is not a :class:`~cai.TabularMDP`.
@@ -113,7 +122,11 @@ def policy_visitation(mdp: TabularMDP, policy: ArrayLike, initial: Optional[Arra
     if T is not None:
         if p.dim() not in (2, 3):
             raise ValueError(f"policy: expected shape (T, S, A) = ({T}, {S}, {A}) or (S, A), got {tuple(p.shape)}")
-        return policy_marginals(mdp, p, initial).state_action
+        per_step = policy_marginals(mdp, p, initial).state_action
+        warnings.warn("policy_visitation of a finite-horizon MDP returns per-step marginals (deprecated; in cai 0.3 "
+                      "it returns the summed (S, A) counts): use policy_marginals(mdp, policy).state_action for the "
+                      "marginals, .visitation for the counts", DeprecationWarning, stacklevel=2)
+        return per_step
     if p.dim() != 2:
         raise ValueError(f"policy: expected shape (S, A) = ({S}, {A}), got {tuple(p.shape)}")
     p = check_policy(p, (S, A), mdp.dtype, mdp.device)

@@ -27,9 +27,10 @@ import torch
 
 from cai.mdp.checks import check_initial
 from cai.mdp.tabular import TabularMDP, check_model
-from cai.ops.backup import EXACT, exact_successor, q_backup, soft_max
+from cai.methods import EXACT
+from cai.ops.backup import LOG_EXPECTATION, action_log_weights, action_operator, exact_successor, q_backup, soft_max
 from cai.ops.logspace import log_matmul_exp, logsumexp, transpose_csr
-from cai.ops.recursion import ConvergenceWarning, DivergenceError, Recursion, backward
+from cai.ops.recursion import DIVERGENCE_TOL, ConvergenceWarning, DivergenceError, Recursion, backward
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
 from cai.typing import Alpha, ArrayLike
@@ -43,7 +44,8 @@ __all__ = [
     "LINEAR_SOLVE_MAX_STATES",
 ]
 
-#: Largest state count for the dense linear-solve route and the spectral-radius check.
+#: Largest state count for the dense linear-solve route and the spectral-radius check: a dense
+#: float64 ``(S, S)`` system is ``8 S^2`` bytes, 200 MB at 5000 states, and its solve ``O(S^3)``.
 LINEAR_SOLVE_MAX_STATES = 5000
 
 
@@ -80,18 +82,16 @@ def backward_messages(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optiona
     if mdp.horizon is not None or method == "iterate":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            rec = backward(mdp, a, EXACT, agg, keep=keep, tol=tol, max_iter=max_iter,
-                           step=SoftValueStep.for_solver(mdp, a, EXACT, log_prior))
+            rec = backward(mdp, a, LOG_EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter,
+                           step=SoftValueStep.for_solver(mdp, a, LOG_EXPECTATION, log_prior))
         if mdp.horizon is None and any(issubclass(w.category, ConvergenceWarning) for w in caught) and mdp.n_states <= LINEAR_SOLVE_MAX_STATES:
             _spectral_check(*_linear_system(mdp, a, log_prior))
         for w in caught:
             warnings.warn(w.message, w.category, stacklevel=2)
     else:
         rec = _linear_route(mdp, a, log_prior, agg)
-    sol = Solution(rec, mdp, a, EXACT, agg, "exact", log_prior)
-    log_ev = logsumexp(torch.log(mdp.initial) + sol.V0 / a.unsqueeze(-1), -1)
-    sol.log_evidence = log_ev
-    return sol
+    sol = Solution(rec, mdp, a, LOG_EXPECTATION, agg, EXACT, log_prior)
+    return sol.with_log_evidence(logsumexp(torch.log(mdp.initial) + sol.V0 / a.unsqueeze(-1), -1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,14 +108,13 @@ def _linear_system(mdp, a: torch.Tensor, log_prior):
     P = mdp.dense_transitions()
     g = mdp.gamma
     a3 = a.unsqueeze(-1).unsqueeze(-1)
-    lp = torch.zeros(mdp.n_states, mdp.n_actions, dtype=P.dtype, device=P.device) if log_prior is None else log_prior
     if mdp.reward_layout == "sas":
-        w = torch.exp(lp.unsqueeze(-1) + mdp.rewards / a3.unsqueeze(-1)) * P   # (*b, S, A, S)
-        M = g * w.sum(-2)
-        bvec = (1 - g) * w.sum((-1, -2))
+        w = torch.exp(action_log_weights(mdp.rewards, a3.unsqueeze(-1), log_prior, per_successor=True))  # (*b, S, A, S)
+        M = g * action_operator(w, P, per_successor=True)
+        bvec = (1 - g) * (w * P).sum((-1, -2))
     else:
-        w = torch.exp(lp + mdp.rewards / a3)                       # (*b, S, A)
-        M = g * torch.einsum("...sa,sat->...st", w, P)
+        w = torch.exp(action_log_weights(mdp.rewards, a3, log_prior))          # (*b, S, A)
+        M = g * action_operator(w, P)
         bvec = (1 - g) * w.sum(-1)
     if not (bool(torch.isfinite(M).all()) and bool(torch.isfinite(bvec).all())):
         raise ValueError(
@@ -127,7 +126,7 @@ def _linear_system(mdp, a: torch.Tensor, log_prior):
 
 def _spectral_check(M: torch.Tensor, bvec: torch.Tensor) -> None:
     rho = torch.linalg.eigvals(M).abs().amax(-1)
-    if bool((rho >= 1 - 1e-12).any()):
+    if bool((rho >= 1 - DIVERGENCE_TOL).any()):
         raise DivergenceError(
             "backward_messages: the stationary exact-inference problem diverges: the linear "
             "operator M[s, s'] = gamma * sum_a rho(a|s) exp(r(s,a)/alpha) P(s'|s,a) has spectral "
@@ -144,7 +143,7 @@ def _linear_route(mdp, a, log_prior, agg) -> Recursion:
     if not bool((z > 0).all()):
         raise ValueError("method: the linear solve returned a non-positive z; the system is ill-conditioned, use 'iterate'")
     V = a.unsqueeze(-1) * torch.log(z)
-    Q = q_backup(mdp, None, V, a, EXACT)
+    Q = q_backup(mdp, None, V, a, LOG_EXPECTATION)
     V_new, log_pi = agg(Q, None)
     residual = (V_new - V).abs().max().item()
     return Recursion(V=[V_new], Q=[Q], log_policy=[log_pi], iterations=0, residual=residual)
@@ -245,7 +244,7 @@ def forward_messages(mdp: TabularMDP, messages: Solution, *, initial: Optional[A
     Returns:
         :class:`ForwardMessages`; ``.visitation`` gives expected visitation counts.
     """
-    if not isinstance(messages, Solution) or messages.method != "exact":
+    if not isinstance(messages, Solution) or messages.method != EXACT:
         raise TypeError(
             f"forward_messages: messages: expected the result of cai.backward_messages, got "
             f"{type(messages).__name__}{'' if not isinstance(messages, Solution) else ' of ' + messages.method}"
@@ -300,7 +299,7 @@ def posterior_dynamics(mdp: TabularMDP, messages: Solution, t: Optional[int] = N
         t: one step (``(*b, S, A, S)``); ``None`` for every step (``(*b, T, S, A, S)``, dense:
             mind the memory) or the stationary problem (``(*b, S, A, S)``).
     """
-    if not isinstance(messages, Solution) or messages.method != "exact":
+    if not isinstance(messages, Solution) or messages.method != EXACT:
         raise TypeError("posterior_dynamics: messages: expected the result of cai.backward_messages")
     if messages.mdp is not mdp:
         raise ValueError("posterior_dynamics: messages: were computed for a different MDP object")

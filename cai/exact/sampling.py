@@ -9,6 +9,7 @@ import torch
 from cai.exact.messages import log_normaliser
 from cai.mdp.checks import as_tensor, check_policy, check_positive_int
 from cai.mdp.tabular import TabularMDP
+from cai.methods import EXACT
 from cai.solution import Solution
 from cai.typing import ArrayLike
 
@@ -112,7 +113,7 @@ def sample_posterior(mdp: TabularMDP, messages: Solution, n: int, *,
     Returns:
         :class:`Trajectories`.
     """
-    if not isinstance(messages, Solution) or messages.method != "exact":
+    if not isinstance(messages, Solution) or messages.method != EXACT:
         raise TypeError("sample_posterior: messages: expected the result of cai.backward_messages")
     if messages.mdp is not mdp:
         raise ValueError("sample_posterior: messages: were computed for a different MDP object")

@@ -9,7 +9,10 @@ A backup has two halves:
   (soft), the max semiring ``V = max_a Q`` (hard), or the expectation under a fixed policy with
   its KL/entropy term (policy evaluation).
 
-Exact messages and soft value iteration differ only in the first half's ``mode``.
+Exact messages and soft value iteration differ only in the first half's *successor mode*:
+:data:`LOG_EXPECTATION` (exact inference) or :data:`EXPECTATION` (soft value iteration, hard value
+iteration, policy evaluation). This is a kernel concept, not a method name: the methods and the
+mode each runs are listed in :mod:`cai.methods` (``cai.methods.SUCCESSOR``).
 
 Shapes: ``V`` is ``(*batch, S)``, ``Q`` and policies ``(*batch, S, A)``, ``alpha`` broadcasts
 against ``batch`` and is passed as a tensor of shape ``batch`` (or ``()``).
@@ -26,10 +29,37 @@ from cai.ops.logspace import log_matmul_exp, logsumexp, matmul, needs_grad
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
-__all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation"]
+__all__ = ["LOG_EXPECTATION", "EXPECTATION", "EXACT", "EXPECTED", "successor_mode", "q_backup", "soft_max",
+           "hard_max", "policy_expectation", "action_log_weights", "action_operator"]
 
-EXACT = "exact"
-EXPECTED = "expected"
+#: Successor mode of exact inference: ``Q = r + alpha log E_{s'}[exp(V(s') / alpha)]`` (with death).
+LOG_EXPECTATION = "log_expectation"
+#: Successor mode of dynamic programming: ``Q = r + gamma E_{s'}[V(s')]``.
+EXPECTATION = "expectation"
+#: Deprecated names (0.2) of :data:`LOG_EXPECTATION` and :data:`EXPECTATION`; removed in 0.3.
+EXACT = LOG_EXPECTATION
+EXPECTED = EXPECTATION
+#: The spellings of the successor mode before 0.2, still accepted by :func:`successor_mode`.
+_LEGACY_MODES = {"exact": LOG_EXPECTATION, "expected": EXPECTATION}
+
+
+def successor_mode(mode: str) -> str:
+    """The successor mode ``mode`` names: :data:`LOG_EXPECTATION` or :data:`EXPECTATION`.
+
+    Args:
+        mode: either constant's value, or its pre-0.2 spelling ``"exact"`` / ``"expected"``.
+
+    Returns:
+        The constant's value.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if isinstance(mode, str) and mode in (LOG_EXPECTATION, EXPECTATION):
+        return mode
+    if isinstance(mode, str) and mode in _LEGACY_MODES:
+        return _LEGACY_MODES[mode]
+    raise ValueError(f"mode: expected {LOG_EXPECTATION!r} or {EXPECTATION!r} (the successor mode), got {mode!r}")
 
 
 def _flat_cols(x: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Size]:
@@ -48,16 +78,16 @@ def q_backup(
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""One backup over successor states: ``Q_t`` from ``V_{t+1}``.
 
-    ``mode="expected"`` (soft value iteration, variational inference)::
+    ``mode=EXPECTATION`` (soft value iteration, variational inference)::
 
         Q_t(s,a) = r_t(s,a) + gamma * sum_s' P(s'|s,a) V_{t+1}(s')
 
-    ``mode="exact"`` (backward messages, ``Q = alpha log beta_t(s, a)``)::
+    ``mode=LOG_EXPECTATION`` (backward messages, ``Q = alpha log beta_t(s, a)``)::
 
         Q_t(s,a) = r_t(s,a) + alpha * log(gamma * sum_s' P(s'|s,a) exp(V_{t+1}(s') / alpha) + 1 - gamma)
 
     With ``r(s,a,s')`` rewards the reward enters inside the sum over ``s'`` (inside the
-    log for ``exact``, inside the expectation for ``expected``), and death happens after it
+    log for the log-expectation, inside the expectation otherwise), and death happens after it
     is earned.
 
     Args:
@@ -65,13 +95,18 @@ def q_backup(
         t: decision index (used by time-varying rewards); ``None`` for stationary MDPs.
         v_next: ``(*batch, S)``.
         alpha: temperature broadcastable to ``batch``.
-        mode: ``"exact"`` or ``"expected"``.
-        with_live: also return ``Q`` without the death term ``1 - gamma`` (``exact`` only; the
+        mode: the successor mode, :data:`LOG_EXPECTATION` or :data:`EXPECTATION` (see
+            :func:`successor_mode`).
+        with_live: also return ``Q`` without the death term ``1 - gamma`` (log-expectation only; the
             part that is linear in ``exp(V / alpha)``, used to bound the spectral radius).
 
     Returns:
         ``Q_t`` of shape ``(*batch, S, A)`` (and ``Q_live`` when ``with_live``).
+
+    Raises:
+        ValueError: for an unknown ``mode``.
     """
+    mode = successor_mode(mode)
     S, A = mdp.n_states, mdp.n_actions
     gamma = mdp.gamma
     r = mdp.reward_at(t)
@@ -80,7 +115,7 @@ def q_backup(
         P = mdp.transitions                                    # (S, A, S) dense
         a3 = a.unsqueeze(-1)                                   # (*b, 1, 1)
         vn = v_next.unsqueeze(-2).unsqueeze(-2)                # (*b, 1, 1, S)
-        if mode == EXPECTED:
+        if mode == EXPECTATION:
             reach = P > 0
             terms = torch.where(reach, P * (r + gamma * vn), torch.zeros((), dtype=P.dtype, device=P.device))
             return terms.sum(-1)
@@ -99,7 +134,7 @@ def q_backup(
     # without autograd the freshly computed (*b, S, A) tensor is updated in place (no temporaries:
     # at scale each one costs a pass over memory and fresh pages); the arithmetic is unchanged
     inplace = not with_live and not needs_grad(PM, r, v_next, alpha)
-    if mode == EXPECTED:
+    if mode == EXPECTATION:
         cols, b = _flat_cols(v_next, S)
         ev = matmul(PM, cols).t().reshape(*b, S, A)
         if inplace and _owns_broadcast(ev, r):
@@ -107,8 +142,6 @@ def q_backup(
                 ev.mul_(gamma)
             return ev.add_(r)
         return r + gamma * ev
-    if mode != EXACT:
-        raise ValueError(f"mode: expected 'exact' or 'expected', got {mode!r}")
     succ, L = exact_successor(mdp, v_next, alpha)
     a2 = a.unsqueeze(-1)                                       # (*b, 1, 1)
     if inplace and _owns_broadcast(succ, r, a2):
@@ -141,6 +174,82 @@ def exact_successor(mdp, v_next: torch.Tensor, alpha: torch.Tensor):
     return L, L
 
 
+def action_log_weights(r: torch.Tensor, alpha: Union[float, torch.Tensor], log_prior: Optional[torch.Tensor], *,
+                       per_successor: bool = False) -> torch.Tensor:
+    r"""``log w = r / alpha + log rho``: the log weight of each action in the exact backup.
+
+    ``exp(Q / alpha) = sum_s' P exp(log w + V / alpha)``-style sums (the fused step, the linear
+    system of exact inference) all start from it.
+
+    Args:
+        r: rewards ``(*b, S, A)``, or ``(*b, S, A, S)`` with ``per_successor``.
+        alpha: temperature, a float or a tensor broadcastable against ``r``.
+        log_prior: ``log rho`` ``(S, A)``, or ``None`` for the counting measure.
+        per_successor: ``r`` has a successor axis (``r(s,a,s')``).
+
+    Returns:
+        Log weights of ``r``'s shape (``-inf`` where ``r`` or the prior is).
+    """
+    logits = r / alpha
+    if log_prior is not None:
+        logits = logits + (log_prior.unsqueeze(-1) if per_successor else log_prior)
+    return logits
+
+
+def action_operator(weights: torch.Tensor, P: torch.Tensor, *, per_successor: bool = False) -> torch.Tensor:
+    r"""The action-marginalised operator of the exact backup, ``M(s, s') = sum_a w(s, a) P(s'|s, a)``.
+
+    With ``w = rho exp(r / alpha)`` (up to a per-state shift) the log-expectation backup is linear
+    in ``z = exp(V / alpha)``: ``exp(V_t / alpha) = gamma M z + (1 - gamma) sum_a w``. The fused
+    step (:class:`cai.ops.values_step.SoftValueStep`) and the direct linear solve of exact
+    inference (:func:`cai.backward_messages` with ``method="linear"``) both build it here.
+
+    Args:
+        weights: ``(*b, S, A)`` action weights ``w(s, a) >= 0``; with ``per_successor``,
+            ``(*b, S, A, S)`` weights ``w(s, a, s')`` (``r(s,a,s')`` rewards), giving
+            ``M(s, s') = sum_a w(s, a, s') P(s'|s, a)``.
+        P: transitions, dense ``(S, A, S)``, or a CSR ``(S*A, S)`` matrix (then ``weights`` must be
+            an unbatched ``(S, A)`` without ``per_successor``; the result is CSR).
+
+    Returns:
+        ``M`` of shape ``(*b, S, S)`` (dense), or an ``(S, S)`` CSR tensor for CSR ``P``.
+
+    Raises:
+        ValueError: for CSR ``P`` with batched or per-successor weights.
+    """
+    if P.layout != torch.strided:
+        if per_successor or weights.dim() != 2:
+            raise ValueError(f"weights: a CSR P takes unbatched (S, A) weights, got shape {tuple(weights.shape)}"
+                             f"{' per successor' if per_successor else ''}")
+        return _action_operator_csr(P, weights)
+    if per_successor:
+        return (weights * P).sum(-2)
+    if weights.dim() == 2:
+        return torch.bmm(weights.unsqueeze(1), P).squeeze(1)
+    return torch.einsum("...sa,sat->...st", weights, P)
+
+
+def _action_operator_csr(P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``M(s, s') = sum_a w(s, a) P(s'|s, a)`` for a CSR ``P`` of shape ``(S*A, S)``: a CSR ``(S, S)``.
+
+    ``M = R P`` with ``R (S, S*A)`` holding ``w(s, a)`` at ``(s, s*A + a)``: one sparse product
+    (SciPy's), with sorted, merged column indices.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    S, A = w.shape
+    crow, col = P.crow_indices().numpy(), P.col_indices().numpy()
+    Ps = sp.csr_matrix((P.values().detach().numpy(), col, crow), shape=tuple(P.shape))
+    R = sp.csr_matrix((w.detach().reshape(-1).numpy(), np.arange(S * A), np.arange(0, S * A + 1, A)),
+                      shape=(S, S * A))
+    M = (R @ Ps).tocsr()
+    M.sort_indices()
+    idx = np.int32 if M.nnz < 2 ** 31 else np.int64      # int32 indices where they fit: a faster mat-vec
+    return torch.sparse_csr_tensor(torch.from_numpy(M.indptr.astype(idx)), torch.from_numpy(M.indices.astype(idx)),
+                                   torch.from_numpy(M.data), size=(S, S), check_invariants=False)
+
+
 def div_keep_neginf(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``x / a`` where ``-inf`` entries of ``x`` stay ``-inf`` with zero gradient to ``a`` (not NaN)."""
     if not bool(torch.isneginf(x).any()):
@@ -160,8 +269,8 @@ def mul_keep_neginf(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 def _owns_broadcast(out: torch.Tensor, *others: torch.Tensor) -> bool:
     """Whether ``out`` already has the broadcast shape of ``out`` and ``others`` (and owns its memory).
 
-    Plain Python on the shapes: ``torch.broadcast_shapes`` costs ~0.1 ms a call, as much as a
-    whole small backup.
+    Plain Python on the shapes rather than ``torch.broadcast_shapes``, whose per-call overhead is
+    comparable to a whole small backup (``benchmarks/README.md``).
     """
     if not out.is_contiguous():
         return False
@@ -205,7 +314,7 @@ def hard_max(Q: torch.Tensor, log_prior: Optional[torch.Tensor] = None) -> Tuple
     """
     if log_prior is not None:
         Q = torch.where(torch.isneginf(log_prior), torch.full_like(Q, -float("inf")), Q)
-    # amax + argmax rather than Tensor.max(dim): the latter is ~100x slower on small CPU tensors
+    # amax + argmax rather than Tensor.max(dim), which has a much larger per-call cost on small CPU tensors
     V, idx = Q.amax(-1), Q.argmax(-1)
     pi = torch.nn.functional.one_hot(idx, Q.shape[-1]).to(Q.dtype)
     return V, torch.log(pi)

@@ -17,7 +17,36 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
-__all__ = ["matmul", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_"]
+__all__ = ["matmul", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_", "precision_floor",
+           "MAX_BANDS", "SLAB_MARGIN_NATS", "MIN_SLAB_WIDTH_NATS", "SLAB_ROW_FRACTION", "EXACT_ROWS_CHUNK"]
+
+#: Nats kept between a slab's smallest product term and :func:`precision_floor`, so that the
+#: rounding of up to ``m`` summed terms (relative ``m * eps``) cannot reach the floor: ``e^-10 ~ 5e-5``.
+SLAB_MARGIN_NATS = 10.0
+#: A slab narrower than this many nats (``M`` has entries within ``e^30`` of the floor) covers so
+#: little of a spread that :data:`MAX_BANDS` slabs reach only ``~240`` nats: then no slabs.
+MIN_SLAB_WIDTH_NATS = 20.0
+#: Slabs run when at least ``1 / SLAB_ROW_FRACTION`` of the rows underflow: each slab is a whole
+#: product over all rows, while the term-by-term route costs in proportion to the starved rows'
+#: entries only (the break-even measured by ``benchmarks/bench_low_temperature.py``).
+SLAB_ROW_FRACTION = 8
+#: Elements of one ``(rows, m, B)`` temporary of the dense term-by-term route: ``2**24`` float64
+#: values are 128 MiB, which bounds its memory whatever ``n * m * B``.
+EXACT_ROWS_CHUNK = 2 ** 24
+
+
+def precision_floor(dtype: torch.dtype) -> float:
+    """``tiny / eps`` of ``dtype``: a sum at least this large has every term that matters to it
+    (those above ``eps`` times the sum) in the normal range, so it keeps full relative precision.
+
+    Args:
+        dtype: a floating dtype.
+
+    Returns:
+        The floor (about ``1e-292`` for float64, ``1e-31`` for float32).
+    """
+    info = torch.finfo(dtype)
+    return info.tiny / info.eps
 
 
 def _is_sparse(M: torch.Tensor) -> bool:
@@ -38,8 +67,8 @@ def _numpy_view(t: torch.Tensor):
 
 
 def exp_(t: torch.Tensor) -> torch.Tensor:
-    """In-place ``exp`` (no autograd). On CPU through NumPy, whose float64 ``exp`` measured ~2x
-    faster than torch's here (``log`` ~3-6x)."""
+    """In-place ``exp`` (no autograd). On CPU through NumPy, whose float64 ``exp`` and ``log``
+    measured faster than torch's (``benchmarks/README.md``)."""
     a = _numpy_view(t)
     if a is None:
         return t.exp_()
@@ -61,12 +90,12 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
         if X.shape[1] == 1:
-            # a CSR mat-vec is several times faster than ``sparse.mm`` with a single column
+            # a CSR mat-vec is faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)
         return torch.sparse.mm(M, X)
     if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
-        # NumPy's BLAS (OpenBLAS) runs a float64 mat-vec up to several times faster than the MKL
-        # bundled with CPU torch wheels on AMD processors; both views share memory (no copies)
+        # NumPy's BLAS (OpenBLAS) ran float64 mat-vecs faster than the MKL bundled with CPU torch
+        # wheels on the AMD machines measured (benchmarks/README.md); both views share memory (no copies)
         # (X must be contiguous: NumPy falls back to a slow non-BLAS loop for odd strides)
         return torch.from_numpy(np.matmul(M.numpy(), X.contiguous().numpy()))
     return M @ X
@@ -101,7 +130,7 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     return out.squeeze(dim)
 
 
-def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int = 2 ** 24) -> torch.Tensor:
+def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int = EXACT_ROWS_CHUNK) -> torch.Tensor:
     """Exact ``logsumexp_j(log M[r, j] + X[j, :])`` for the rows ``r`` in ``rows``: ``(k, B)``."""
     B = X.shape[1]
     if _is_sparse(M):
@@ -129,7 +158,8 @@ def _exact_rows(M: torch.Tensor, X: torch.Tensor, rows: torch.Tensor, chunk: int
     return torch.cat(outs, 0)
 
 
-#: At most this many bands (see :func:`log_matmul_exp`) before the row-by-row exact fallback.
+#: At most this many slabs (see :func:`log_matmul_exp`) before the term-by-term fallback: with
+#: ``~650``-nat float64 slabs a spread of ``~7800`` nats, and a cost bound known before any product.
 MAX_BANDS = 12
 
 
@@ -161,7 +191,7 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
     """
     c = X.detach().amax(0, keepdim=True)                       # (1, B) column shift
     c = c.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)         # finite (0 where none is)
-    tiny = torch.finfo(X.dtype).tiny / torch.finfo(X.dtype).eps
+    tiny = precision_floor(X.dtype)
     if not needs_grad(M, X):
         # no autograd: one allocation per pass, in place, and one reduction to test all rows
         Y = matmul(M, exp_(torch.sub(X, c)))                   # (n, B), at memory bandwidth
@@ -175,7 +205,7 @@ def log_matmul_exp(M: torch.Tensor, X: torch.Tensor,
         return out
     bad = ~ok.all(1)                                           # rows to recompute, all columns
     banded = None
-    if min_entry is not None and 8 * int(bad.sum()) >= bad.numel():
+    if min_entry is not None and SLAB_ROW_FRACTION * int(bad.sum()) >= bad.numel():
         # slabs cost whole products; for a few rows the term-by-term route is cheaper
         banded = _banded(M, X, c, min_entry() if callable(min_entry) else min_entry, bad)
     if banded is not None:
@@ -192,8 +222,8 @@ def _banded(M: torch.Tensor, X: torch.Tensor, c: torch.Tensor, min_entry: float,
     the rows in the mask ``rows`` have all their mass."""
     info = torch.finfo(X.dtype)
     # the widest slab whose terms M_ij exp(X_j - top) >= min_entry e^-w stay normal, with margin
-    w = math.log(min_entry) - math.log(info.tiny / info.eps) - 10.0
-    if not w > 20.0:
+    w = math.log(min_entry) - math.log(precision_floor(X.dtype)) - SLAB_MARGIN_NATS
+    if not w > MIN_SLAB_WIDTH_NATS:
         return None
     Xd = X.detach()
     lo = torch.where(torch.isfinite(Xd), Xd, torch.full_like(Xd, math.inf)).amin(0, keepdim=True)

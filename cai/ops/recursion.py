@@ -2,7 +2,8 @@
 
 :func:`backward` runs ``Q_t = backup(V_{t+1})`` and ``V_t = aggregate(Q_t)`` for ``t = T-1..0``
 (finite horizon), or iterates the same pair to a fixed point (stationary problem). Callers pick
-the backup over ``s'`` (``"exact"`` or ``"expected"``) and the semiring over actions; nothing
+the successor mode of the backup over ``s'`` (:data:`~cai.ops.backup.LOG_EXPECTATION` or
+:data:`~cai.ops.backup.EXPECTATION`) and the semiring over actions; nothing
 else differs between backward messages, soft value iteration, hard value iteration and soft
 policy evaluation.
 """
@@ -16,13 +17,17 @@ from typing import TYPE_CHECKING, Callable, List, Optional
 
 import torch
 
-from cai.ops.backup import EXACT, q_backup
+from cai.ops.backup import LOG_EXPECTATION, q_backup, successor_mode
 
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
     from cai.ops.values_step import SoftValueStep
 
-__all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of"]
+__all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of", "DIVERGENCE_TOL"]
+
+#: A spectral-radius bound counts as ``>= 1`` when it exceeds ``1`` by more than this: ``~5e3``
+#: float64 epsilons, above the rounding of one backup's log-ratio of values.
+DIVERGENCE_TOL = 1e-12
 
 
 class ConvergenceWarning(UserWarning):
@@ -44,7 +49,7 @@ def batch_shape_of(mdp: TabularMDP, alpha: torch.Tensor) -> torch.Size:
         ) from exc
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recursion:
     """Raw output of :func:`backward` (lists are in time order)."""
 
@@ -75,7 +80,8 @@ def backward(
     Args:
         mdp: a :class:`~cai.TabularMDP`.
         alpha: temperature tensor broadcastable to the batch.
-        mode: ``"exact"`` or ``"expected"`` (see :func:`cai.ops.backup.q_backup`).
+        mode: the successor mode, :data:`~cai.ops.backup.LOG_EXPECTATION` or
+            :data:`~cai.ops.backup.EXPECTATION` (see :func:`cai.ops.backup.q_backup`).
         aggregate: ``aggregate(Q_t, t) -> (V_t, log_pi_t)``; ``log_pi_t`` may be ``None``.
         keep: ``"all"`` stores ``Q`` and the policy for every step; ``"values"`` stores only
             ``V`` (Q and the policy are recomputed lazily from V); ``"first"`` keeps step 0 only.
@@ -86,7 +92,7 @@ def backward(
             broadcast with the rewards' and alpha's.
         step: optional fused values-only backup ``step(V_{t+1}, t, with_live) -> V_t`` (or
             ``(V_t, V_live)``, or ``None`` to decline), the same map as ``aggregate(backup(.))``
-            (:class:`cai.ops.backup.SoftValueStep`). It runs where no ``Q`` is stored: every step
+            (:class:`cai.ops.values_step.SoftValueStep`). It runs where no ``Q`` is stored: every step
             under ``keep="values"``, steps after the first under ``keep="first"``, and every
             stationary iteration but a final general one that yields ``Q`` and the policy.
 
@@ -97,6 +103,7 @@ def backward(
         raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
         raise ValueError(f"tol: expected a number >= 0, got {tol!r}")
+    mode = successor_mode(mode)
     b = torch.broadcast_shapes(batch_shape_of(mdp, alpha), batch_shape)
     S = mdp.n_states
     if mdp.horizon is not None:
@@ -119,7 +126,7 @@ def backward(
 
     # stationary: iterate to a fixed point
     v = torch.zeros(*b, S, dtype=mdp.dtype, device=mdp.device) if v_init is None else v_init.expand(*b, S)
-    check = mode == EXACT
+    check = mode == LOG_EXPECTATION
     residual = math.inf
     it = 0
     v_prev = Q = log_pi = None
@@ -136,7 +143,7 @@ def backward(
         if check:
             # Collatz-Wielandt: rho(M) >= min_s (M z)_s / z_s with z = exp(V / alpha) > 0.
             log_ratio = ((v_live - v) / alpha.unsqueeze(-1)).amin(-1)
-            if bool((log_ratio > 1e-12).any()):
+            if bool((log_ratio > DIVERGENCE_TOL).any()):
                 lr = log_ratio.max().item()
                 bound = f"{math.exp(lr):.6g}" if lr < 700 else f"exp({lr:.6g})"
                 raise DivergenceError(

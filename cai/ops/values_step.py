@@ -12,13 +12,21 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import torch
 
-from cai.ops.backup import EXACT, EXPECTED
-from cai.ops.logspace import log_matmul_exp, matmul
+from cai.ops.backup import EXPECTATION, LOG_EXPECTATION, action_log_weights, action_operator, successor_mode
+from cai.ops.logspace import log_matmul_exp, matmul, precision_floor
 
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
-__all__ = ["SoftValueStep"]
+__all__ = ["SoftValueStep", "NO_SHIFT_FRACTION", "MIN_PRODUCT_MARGIN_NATS"]
+
+#: The expectation step skips its shift while ``|y| < NO_SHIFT_FRACTION * log(max) - log(A)``:
+#: then each ``exp(y) < max**NO_SHIFT_FRACTION / A`` and ``sum_a exp(y) < max**0.8``, a fifth of the
+#: exponent range short of overflow.
+NO_SHIFT_FRACTION = 0.8
+#: ``M`` certifies the slab product only if its smallest possible entry, ``min W * min P``, lies at
+#: least this many nats above :func:`cai.ops.logspace.precision_floor` (``e`` times the floor).
+MIN_PRODUCT_MARGIN_NATS = 1.0
 
 
 class SoftValueStep:
@@ -31,19 +39,19 @@ class SoftValueStep:
     ``m(s) = max_a [r(s,a) / alpha + log rho(a|s)]`` and
     ``W(s,a) = rho(a|s) exp(r(s,a) / alpha - m(s))``, which lies in ``[0, 1]``:
 
-    ``mode="exact"`` (backward messages). With ``z = exp(V_{t+1} / alpha - c)``, where
+    ``mode=LOG_EXPECTATION`` (exact inference, backward messages). With ``z = exp(V_{t+1} / alpha - c)``, where
     ``c = max V_{t+1} / alpha``::
 
         V_t / alpha = m + log(gamma e^c (M z) + (1 - gamma) sum_a W)
         M(s, s')    = sum_a W(s,a) P(s'|s,a)
 
     The backward messages are linear in ``exp(V / alpha)``, so the step is one mat-vec with
-    the action-marginalised operator ``M``, built once per reward table and temperature. Dense
-    ``M`` is ``(S, S)``, so a step reads ``1/A`` of the bytes of the bare mat-vec over ``P``;
+    the action-marginalised operator ``M`` (:func:`cai.ops.backup.action_operator`), built once
+    per reward table and temperature. Dense ``M`` is ``(S, S)``, so a step reads ``1/A`` of the bytes of the bare mat-vec over ``P``;
     sparse ``M`` holds the union over actions of each state's successors (a sparse product),
     at most as many entries as ``P`` (a gridworld: about a quarter).
 
-    ``mode="expected"`` (soft value iteration). With ``y = (gamma / alpha) P V_{t+1}`` of shape
+    ``mode=EXPECTATION`` (soft value iteration). With ``y = (gamma / alpha) P V_{t+1}`` of shape
     ``(S*A,)`` and ``k = max y`` (or ``k = 0`` when ``|y|`` is too small to overflow)::
 
         V_t / alpha = m + k + log sum_a W exp(y - k)
@@ -56,22 +64,22 @@ class SoftValueStep:
     backup for that step and the rest of the solve.
 
     The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
-    backup with a few thousand states, NumPy's per-call cost is a fraction of torch's, and the
-    step is a dozen calls. Use :meth:`for_solver`, which returns ``None`` where this route does
-    not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, a batch of temperatures or
+    backup with a few thousand states, NumPy's per-call overhead is lower than torch's, and the
+    step is a dozen calls (measurements: ``benchmarks/README.md``). Use :meth:`for_solver`, which
+    returns ``None`` where this route does not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, a batch of temperatures or
     reward tables (the weights would differ per batch member), and exact inference with
     time-varying rewards (``M`` would change every step).
     """
 
     def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
-        self.mdp, self.mode, self.log_prior = mdp, mode, log_prior
+        self.mdp, self.mode, self.log_prior = mdp, successor_mode(mode), log_prior
         self.alpha = float(alpha)
         info = torch.finfo(mdp.dtype)
-        self.tiny = info.tiny / info.eps
-        # per-call constants (a step on a small MDP costs tens of microseconds)
+        self.tiny = precision_floor(mdp.dtype)
+        # per-call constants, looked up once per build rather than once per step
         self.S, self.A, self.gamma = mdp.n_states, mdp.n_actions, mdp.gamma
-        # expected mode skips its shift when |y| stays below this: sum_a exp(y) cannot overflow
-        self.no_shift = 0.8 * math.log(info.max) - math.log(self.A)      # float64, A=4: 566
+        # the expectation step skips its shift when |y| stays below this: sum_a exp(y) cannot overflow
+        self.no_shift = NO_SHIFT_FRACTION * math.log(info.max) - math.log(self.A)      # float64, A=4: 566
         PM = mdp.transition_matrix
         self.P = PM if mdp.is_sparse else PM.detach().numpy()   # (S*A, S): torch CSR or a NumPy view
         self._key, self._cached = (), None   # the weights of the last reward step seen
@@ -81,10 +89,11 @@ class SoftValueStep:
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
                    ) -> Optional[SoftValueStep]:
         """The fused step for a solver, or ``None`` where the general backup must run."""
-        if mode not in (EXACT, EXPECTED) or mdp.reward_layout == "sas" or alpha.dim() != 0 \
+        mode = successor_mode(mode)
+        if mdp.reward_layout == "sas" or alpha.dim() != 0 \
                 or len(mdp.batch_shape) != 0 or mdp.device.type != "cpu":
             return None
-        if mode == EXACT and mdp.reward_layout == "tsa":
+        if mode == LOG_EXPECTATION and mdp.reward_layout == "tsa":
             return None       # M would be rebuilt every step, at the cost of a general backup or more
         grads = [mdp.rewards, mdp.terminal_rewards, alpha] + ([log_prior] if log_prior is not None else [])
         if any(t.requires_grad for t in grads) or mdp.transitions.requires_grad:
@@ -101,13 +110,11 @@ class SoftValueStep:
             return self._cached
         S, A = self.S, self.A
         with torch.no_grad():
-            logits = mdp.reward_at(t) / self.alpha
-            if self.log_prior is not None:
-                logits = logits + self.log_prior
+            logits = action_log_weights(mdp.reward_at(t), self.alpha, self.log_prior)
             m = logits.amax(-1, keepdim=True)                  # finite: every state keeps an action
             log_w = logits - m
             wsum = min_m = None
-            if self.mode == EXPECTED:
+            if self.mode == EXPECTATION:
                 op = log_w.reshape(S * A, 1).numpy()
             else:
                 # M is exact when no product W(s,a) P(s'|s,a) of an allowed action underflows: then
@@ -117,14 +124,12 @@ class SoftValueStep:
 
                 def min_m(min_log_w=min_log_w):
                     log_min = min_log_w + math.log(mdp.min_positive_probability)
-                    return math.exp(log_min) if log_min > math.log(self.tiny) + 1 else None
+                    return math.exp(log_min) if log_min > math.log(self.tiny) + MIN_PRODUCT_MARGIN_NATS else None
                 w = torch.exp(log_w)
                 wsum = w.sum(-1, keepdim=True).numpy()
-                P = mdp.transitions
-                if mdp.is_sparse:
-                    op = _marginalise_sparse(P, w)                 # M, (S, S) CSR
-                else:
-                    op = torch.bmm(w.unsqueeze(1), P).squeeze(1).numpy()   # M, (S, S)
+                op = action_operator(w, mdp.transitions)           # M, (S, S): CSR or dense
+                if not mdp.is_sparse:
+                    op = op.numpy()
         self._key, self._cached = key, (m.numpy(), op, wsum, min_m)
         return self._cached
 
@@ -148,7 +153,7 @@ class SoftValueStep:
         b = v_next.shape[:-1]
         cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
         live = None
-        if self.mode == EXACT:
+        if self.mode == LOG_EXPECTATION:
             x = cols / a
             c = x.max(0)                                       # (B,)
             if not np.isfinite(c).all():
@@ -204,35 +209,16 @@ class SoftValueStep:
         return V
 
 
-def _marginalise_sparse(P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``M(s, s') = sum_a w(s, a) P(s'|s, a)`` for a CSR ``P`` of shape ``(S*A, S)``: a CSR ``(S, S)``.
-
-    ``M = R P`` with ``R (S, S*A)`` holding ``w(s, a)`` at ``(s, s*A + a)``: one sparse product
-    (SciPy's, a few milliseconds per million entries), with sorted, merged column indices.
-    """
-    import scipy.sparse as sp
-
-    S, A = w.shape
-    crow, col = P.crow_indices().numpy(), P.col_indices().numpy()
-    Ps = sp.csr_matrix((P.values().detach().numpy(), col, crow), shape=tuple(P.shape))
-    R = sp.csr_matrix((w.reshape(-1).numpy(), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
-    M = (R @ Ps).tocsr()
-    M.sort_indices()
-    idx = np.int32 if M.nnz < 2 ** 31 else np.int64      # int32 indices: a faster mat-vec
-    return torch.sparse_csr_tensor(torch.from_numpy(M.indptr.astype(idx)), torch.from_numpy(M.indices.astype(idx)),
-                                   torch.from_numpy(M.data), size=(S, S), check_invariants=False)
-
-
 def _np_matmul(M, x: np.ndarray) -> np.ndarray:
     """``M @ x`` for a NumPy matrix or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
     if isinstance(M, np.ndarray):
-        return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS: ~50x slower)
+        return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS for a slow loop)
     return matmul(M, torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 
 def _sum_actions(y: np.ndarray, S: int, A: int) -> np.ndarray:
     """Sum the ``(S*A, B)`` rows of ``y`` over actions: ``(S, B)``."""
     if y.shape[1] == 1:
-        # one column: a BLAS mat-vec with ones, ~3x faster than a reduction over a size-A axis
+        # one column: a BLAS mat-vec with ones, faster than a reduction over a size-A axis
         return y.reshape(S, A) @ np.ones((A, 1), dtype=y.dtype)
     return y.reshape(S, A, -1).sum(1)

@@ -58,7 +58,7 @@ from pyro.ops.indexing import Vindex
 from cai.exact.sampling import Trajectories
 from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP, check_model
-from cai.ops.backup import EXPECTED, q_backup
+from cai.ops.backup import EXPECTATION, q_backup
 from cai.typing import Alpha, ArrayLike
 
 __all__ = ["TrajectoryModel", "pyro_log_evidence", "pyro_sample_posterior", "MAX_PLATE_NESTING"]
@@ -133,7 +133,7 @@ class TrajectoryModel:
                                               lg])                         # alive_{t+1} | alive_t
         # expected immediate reward (r, or sum_s' P r for r(s,a,s')); -inf marks a forbidden action
         zero = torch.zeros(S, dtype=mdp.dtype, device=mdp.device)
-        self.expected_rewards = torch.stack([q_backup(mdp, t, zero, a, EXPECTED) for t in range(T)])
+        self.expected_rewards = torch.stack([q_backup(mdp, t, zero, a, EXPECTATION) for t in range(T)])
         allowed = ~torch.isneginf(self.expected_rewards)
         if log_prior is not None:
             allowed = allowed & ~torch.isneginf(log_prior)

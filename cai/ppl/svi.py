@@ -16,7 +16,7 @@ Three estimators of the ELBO (all maximised by the soft value iteration policy, 
 equals ``cai.soft_value_iteration(...).max_elbo``):
 
 * ``"exact"`` (default) — enumerate the guide's own trajectory distribution exactly, forward in
-  time (:func:`guide_elbo`): ``d_0 = p0``, ``d_{t+1}(s') = gamma sum_{s,a} d_t(s) q_t(a|s)
+  time (:func:`guide_elbo`, on the state marginals of :func:`cai.policy_marginals`): ``d_0 = p0``, ``d_{t+1}(s') = gamma sum_{s,a} d_t(s) q_t(a|s)
   P(s'|s,a)`` and ``ELBO = (1/alpha) [sum_t sum_s d_t(s) sum_a q_t(a|s) (r_t(s,a) - alpha log
   (q_t(a|s) / rho(a|s))) + sum_s d_T(s) r_T(s)]``. Linear in ``T``, zero variance, and it is the
   forward (occupancy) form of the closed-form :func:`cai.elbo`, which evaluates the same
@@ -30,7 +30,7 @@ equals ``cai.soft_value_iteration(...).max_elbo``):
 
 :func:`fit_policy_svi` runs ``pyro.infer.SVI`` with ``pyro.optim.Adam`` on any of them;
 :func:`fit_policy_closed_form` is the deterministic reference: gradient ascent on the
-closed-form ELBO (the core's backward policy evaluation).
+closed-form ELBO :func:`cai.elbo` (the core's backward policy evaluation).
 
 References:
     Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference: Tutorial and
@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Tuple, Union
 
@@ -53,11 +54,11 @@ from pyro import poutine
 from pyro.infer import ELBO, SVI, TraceEnum_ELBO, TraceGraph_ELBO
 from tqdm.auto import tqdm
 
+from cai.dp.soft_vi import elbo
+from cai.dp.visitation import policy_marginals
 from cai.mdp.checks import as_tensor, check_policy, check_positive_int
 from cai.mdp.tabular import TabularMDP
-from cai.ops.backup import EXPECTED, policy_expectation
-from cai.ops.logspace import matmul, transpose_csr
-from cai.ops.recursion import backward
+from cai.ops.backup import policy_expectation
 from cai.ppl.model import MAX_PLATE_NESTING, TrajectoryModel
 from cai.typing import Alpha, ArrayLike
 
@@ -206,24 +207,22 @@ class AmortizedPolicyGuide(torch.nn.Module):
 # ---------------------------------------------------------------------------------------------
 # exact ELBOs
 
-def _forward(model: TrajectoryModel, log_policy: torch.Tensor, want_marginals: bool):
-    """Forward pass of ``q``: its ELBO and (optionally) its alive-state marginals ``(T+1, S)``."""
+def _forward_elbo(model: TrajectoryModel, log_policy: torch.Tensor) -> torch.Tensor:
+    """The ELBO of ``q`` summed forward over its alive-state marginals (:func:`cai.policy_marginals`)."""
     mdp = model.mdp
-    gamma = mdp.gamma
-    PT = transpose_csr(mdp.transition_matrix)                       # (S, S*A)
-    d = mdp.initial
-    marg = [d]
+    d = policy_marginals(mdp, torch.exp(log_policy)).state                                 # (T+1, S)
     total = torch.zeros((), dtype=mdp.dtype, device=mdp.device)
     for t in range(mdp.horizon):
-        lp = log_policy[t]
-        g = policy_expectation(model.expected_rewards[t], lp, model.alpha, model.log_prior)  # (S,)
-        total = total + torch.where(d > 0, d * g, torch.zeros_like(g)).sum()
-        joint = d.unsqueeze(-1) * torch.exp(lp)                                        # (S, A)
-        d = gamma * matmul(PT, joint.reshape(-1, 1)).squeeze(-1)
-        if want_marginals:
-            marg.append(d)
-    total = total + (d * mdp.terminal_rewards).sum()
-    return total / model.alpha, (torch.stack(marg) if want_marginals else None)
+        g = policy_expectation(model.expected_rewards[t], log_policy[t], model.alpha, model.log_prior)  # (S,)
+        total = total + torch.where(d[t] > 0, d[t] * g, torch.zeros_like(g)).sum()
+    total = total + (d[-1] * mdp.terminal_rewards).sum()
+    return total / model.alpha
+
+
+def _closed_form(model: TrajectoryModel, log_policy: torch.Tensor) -> torch.Tensor:
+    """:func:`cai.elbo` of ``exp(log_policy)`` under the model's MDP, temperature and prior: 0-dim."""
+    prior = None if model.log_prior is None else torch.exp(model.log_prior)
+    return elbo(model.mdp, alpha=model.alpha, action_prior=prior, log_policy=log_policy)
 
 
 def _model_and_log_policy(model, policy, alpha, action_prior) -> Tuple[TrajectoryModel, torch.Tensor]:
@@ -242,45 +241,49 @@ def _model_and_log_policy(model, policy, alpha, action_prior) -> Tuple[Trajector
 
 def guide_elbo(model: Union[TrajectoryModel, TabularMDP], policy: Union[ArrayLike, torch.nn.Module],
                alpha: Optional[Alpha] = None, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
-    r"""The exact ELBO of ``q = p0 prod_t q_t P``, enumerated forward in time.
+    r"""The ELBO of a guide's policy as Pyro's SVI sees it (:class:`ExactPolicyELBO`): the
+    forward, occupancy form of :func:`cai.elbo`, to which it is tested equal.
 
     ::
 
-        d_0 = p0,   d_{t+1}(s') = gamma sum_{s,a} d_t(s) q_t(a|s) P(s'|s,a)
+        d_t = cai.policy_marginals(mdp, q).state[t]    (d_0 = p0, d_{t+1} = gamma sum d_t q_t P)
         ELBO = (1/alpha) [ sum_t sum_s d_t(s) sum_a q_t(a|s) (rbar_t(s,a) - alpha log(q_t/rho))
                            + sum_s d_T(s) r_T(s) ]
 
     with ``rbar = r`` (or ``sum_s' P r`` for ``r(s,a,s')``). ``O(T S A)`` per step beyond the
-    transition product; differentiable in the policy.
+    transition product; differentiable in the policy (or the guide's parameters).
 
     Args:
         model: a :class:`~cai.ppl.model.TrajectoryModel`, or a
             :class:`~cai.TabularMDP` with ``alpha`` and ``action_prior``.
         policy: ``(T, S, A)`` or ``(S, A)`` policy, or a guide (its ``log_policy()`` is used).
+        alpha, action_prior: with an MDP only (as for :func:`cai.elbo`).
 
     Returns:
         0-dim tensor; equal to ``cai.elbo(mdp, policy, alpha, action_prior)``.
+
+    Raises:
+        ValueError: for ``alpha``/``action_prior`` given with a model, or an invalid policy.
     """
     m, log_pi = _model_and_log_policy(model, policy, alpha, action_prior)
-    return _forward(m, log_pi, False)[0]
+    return _forward_elbo(m, log_pi)
 
 
 def state_marginals(model: Union[TrajectoryModel, TabularMDP], policy: Union[ArrayLike, torch.nn.Module],
                     alpha: Optional[Alpha] = None, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
-    r"""``q(s_t = s, alive)`` under a policy and the true dynamics: ``(T+1, S)``.
+    r"""Deprecated (0.2; removed in 0.3): ``cai.policy_marginals(mdp, policy).state``.
 
-    Rows sum to ``gamma^t``. Used to decide which states a policy visits.
+    ``q(s_t = s, alive)`` under a policy and the true dynamics, ``(T+1, S)``, detached.
     """
+    warnings.warn("cai.ppl.svi.state_marginals is deprecated: use cai.policy_marginals(mdp, policy).state",
+                  DeprecationWarning, stacklevel=2)
     m, log_pi = _model_and_log_policy(model, policy, alpha, action_prior)
-    return _forward(m, log_pi.detach(), True)[1]
+    return policy_marginals(m.mdp, torch.exp(log_pi.detach())).state
 
 
 def closed_form_elbo(model: TrajectoryModel, log_policy: torch.Tensor) -> torch.Tensor:
-    r"""The closed-form ELBO ``(1/alpha) sum_s p0(s) V^q_0(s)`` by backward policy evaluation.
-
-    The same recursion as :func:`cai.elbo` (the core's :func:`cai.ops.recursion.backward` with
-    ``mode="expected"`` and :func:`cai.ops.backup.policy_expectation`), taking the *log*
-    policy so that gradients stay finite where ``q = 0`` (masked actions).
+    r"""Deprecated (0.2; removed in 0.3): ``cai.elbo(model.mdp, alpha=model.alpha, action_prior=...,
+    log_policy=log_policy)``, the one closed-form ELBO.
 
     Args:
         model: a :class:`~cai.ppl.model.TrajectoryModel`.
@@ -289,10 +292,9 @@ def closed_form_elbo(model: TrajectoryModel, log_policy: torch.Tensor) -> torch.
     Returns:
         0-dim tensor.
     """
-    a, lp = model.alpha, model.log_prior
-    agg = lambda Q, t: (policy_expectation(Q, log_policy[t], a, lp), None)  # noqa: E731
-    rec = backward(model.mdp, a, EXPECTED, agg, keep="values")
-    return (model.mdp.initial * rec.V[0]).sum() / a
+    warnings.warn("cai.ppl.svi.closed_form_elbo is deprecated: use cai.elbo(mdp, alpha=..., action_prior=..., "
+                  "log_policy=...)", DeprecationWarning, stacklevel=2)
+    return _closed_form(model, log_policy)
 
 
 class ExactPolicyELBO(ELBO):
@@ -309,7 +311,7 @@ class ExactPolicyELBO(ELBO):
     def differentiable_loss(self, model: TrajectoryModel, guide: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         if not isinstance(model, TrajectoryModel) or not hasattr(guide, "log_policy"):
             raise TypeError("ExactPolicyELBO: expected a TrajectoryModel and a guide with log_policy()")
-        return -_forward(model, guide.log_policy(), False)[0]
+        return -_forward_elbo(model, guide.log_policy())
 
     def loss(self, model: TrajectoryModel, guide: torch.nn.Module, *args: Any, **kwargs: Any) -> float:
         with torch.no_grad():
@@ -501,7 +503,7 @@ def fit_policy_svi(
         num_threads: torch intra-op threads during the fit, restored afterwards; ``None`` keeps
             torch's setting. The default 1 is deliberate: every step is thousands of operations
             on tensors of a few thousand numbers, and on a busy 2-core machine intra-op threads
-            made the same fit 10x slower (``benchmarks/RESULTS_svi.md``).
+            made the same fit several times slower (measured in ``benchmarks/RESULTS_svi.md``).
 
     Returns:
         :class:`PolicyFit` (``policy (T,S,A)``, ``elbo``, ``elbo_trace (steps,)``, ``times``).
@@ -580,7 +582,7 @@ def fit_policy_svi(
             f"SVI {name}/{estimator}", t0)
         with torch.no_grad():
             lp = g.log_policy()
-            final = closed_form_elbo(model, lp).item()
+            final = _closed_form(model, lp).item()
             policy = torch.exp(lp)
     return PolicyFit(policy=policy, elbo=final, elbo_trace=torch.tensor(trace, dtype=torch.float64),
                      times=torch.tensor(times, dtype=torch.float64),
@@ -605,7 +607,7 @@ def fit_policy_closed_form(
 ) -> PolicyFit:
     r"""Deterministic reference: Adam ascent on the closed-form ELBO over time-indexed logits.
 
-    The objective is :func:`closed_form_elbo` (the backward recursion of :func:`cai.elbo`) of
+    The objective is :func:`cai.elbo` (its ``log_policy`` form, the backward recursion) of
     ``q_t = softmax(theta_t)``; its maximum is ``cai.soft_value_iteration(...).max_elbo``. No
     Pyro and no randomness: the same inputs give the same trace. (L-BFGS was tried and is
     slower here: the softmax saturates toward the near-deterministic soft-optimal policy and
@@ -639,7 +641,7 @@ def _fit_closed_form(mdp, alpha, action_prior, steps, lr, init, tol, patience, p
 
     def step():
         opt.zero_grad()
-        value = closed_form_elbo(model, _masked_log_softmax(theta, allowed))
+        value = _closed_form(model, _masked_log_softmax(theta, allowed))
         (-value).backward()
         opt.step()
         return value.item()
@@ -652,7 +654,7 @@ def _fit_closed_form(mdp, alpha, action_prior, steps, lr, init, tol, patience, p
                                                callback_every, "closed-form ELBO ascent", t0)
     with torch.no_grad():
         lp = _masked_log_softmax(theta, allowed)
-        final = closed_form_elbo(model, lp).item()
+        final = _closed_form(model, lp).item()
     return PolicyFit(policy=torch.exp(lp), elbo=final, elbo_trace=torch.tensor(trace, dtype=torch.float64),
                      times=torch.tensor(times, dtype=torch.float64), wall_time=time.perf_counter() - t0 - spent,
                      steps=len(trace), converged=converged, method="closed_form/adam")

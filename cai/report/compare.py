@@ -22,27 +22,27 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
-from cai.dp.soft_vi import elbo as closed_elbo
-from cai.dp.soft_vi import soft_value_iteration
+from cai.dp.soft_vi import elbo, soft_value_iteration
+from cai.dp.visitation import policy_marginals
 from cai.exact.messages import backward_messages
 from cai.mdp.tabular import TabularMDP
+from cai.methods import CLOSED_FORM, SVI, VARIATIONAL
 from cai.ppl.model import TrajectoryModel, pyro_log_evidence
-from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi
 from cai.typing import Alpha, ArrayLike
 
 __all__ = ["MethodResult", "ComparisonReport", "compare_inference", "policy_tv", "METHODS"]
 
-#: Method name -> (description, fitting function, keyword arguments).
-METHODS = {
-    "closed_form": ("closed-form ELBO ascent (Adam)", fit_policy_closed_form, {}),
-    "svi_tabular": ("Pyro SVI, tabular guide, exact ELBO", fit_policy_svi, {"guide": "tabular", "estimator": "exact"}),
-    "svi_amortized": ("Pyro SVI, amortized guide, exact ELBO", fit_policy_svi,
-                      {"guide": "amortized", "estimator": "exact"}),
-    "svi_tabular_sample": ("Pyro SVI, tabular guide, TraceGraph_ELBO", fit_policy_svi,
-                           {"guide": "tabular", "estimator": "sample"}),
-    "svi_tabular_enum": ("Pyro SVI, tabular guide, TraceEnum_ELBO", fit_policy_svi,
-                         {"guide": "tabular", "estimator": "enum"}),
+_FIT = {CLOSED_FORM: fit_policy_closed_form, SVI: fit_policy_svi}
+_FIT_KWARGS = {
+    "closed_form": {},
+    "svi_tabular": {"guide": "tabular", "estimator": "exact"},
+    "svi_amortized": {"guide": "amortized", "estimator": "exact"},
+    "svi_tabular_sample": {"guide": "tabular", "estimator": "sample"},
+    "svi_tabular_enum": {"guide": "tabular", "estimator": "enum"},
 }
+#: Variational fit name (:data:`cai.methods.VARIATIONAL`) -> (description, fitting function, keyword arguments).
+METHODS = {name: (description, _FIT[method], _FIT_KWARGS[name]) for name, (method, description) in VARIATIONAL.items()}
 
 
 def policy_tv(policy: torch.Tensor, reference: torch.Tensor, visitation: torch.Tensor,
@@ -52,8 +52,7 @@ def policy_tv(policy: torch.Tensor, reference: torch.Tensor, visitation: torch.T
     Args:
         policy, reference: ``(T, S, A)``.
         visitation: ``(T, S)`` (or ``(T+1, S)``; the last row is dropped) state marginals that
-            define the visited states, e.g. :func:`cai.ppl.svi.state_marginals` of the
-            reference.
+            define the visited states, e.g. ``cai.policy_marginals(mdp, reference).state``.
         threshold: minimum visitation probability.
 
     Returns:
@@ -70,7 +69,8 @@ class MethodResult:
     """One row of the comparison.
 
     Attributes:
-        name: method key (see :data:`METHODS`) or ``"exact_posterior"``.
+        name: variational fit name (:data:`cai.methods.VARIATIONAL`), or ``"exact_posterior"`` for
+            the posterior policy of the ``"exact"`` method.
         description: human-readable method.
         elbo: the exact ELBO of its policy.
         gap: ``max ELBO - elbo`` (>= 0 up to rounding).
@@ -183,10 +183,10 @@ def compare_inference(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optiona
     reference = sv.policy
     max_elbo = float(sv.max_elbo)
     soft_vi_time = time.perf_counter() - t
-    visits = state_marginals(model, reference)
+    visits = policy_marginals(mdp, reference).state            # (T+1, S) p(s_t) under the soft-VI policy
 
     def row(name, description, policy, wall, n_steps):
-        e = float(closed_elbo(mdp, policy, alpha, action_prior))
+        e = float(elbo(mdp, policy, alpha, action_prior))
         return MethodResult(name, description, e, max_elbo - e, policy_tv(policy, reference, visits, visit_threshold),
                             wall, n_steps)
 

@@ -26,6 +26,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from cai.methods import VI
 from cai.typing import ArrayLike
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ def message_caption(solution: Solution, state: Optional[int] = None, *, marginal
     names = mdp.state_names or [str(s) for s in range(mdp.n_states)]
     alpha = solution.alpha.reshape(-1)[0].item() if isinstance(solution.alpha, torch.Tensor) else solution.alpha
     exact = solution.log_evidence is not None
-    hard = solution.method == "vi"
+    hard = solution.method == VI
     source = ("exact backward messages" if exact else
               "hard value iteration" if hard else f"{solution.method.replace('_', ' ')} (not exact inference)")
     temp = "" if hard else f"alpha = {alpha:g}, "

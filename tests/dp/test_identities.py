@@ -114,6 +114,21 @@ def test_elbo_closed_form_matches_enumeration(discount, layout):
             want, _ = brute_elbo(d, pol, alpha, pr)
             got = cai.elbo(mdp, pol, alpha, pr)
             assert got.item() == pytest.approx(want, abs=1e-11)
+            # the log-policy form is the same quantity
+            got = cai.elbo(mdp, alpha=alpha, action_prior=pr, log_policy=torch.log(torch.as_tensor(pol)))
+            assert got.item() == pytest.approx(want, abs=1e-11)
+
+
+def test_elbo_takes_exactly_one_of_policy_and_log_policy():
+    rng = np.random.default_rng(25)
+    _, mdp = random_tiny_mdp(rng, 3, 2, 3)
+    pol = torch.full((3, 3, 2), 0.5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="policy/log_policy"):
+        cai.elbo(mdp, alpha=1.0)
+    with pytest.raises(ValueError, match="policy/log_policy"):
+        cai.elbo(mdp, pol, 1.0, log_policy=torch.log(pol))
+    with pytest.raises(ValueError, match="log_policy"):
+        cai.elbo(mdp, alpha=1.0, log_policy=torch.zeros(3, 3, 2, dtype=torch.float64))   # exp rows sum to 2
 
 
 @pytest.mark.parametrize("discount", [None, 0.9])

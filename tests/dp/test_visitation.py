@@ -1,4 +1,6 @@
-"""policy_visitation: the forward pass of a fixed policy under the true dynamics."""
+"""policy_marginals / policy_visitation: the forward pass of a fixed policy under the true dynamics.
+
+Marginals are per step; visitation is summed over time (the package's convention)."""
 import itertools
 
 import numpy as np
@@ -6,8 +8,9 @@ import pytest
 import torch
 
 import cai
-from cai.dp.visitation import policy_visitation
+from cai.dp.visitation import policy_marginals, policy_visitation
 from cai.worlds.builders import random_mdp
+from tests.common import brute_elbo, random_tiny_mdp
 
 
 def brute_visitation_exact(P, pi, p0, T, gamma=1.0):
@@ -33,8 +36,25 @@ def test_matches_trajectory_enumeration(gamma):
     pi = torch.softmax(torch.randn(3, 3, 2, generator=g, dtype=torch.float64), -1)
     ref = brute_visitation_exact(mdp.transitions.numpy(), pi.numpy(), mdp.initial.numpy(), 3,
                                  1.0 if gamma is None else gamma)
-    d = policy_visitation(mdp, pi)
+    m = policy_marginals(mdp, pi)
+    np.testing.assert_allclose(m.state_action.numpy(), ref, atol=1e-12)
+    np.testing.assert_allclose(m.visitation.numpy(), ref.sum(0), atol=1e-12)
+    np.testing.assert_allclose(m.state[:-1].numpy(), ref.sum(-1), atol=1e-12)
+    # the finite-horizon policy_visitation is the deprecated per-step form of the same numbers
+    with pytest.warns(DeprecationWarning, match="policy_marginals"):
+        d = policy_visitation(mdp, pi)
     np.testing.assert_allclose(d.numpy(), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("discount", [None, 0.9])
+def test_visitation_matches_the_enumerated_reference(discount):
+    # the summed (alive) visitation against tests.common.brute_elbo's enumeration over paths
+    rng = np.random.default_rng(31)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 3, discount=discount)
+    pol = rng.random((3, 3, 2)) + 0.1
+    pol /= pol.sum(-1, keepdims=True)
+    _, visit = brute_elbo(d, pol, 1.0)
+    np.testing.assert_allclose(policy_marginals(mdp, torch.as_tensor(pol)).visitation.numpy(), visit, atol=1e-12)
 
 
 def test_deterministic_dynamics_equal_forward_messages():
@@ -46,7 +66,8 @@ def test_deterministic_dynamics_equal_forward_messages():
     fm = cai.forward_messages(mdp, msg)
     # forward_messages reweights p0 by exp(V_0/alpha); start policy_visitation from that posterior
     q0 = fm.state[0]
-    torch.testing.assert_close(policy_visitation(mdp, sv.policy, q0), fm.state_action, atol=1e-12, rtol=0)
+    torch.testing.assert_close(policy_marginals(mdp, sv.policy, q0).state_action, fm.state_action, atol=1e-12, rtol=0)
+    torch.testing.assert_close(policy_marginals(mdp, sv.policy, q0).visitation, fm.visitation, atol=1e-12, rtol=0)
 
 
 def test_stationary_occupancy_sums_and_fixed_point():
@@ -64,7 +85,7 @@ def test_stationary_occupancy_sums_and_fixed_point():
 def test_stationary_policy_on_finite_horizon_and_gradients():
     mdp = random_mdp(4, 2, 2, seed=0, horizon=3)
     logits = torch.zeros(4, 2, dtype=torch.float64, requires_grad=True)
-    d = policy_visitation(mdp, torch.softmax(logits, -1))
+    d = policy_marginals(mdp, torch.softmax(logits, -1)).state_action
     assert d.shape == (3, 4, 2)
     torch.testing.assert_close(d.sum((1, 2)), torch.ones(3, dtype=torch.float64))
     d.sum().backward()  # differentiable
@@ -74,8 +95,10 @@ def test_stationary_policy_on_finite_horizon_and_gradients():
 def test_bad_inputs():
     mdp = random_mdp(4, 2, 2, seed=0, horizon=3)
     with pytest.raises(ValueError, match="policy"):
+        policy_marginals(mdp, torch.ones(4, 3) / 3)
+    with pytest.raises(ValueError, match="policy"):
         policy_visitation(mdp, torch.ones(4, 3) / 3)
     with pytest.raises(ValueError, match="initial"):
-        policy_visitation(mdp, torch.ones(4, 2) / 2, initial=torch.ones(4))
+        policy_marginals(mdp, torch.ones(4, 2) / 2, initial=torch.ones(4))
     with pytest.raises(TypeError, match="mdp"):
         policy_visitation("mdp", torch.ones(4, 2) / 2)

@@ -24,7 +24,7 @@ import torch
 from scipy.special import logsumexp
 
 import cai
-from cai.ops.backup import EXACT, EXPECTED, q_backup, soft_max
+from cai.ops.backup import EXPECTATION, LOG_EXPECTATION, q_backup, soft_max
 from cai.ops.values_step import SoftValueStep
 from tests.common import brute_force, random_tiny_mdp
 
@@ -37,7 +37,7 @@ def reference_step(P, r, v, alpha, gamma, mode, log_prior=None):
     lp = np.zeros((S, A)) if log_prior is None else log_prior
     with np.errstate(divide="ignore"):
         logP = np.log(P)
-    if mode == EXACT:
+    if mode == LOG_EXPECTATION:
         L = logsumexp(logP + v[None, None, :] / alpha, axis=-1)           # (S, A)
         succ = np.logaddexp(L + math.log(gamma), math.log1p(-gamma)) if gamma < 1 else L
         logits = lp + r / alpha + succ
@@ -78,7 +78,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", [EXACT, EXPECTED])
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("prior", [False, True])
 def test_step_matches_the_formulas(mode, case, prior):
@@ -98,7 +98,7 @@ def test_step_matches_the_formulas(mode, case, prior):
     for alpha in (0.3, 2.0):
         a = torch.tensor(alpha, dtype=torch.float64)
         step = SoftValueStep.for_solver(mdp, a, mode, lp_t)
-        if mode == EXACT and kw.get("layout") == "tsa":
+        if mode == LOG_EXPECTATION and kw.get("layout") == "tsa":
             assert step is None        # M would change every step: the general backup runs
             return
         assert step is not None
@@ -113,7 +113,7 @@ def test_step_matches_the_formulas(mode, case, prior):
                 if got is None:
                     # soft VI may decline where a sum underflows (a wide spread); exact inference
                     # recomputes those states from slabs of values instead
-                    assert mode == EXPECTED and spread > 100
+                    assert mode == EXPECTATION and spread > 100
                     continue
                 np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
                 # and the general route agrees
@@ -121,7 +121,7 @@ def test_step_matches_the_formulas(mode, case, prior):
                 np.testing.assert_allclose(got.numpy(), Vg.numpy(), rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
 
 
-@pytest.mark.parametrize("mode", [EXACT, EXPECTED])
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
 def test_step_with_a_batch_of_values(mode):
     """A batch of ``V_{t+1}`` (from a batch of terminal rewards) is a matrix of columns."""
     rng = np.random.default_rng(7)
@@ -145,10 +145,10 @@ def test_live_part_matches_the_general_backup():
         mdp, P, r = _mdp(rng, discount=0.9, sparse=sparse)
         mdp = mdp.replace(horizon=None)
         a = torch.tensor(0.5, dtype=torch.float64)
-        step = SoftValueStep.for_solver(mdp, a, EXACT, None)
+        step = SoftValueStep.for_solver(mdp, a, LOG_EXPECTATION, None)
         v = torch.as_tensor(rng.standard_normal(P.shape[0]) * 2)
         V, V_live = step(v, None, with_live=True)
-        Q, Q_live = q_backup(mdp, None, v, a, EXACT, with_live=True)
+        Q, Q_live = q_backup(mdp, None, v, a, LOG_EXPECTATION, with_live=True)
         torch.testing.assert_close(V, soft_max(Q, a, None)[0], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(V_live, soft_max(Q_live, a, None)[0], rtol=1e-12, atol=1e-12)
 
@@ -223,10 +223,10 @@ def test_states_without_mass():
     mdp = cai.TabularMDP(P, np.zeros((3, 1)), None, horizon=2)
     a = torch.tensor(1.0, dtype=torch.float64)
     v = torch.tensor([0.0, -math.inf, 0.0], dtype=torch.float64)
-    V, _ = soft_max(q_backup(mdp, 0, v, a, EXACT), a, None)
+    V, _ = soft_max(q_backup(mdp, 0, v, a, LOG_EXPECTATION), a, None)
     assert torch.isneginf(V[:2]).all() and V[2].item() == 0.0
-    torch.testing.assert_close(SoftValueStep.for_solver(mdp, a, EXACT, None)(v, 0), V, rtol=0, atol=0)
-    for mode in (EXACT, EXPECTED):
+    torch.testing.assert_close(SoftValueStep.for_solver(mdp, a, LOG_EXPECTATION, None)(v, 0), V, rtol=0, atol=0)
+    for mode in (LOG_EXPECTATION, EXPECTATION):
         for bad in (math.inf, math.nan):
             assert SoftValueStep.for_solver(mdp, a, mode, None)(torch.tensor([0.0, bad, 0.0], dtype=torch.float64), 0) is None
 
@@ -236,16 +236,16 @@ def test_where_the_step_does_not_apply():
     _, mdp = random_tiny_mdp(rng)
     a = torch.tensor(1.0, dtype=torch.float64)
     # batched temperatures or reward tables: the weights differ per member
-    assert SoftValueStep.for_solver(mdp, torch.tensor([1.0, 2.0], dtype=torch.float64), EXACT, None) is None
+    assert SoftValueStep.for_solver(mdp, torch.tensor([1.0, 2.0], dtype=torch.float64), LOG_EXPECTATION, None) is None
     batched = mdp.replace(rewards=torch.stack([mdp.rewards, mdp.rewards]), reward_layout="sa")
-    assert SoftValueStep.for_solver(batched, a, EXACT, None) is None
+    assert SoftValueStep.for_solver(batched, a, LOG_EXPECTATION, None) is None
     # r(s, a, s') rewards, and autograd through the rewards
     _, sas = random_tiny_mdp(rng, layout="sas")
-    assert SoftValueStep.for_solver(sas, a, EXPECTED, None) is None
+    assert SoftValueStep.for_solver(sas, a, EXPECTATION, None) is None
     r = mdp.rewards.clone().requires_grad_(True)
-    assert SoftValueStep.for_solver(mdp.replace(rewards=r), a, EXACT, None) is None
+    assert SoftValueStep.for_solver(mdp.replace(rewards=r), a, LOG_EXPECTATION, None) is None
     # values that carry a gradient are declined at the step
-    step = SoftValueStep.for_solver(mdp, a, EXACT, None)
+    step = SoftValueStep.for_solver(mdp, a, LOG_EXPECTATION, None)
     assert step(torch.zeros(3, dtype=torch.float64, requires_grad=True), 0) is None
     # and a values-only solve still differentiates (the general route runs)
     sol = cai.backward_messages(mdp.replace(rewards=r), 1.0, keep="values")
@@ -258,7 +258,7 @@ def test_float32():
     rng = np.random.default_rng(9)
     mdp, P, r = _mdp(rng, discount=0.9)
     m32 = mdp.to(dtype=torch.float32)
-    for mode in (EXACT, EXPECTED):
+    for mode in (LOG_EXPECTATION, EXPECTATION):
         for level in (0.0, 50.0):
             a = torch.tensor(0.5, dtype=torch.float32)
             v = torch.as_tensor(level + rng.standard_normal(P.shape[0]), dtype=torch.float32)
@@ -336,7 +336,7 @@ def test_declining_is_sticky():
     rng = np.random.default_rng(4)
     mdp, P, r = _mdp(rng)
     a = torch.tensor(1.0, dtype=torch.float64)
-    step = SoftValueStep.for_solver(mdp, a, EXPECTED, None)
+    step = SoftValueStep.for_solver(mdp, a, EXPECTATION, None)
     ok = torch.as_tensor(rng.standard_normal(P.shape[0]))
     assert step(ok, 0) is not None
     starved = torch.tensor([0.0, -1e5, -1e5, -1e5, -1e5, -1e5], dtype=torch.float64)

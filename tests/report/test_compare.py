@@ -67,11 +67,11 @@ def test_benchmark_script_smoke(capsys):
 def test_full_size_grid_all_routes_reach_soft_vi():
     # The benchmark's 10x10 slippery grid, T = 20: every deterministic route reaches the soft-VI
     # policy (tabular: TV 0.02 / gap 1e-3; amortized: TV 0.05 / gap 1e-2).
-    from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+    from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi
 
     mdp = gridworld(square_layout(10), slip=0.2, horizon=20)
     sv = cai.soft_value_iteration(mdp, 1.0)
-    visits = state_marginals(mdp, sv.policy, 1.0)
+    visits = cai.policy_marginals(mdp, sv.policy).state
     for fit, tv, gap in ((fit_policy_closed_form(mdp, progress=False), 0.02, 1e-3),
                          (fit_policy_svi(mdp, progress=False), 0.02, 1e-3),
                          (fit_policy_svi(mdp, guide="amortized", progress=False), 0.05, 1e-2)):

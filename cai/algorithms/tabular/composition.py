@@ -21,7 +21,7 @@ so its sub-optimality is bounded by computable quantities::
     0  <=  Q*_C - Q^{pi_Sigma}  <=  D  <=  C.
 
 Both recursions are the backward recursion of the core on the zero-reward MDP (``q_backup``
-with ``mode="expected"``) with the max semiring (``C``) or the policy expectation (``D``).
+with ``mode=EXPECTATION``) with the max semiring (``C``) or the policy expectation (``D``).
 Finite horizons carry time-indexed ``Q``, ``delta``, ``C`` and ``D``; stationary problems iterate
 to a fixed point (both are contractions with modulus ``gamma``).
 
@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import torch
 
 from cai.mdp.checks import as_tensor
-from cai.ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
+from cai.methods import SOFT_VI
+from cai.ops.backup import EXPECTATION, hard_max, policy_expectation, soft_max
 from cai.ops.recursion import backward
 from cai.solution import Solution
 from cai.typing import ArrayLike
@@ -87,7 +88,7 @@ def _check_solutions(solutions) -> Sequence[Solution]:
                         f"cai.soft_value_iteration, got {type(solutions).__name__}")
     ref = solutions[0]
     for i, s in enumerate(solutions):
-        if not isinstance(s, Solution) or s.method != "soft_vi":
+        if not isinstance(s, Solution) or s.method != SOFT_VI:
             what = type(s).__name__ if not isinstance(s, Solution) else f"a Solution of method {s.method!r}"
             raise TypeError(f"solutions[{i}]: expected the result of cai.soft_value_iteration, got {what}")
         m, m0 = s.mdp, ref.mdp
@@ -187,8 +188,8 @@ def compose(solutions: Sequence[Solution], weights: ArrayLike) -> Composition:
         d, _, lp = step(t)
         return d + policy_expectation(D, lp, zero, None), lp
 
-    rec_c = backward(mdp0, zero, EXPECTED, agg_c)
-    rec_d = backward(mdp0, zero, EXPECTED, agg_d)
+    rec_c = backward(mdp0, zero, EXPECTATION, agg_c)
+    rec_d = backward(mdp0, zero, EXPECTATION, agg_d)
     C = torch.stack(rec_c.Q, 0) if finite else rec_c.Q[0]
     D = torch.stack(rec_d.Q, 0) if finite else rec_d.Q[0]
     C0, D0, lp0 = (C[0], D[0], log_pi[0]) if finite else (C, D, log_pi)

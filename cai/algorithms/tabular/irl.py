@@ -10,7 +10,8 @@ They differ in the model of the demonstrator, hence in where ``mu_theta`` comes 
 
 * ``variant="causal"`` — maximum *causal* entropy (Ziebart 2010): the demonstrator follows the
   soft-optimal policy of :func:`cai.soft_value_iteration`; ``mu_theta`` is that policy's
-  visitation under the true dynamics (:func:`~cai.dp.visitation.policy_visitation`).
+  visitation under the true dynamics (:func:`~cai.dp.visitation.policy_marginals`, or
+  :func:`~cai.dp.visitation.policy_visitation` for a stationary MDP).
   The objective is ``mean_demo[sum_t r/alpha] - max ELBO``, which for deterministic dynamics
   (and ``initial="empirical"``) *is* the causal log-likelihood ``mean sum_t log pi_t(a_t|s_t)``;
   with stochastic dynamics the two differ by a term of zero mean under the model.
@@ -42,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cai.dp.soft_vi import soft_value_iteration
-from cai.dp.visitation import policy_visitation
+from cai.dp.visitation import policy_marginals, policy_visitation
 from cai.exact.messages import backward_messages, forward_messages
 from cai.exact.sampling import Trajectories, transition_rows
 from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
@@ -359,8 +360,9 @@ class MaxEntIRL:
         ``initial * exp(-V_0 / alpha)`` (normalised) undoes that reweighting.
         """
         if self.variant == CAUSAL:
-            d = policy_visitation(mdp_r, sol.policy, initial)
-            return d if mdp_r.horizon is None else d.sum(0)
+            if mdp_r.horizon is None:
+                return policy_visitation(mdp_r, sol.policy, initial)
+            return policy_marginals(mdp_r, sol.policy, initial).visitation
         a = self._alpha
         logw = torch.log(initial) - sol.V0 / a
         w = torch.exp(logw - logsumexp(logw, -1))

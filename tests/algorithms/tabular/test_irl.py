@@ -5,7 +5,7 @@ import torch
 
 import cai
 from cai.algorithms.tabular.irl import MaxEntIRL, empirical_visitation, validate_demonstrations
-from cai.dp.visitation import policy_visitation
+from cai.dp.visitation import policy_marginals
 from cai.worlds.builders import gridworld, random_mdp
 
 OPEN_GRID = "\n".join(["SSSSS"] * 5)   # every cell a start cell: p0 uniform over the 25 cells
@@ -79,10 +79,10 @@ def test_recovers_linear_reward_on_gridworld():
     w_true = torch.randn(6, generator=g, dtype=torch.float64)
     true = mdp.replace(rewards=phi @ w_true)
     demo_policy = cai.soft_value_iteration(true, 1.0).policy
-    d_true = policy_visitation(true, demo_policy).sum(0)
+    d_true = policy_marginals(true, demo_policy).visitation
     demos = cai.sample_trajectories(true, demo_policy, 300, generator=torch.Generator().manual_seed(1))
     irl = MaxEntIRL(mdp, phi, alpha=1.0, n_iter=300, lr=0.1, tol=1e-6).fit(demos)
-    d = policy_visitation(mdp, irl.policy_).sum(0)
+    d = policy_marginals(mdp, irl.policy_).visitation
     assert (d - d_true).abs().sum().item() / 10 < 0.15
     corr = np.corrcoef(irl.weights_.numpy(), w_true.numpy())[0, 1]
     assert corr > 0.95
