@@ -25,7 +25,7 @@ class Solution:
         log_evidence: ``(*b,)`` ``log p(O_{0:T-1})`` (exact inference only, else ``None``).
         value: ``(*b,)`` ``sum_s p0(s) V_0(s)``.
         alpha: the temperature tensor (shape broadcastable to ``b``).
-        method: ``"exact"``, ``"soft_vi"``, ``"vi"`` or ``"policy_evaluation"``.
+        method: ``"exact"``, ``"soft_vi"``, ``"vi"``, ``"soft_policy_iteration"`` or ``"policy_evaluation"``.
         iterations, residual: for stationary problems, the iterations used and the final
             ``max |V_new - V|``; ``None`` for finite horizons.
 
@@ -121,8 +121,8 @@ class Solution:
 
     @property
     def max_elbo(self) -> torch.Tensor:
-        """For soft value iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
-        if self.method != "soft_vi":
+        """For soft value (or policy) iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
+        if self.method not in ("soft_vi", "soft_policy_iteration"):
             raise AttributeError(f"max_elbo is defined for soft value iteration, not for {self.method!r}")
         return self.value / self.alpha
 
