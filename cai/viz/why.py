@@ -1,0 +1,117 @@
+"""Figures for :mod:`cai.why` (why MaxEnt RL): each takes ``ax=None`` and returns its Axes.
+
+The numbers come from the solvers (:func:`cai.soft_policy_iteration`, :mod:`cai.why`); the
+figures only draw them.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from cai.dp.policy_iteration import soft_policy_iteration
+from cai.dp.soft_vi import soft_value_iteration
+from cai.viz.common import _new_ax, _np
+from cai.why.future_entropy import myopic_policy
+from cai.why.hard_limit import zero_temperature_limit
+
+__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent"]
+
+
+def _alphas(alphas, default):
+    a = np.asarray(default if alphas is None else alphas, dtype=np.float64).reshape(-1)
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"alphas: expected positive finite temperatures, got {alphas!r}")
+    return a
+
+
+def policy_iteration_progress(mdp, alpha: float = 1.0, *, ax=None, title: Optional[str] = None):
+    """Soft policy iteration's objective per iteration: the start-weighted value and its worst state.
+
+    Left curve: ``sum_s p0(s) V^{pi_k}_0(s)`` for each iterate ``pi_k`` (``pi_0`` uniform), with
+    soft value iteration's optimum as a dashed line. Right curve (same axis): the smallest gain
+    ``min_{t,s} (V^{pi_{k+1}}_t(s) - V^{pi_k}_t(s))`` over every state and step, never below 0
+    (the soft policy improvement theorem).
+
+    Returns:
+        The Axes.
+    """
+    hist = []
+    soft_policy_iteration(mdp, alpha, history=hist)
+    opt = float(soft_value_iteration(mdp, alpha).value)
+    v0 = [float((mdp.initial * (h[0] if mdp.horizon is not None else h)).sum()) for h in hist]
+    gains = [float((b - a).min()) for a, b in zip(hist[:-1], hist[1:])]
+    ax = _new_ax(ax, figsize=(6, 4))
+    k = np.arange(len(v0))
+    ax.plot(k, v0, "-o", color="#1f4e79", label=r"$\sum_s p_0(s) V^{\pi_k}_0(s)$")
+    ax.axhline(opt, ls="--", color="k", lw=0.8, label="soft value iteration")
+    ax.plot(k[1:], gains, "-s", ms=3, color="#d95f02", label=r"$\min_{t,s}$ gain over the previous iterate")
+    ax.axhline(0.0, color="#d95f02", lw=0.5, ls=":")
+    ax.set_xlabel("soft policy iteration step k")
+    ax.set_ylabel("soft value (reward units)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or rf"soft policy iteration, $\alpha$ = {alpha:g}")
+    return ax
+
+
+def tie_breaking(mdp, state: int, actions: Sequence[int], alphas=None, *, ax=None, title: Optional[str] = None):
+    """The soft policy at ``state`` (step 0) against alpha, with its ``alpha -> 0`` limit and hard VI.
+
+    Lines: ``pi^alpha_0(a|state)`` for each of ``actions``; dotted: the limit from
+    :func:`cai.why.zero_temperature_limit`; crosses at the left edge: hard value iteration's choice.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-1.5, 1, 25))
+    sol = soft_value_iteration(mdp, torch.as_tensor(a, dtype=mdp.dtype))
+    pi = _np(sol.policy_at(0))[:, state]                  # (K, A)
+    lim = zero_temperature_limit(mdp)
+    lim0 = _np(lim.policy[0] if mdp.horizon is not None else lim.policy)[state]
+    hard0 = _np(lim.hard.policy[0] if mdp.horizon is not None else lim.hard.policy)[state]
+    names = mdp.action_names or [str(i) for i in range(mdp.n_actions)]
+    ax = _new_ax(ax, figsize=(6, 4))
+    colors = ["#1f4e79", "#d95f02", "#2ca02c", "#7a0177", "#888888"]
+    for i, act in enumerate(actions):
+        c = colors[i % len(colors)]
+        ax.plot(a, pi[:, act], "-", color=c, label=rf"$\pi^\alpha$({names[act]})")
+        ax.axhline(lim0[act], color=c, ls=":", lw=1)
+        ax.plot([a.min()], [hard0[act]], "x", color=c, ms=9, mew=2)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel("probability at the fork")
+    ax.plot([], [], "k:", label=r"$\alpha\to 0$ limit")
+    ax.plot([], [], "kx", label="hard value iteration")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "ties: soft splits, hard picks one")
+    return ax
+
+
+def myopic_vs_maxent(mdp, state: int, action: int, alphas=None, *, ax=None, title: Optional[str] = None):
+    """``pi(action | state)`` at step 0 against alpha: MaxEnt (future entropy) against myopic.
+
+    The myopic policy (:func:`cai.why.myopic_policy`) is a Boltzmann distribution over the hard
+    Q-values; the MaxEnt policy is soft value iteration's.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-1.5, 1.5, 40))
+    at = torch.as_tensor(a, dtype=mdp.dtype)
+    soft = _np(soft_value_iteration(mdp, at).policy_at(0))[:, state, action]
+    my = _np(myopic_policy(mdp, at).policy)
+    my = my[:, 0, state, action] if mdp.horizon is not None else my[:, state, action]
+    names = mdp.action_names or [str(i) for i in range(mdp.n_actions)]
+    sn = mdp.state_names[state] if mdp.state_names else str(state)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, soft, "-", color="#1f4e79", label="MaxEnt (entropy of all future steps)")
+    ax.plot(a, my, "--", color="#d95f02", label="myopic (entropy of this step only)")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel(f"pi({names[action]} | {sn})")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "don't ignore future entropy")
+    return ax
