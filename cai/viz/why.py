@@ -15,8 +15,9 @@ from cai.dp.soft_vi import soft_value_iteration
 from cai.viz.common import _new_ax, _np
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
+from cai.why.temperature import dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
 
-__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent"]
+__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual"]
 
 
 def _alphas(alphas, default):
@@ -114,4 +115,33 @@ def myopic_vs_maxent(mdp, state: int, action: int, alphas=None, *, ax=None, titl
     ax.set_ylabel(f"pi({names[action]} | {sn})")
     ax.legend(fontsize=8)
     ax.set_title(title or "don't ignore future entropy")
+    return ax
+
+
+def temperature_dual(mdp, target: float, alphas=None, *, alpha0: float = 1.0, lr: float = 0.5, ax=None,
+                     title: Optional[str] = None):
+    """The exact entropy curve ``Hbar(alpha)`` with the target, ``alpha*`` and the dual descent's path.
+
+    ``Hbar`` is :func:`cai.why.mean_policy_entropy` (one batched solve); ``alpha*`` is
+    :func:`cai.why.temperature_for_entropy`; the markers are the steps of
+    :func:`cai.why.dual_temperature_descent` from ``alpha0``.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-2.5, 2, 60))
+    h = _np(mean_policy_entropy(mdp, torch.as_tensor(a, dtype=mdp.dtype)))
+    root = temperature_for_entropy(mdp, target, rtol=1e-9)
+    path = dual_temperature_descent(mdp, target, alpha0=alpha0, lr=lr, tol=1e-9)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, h, "-", color="#1f4e79", label=r"$\bar H(\alpha)$, exact")
+    ax.axhline(target, color="k", lw=0.8, ls="--", label=rf"target {target:.3g} nats")
+    ax.axvline(root, color="#2ca02c", lw=0.8, label=rf"bisection $\alpha^*$ = {root:.4g}")
+    ax.plot(_np(path.alphas), _np(path.entropies), "o", ms=3, color="#d95f02",
+            label=f"dual descent ({len(path.alphas)} exact solves)")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel("mean policy entropy per decision (nats)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "automatic temperature = the dual of an entropy constraint")
     return ax

@@ -38,3 +38,10 @@ def test_myopic_vs_maxent(tmp_path):
     np.testing.assert_allclose(ax.lines[0].get_ydata(), 0.8, atol=1e-12)     # n / (n + 1), c = 0
     np.testing.assert_allclose(ax.lines[1].get_ydata(), 0.5, atol=1e-12)
     assert_png(ax, tmp_path / "myopic.png")
+
+
+def test_temperature_dual(tmp_path):
+    mdp = cai.worlds.random_mdp(8, 3, 2, seed=0, horizon=5)
+    ax = why.temperature_dual(mdp, 0.6, alphas=[0.1, 1.0, 10.0])
+    assert ax.lines[-1].get_ydata()[-1] == pytest.approx(0.6, abs=1e-8)
+    assert_png(ax, tmp_path / "dual.png")
