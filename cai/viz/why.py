@@ -11,13 +11,15 @@ import numpy as np
 import torch
 
 from cai.dp.policy_iteration import soft_policy_iteration
-from cai.dp.soft_vi import soft_value_iteration
+from cai.dp.soft_vi import soft_value_iteration, value_iteration
+from cai.dp.visitation import expected_return
 from cai.viz.common import _new_ax, _np
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
+from cai.why.robust_reward import robust_return
 from cai.why.temperature import dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
 
-__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual"]
+__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve"]
 
 
 def _alphas(alphas, default):
@@ -144,4 +146,36 @@ def temperature_dual(mdp, target: float, alphas=None, *, alpha0: float = 1.0, lr
     ax.set_ylabel("mean policy entropy per decision (nats)")
     ax.legend(fontsize=8)
     ax.set_title(title or "automatic temperature = the dual of an entropy constraint")
+    return ax
+
+
+def robust_reward_curve(mdp, beta: float = 1.0, epsilon: float = 0.0, alphas=None, *, ax=None,
+                        title: Optional[str] = None):
+    """Worst-case return over the robust reward set, for soft policies across alpha and the hard policy.
+
+    Solid: :func:`cai.why.robust_return` of the soft-optimal policy at each alpha (the return
+    under the adversary's reward, budget ``epsilon`` at temperature ``beta``); dashed: the hard
+    policy's; dotted: each policy's plain expected return (no adversary). The solid curve peaks at
+    ``alpha = beta`` (marked).
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-2, 1.5, 40))
+    pol = soft_value_iteration(mdp, torch.as_tensor(a, dtype=mdp.dtype)).policy
+    hard = value_iteration(mdp).policy
+    rob = _np(robust_return(mdp, pol, beta, epsilon))
+    ret = _np(expected_return(mdp, pol))
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, rob, "-", color="#1f4e79", label="soft policy: worst-case return")
+    ax.axhline(float(robust_return(mdp, hard, beta, epsilon)), color="#d95f02", ls="--",
+               label="hard policy: worst-case return")
+    ax.plot(a, ret, ":", color="#1f4e79", label="soft policy: return (no adversary)")
+    ax.axhline(float(expected_return(mdp, hard)), color="#d95f02", ls=":", lw=0.8, label="hard policy: return")
+    ax.axvline(beta, color="k", lw=0.6, label=rf"$\alpha = \beta$ = {beta:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$ of the soft policy")
+    ax.set_ylabel("expected return")
+    ax.legend(fontsize=7)
+    ax.set_title(title or rf"robust reward ($\beta$ = {beta:g}, $\epsilon$ = {epsilon:g})")
     return ax

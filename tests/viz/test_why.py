@@ -45,3 +45,11 @@ def test_temperature_dual(tmp_path):
     ax = why.temperature_dual(mdp, 0.6, alphas=[0.1, 1.0, 10.0])
     assert ax.lines[-1].get_ydata()[-1] == pytest.approx(0.6, abs=1e-8)
     assert_png(ax, tmp_path / "dual.png")
+
+
+def test_robust_reward_curve(tmp_path):
+    mdp = cai.worlds.random_mdp(8, 3, 2, seed=0, horizon=5)
+    ax = why.robust_reward_curve(mdp, beta=0.5, alphas=[0.1, 0.5, 2.0])
+    y = ax.lines[0].get_ydata()
+    assert y[1] > max(y[0], y[2]) and y[1] > ax.lines[1].get_ydata()[0]
+    assert_png(ax, tmp_path / "robust.png")
