@@ -16,12 +16,12 @@ from cai.viz.grid import compare_solutions, policy_arrows, soft_q_heatmap, traje
 from cai.viz.marginals import marginals_animation, state_marginals
 from cai.viz.multigoal import plot_multigoal
 from cai.viz.sweep import temperature_sweep
-from cai.viz.why import myopic_vs_maxent, policy_iteration_progress, robust_reward_curve, temperature_dual, tie_breaking
+from cai.viz.why import dynamics_robustness, myopic_vs_maxent, policy_iteration_progress, robust_reward_curve, temperature_dual, tie_breaking
 
 __all__ = [
     "value_heatmap", "soft_q_heatmap", "policy_arrows", "compare_solutions", "trajectories_on_grid",
     "state_marginals", "marginals_animation", "temperature_sweep", "action_moves",
     "unrolled_graph", "transition_graph", "message_annotations", "message_caption", "draw_unrolled",
     "draw_transition_graph", "plot_multigoal",
-    "policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve",
+    "policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness",
 ]

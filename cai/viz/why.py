@@ -16,10 +16,11 @@ from cai.dp.visitation import expected_return
 from cai.viz.common import _new_ax, _np
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
+from cai.why.robust_dynamics import perturbed_returns
 from cai.why.robust_reward import robust_return
 from cai.why.temperature import dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
 
-__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve"]
+__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness"]
 
 
 def _alphas(alphas, default):
@@ -178,4 +179,29 @@ def robust_reward_curve(mdp, beta: float = 1.0, epsilon: float = 0.0, alphas=Non
     ax.set_ylabel("expected return")
     ax.legend(fontsize=7)
     ax.set_title(title or rf"robust reward ($\beta$ = {beta:g}, $\epsilon$ = {epsilon:g})")
+    return ax
+
+
+def dynamics_robustness(train, test, alphas=None, *, ax=None, title: Optional[str] = None):
+    """Exact returns of soft policies (over alpha) and the hard policy, in the training and the test world.
+
+    Numbers from :func:`cai.why.perturbed_returns`: each policy is solved in ``train`` and its
+    expected return (no entropy term) computed exactly in both worlds.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-2, 1, 40))
+    pr = perturbed_returns(train, test, a)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, _np(pr.soft_test), "-", color="#1f4e79", label="soft policy, test world")
+    ax.plot(a, _np(pr.soft_train), ":", color="#1f4e79", label="soft policy, training world")
+    ax.axhline(pr.hard_test, color="#d95f02", ls="-", lw=1.2, label="hard policy, test world")
+    ax.axhline(pr.hard_train, color="#d95f02", ls=":", lw=1, label="hard policy, training world")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$ of the soft policy")
+    ax.set_ylabel("expected return")
+    ax.legend(fontsize=7)
+    change = test.metadata.get("perturbed")
+    ax.set_title(title or (f"cell {tuple(change[:2])} becomes {change[2]} at test time" if change else "test world"))
     return ax

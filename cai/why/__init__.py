@@ -11,9 +11,11 @@ One module per claim:
 """
 from cai.why.future_entropy import MyopicPolicy, myopic_policy
 from cai.why.hard_limit import ZeroTemperatureLimit, zero_temperature_limit
+from cai.why.robust_dynamics import PerturbedReturns, perturb_cell, perturbed_returns
 from cai.why.robust_reward import robust_return, worst_case_reward
 from cai.why.temperature import TemperatureDescent, dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
 
 __all__ = ["ZeroTemperatureLimit", "zero_temperature_limit", "MyopicPolicy", "myopic_policy",
            "mean_policy_entropy", "temperature_for_entropy", "dual_temperature_descent", "TemperatureDescent",
-           "worst_case_reward", "robust_return"]
+           "worst_case_reward", "robust_return",
+           "perturb_cell", "perturbed_returns", "PerturbedReturns"]

@@ -53,3 +53,13 @@ def test_robust_reward_curve(tmp_path):
     y = ax.lines[0].get_ydata()
     assert y[1] > max(y[0], y[2]) and y[1] > ax.lines[1].get_ydata()[0]
     assert_png(ax, tmp_path / "robust.png")
+
+
+def test_dynamics_robustness(tmp_path):
+    from cai.why import perturb_cell
+
+    mdp = cai.worlds.square(5, lava=False, horizon=12)
+    ax = why.dynamics_robustness(mdp, perturb_cell(mdp, (0, 2)), alphas=[0.05, 0.5])
+    assert ax.lines[2].get_ydata()[0] == pytest.approx(-12.0)
+    assert "wall" in ax.get_title()
+    assert_png(ax, tmp_path / "dyn.png")
