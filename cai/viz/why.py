@@ -33,10 +33,10 @@ def _alphas(alphas, default):
 def policy_iteration_progress(mdp, alpha: float = 1.0, *, ax=None, title: Optional[str] = None):
     """Soft policy iteration's objective per iteration: the start-weighted value and its worst state.
 
-    Left curve: ``sum_s p0(s) V^{pi_k}_0(s)`` for each iterate ``pi_k`` (``pi_0`` uniform), with
-    soft value iteration's optimum as a dashed line. Right curve (same axis): the smallest gain
-    ``min_{t,s} (V^{pi_{k+1}}_t(s) - V^{pi_k}_t(s))`` over every state and step, never below 0
-    (the soft policy improvement theorem).
+    Curves: ``sum_s p0(s) V^{pi_k}_0(s)`` for each iterate ``pi_k`` (``pi_0`` uniform), with
+    soft value iteration's optimum as a dashed line; and the smallest and largest gain
+    ``V^{pi_k}_t(s) - V^{pi_{k-1}}_t(s)`` over every state and step. The smallest is never below 0
+    (the soft policy improvement theorem); the largest falls to 0 at convergence.
 
     Returns:
         The Axes.
@@ -45,12 +45,15 @@ def policy_iteration_progress(mdp, alpha: float = 1.0, *, ax=None, title: Option
     soft_policy_iteration(mdp, alpha, history=hist)
     opt = float(soft_value_iteration(mdp, alpha).value)
     v0 = [float((mdp.initial * (h[0] if mdp.horizon is not None else h)).sum()) for h in hist]
-    gains = [float((b - a).min()) for a, b in zip(hist[:-1], hist[1:])]
+    gains = [(float((b - a).min()), float((b - a).max())) for a, b in zip(hist[:-1], hist[1:])]
     ax = _new_ax(ax, figsize=(6, 4))
     k = np.arange(len(v0))
     ax.plot(k, v0, "-o", color="#1f4e79", label=r"$\sum_s p_0(s) V^{\pi_k}_0(s)$")
     ax.axhline(opt, ls="--", color="k", lw=0.8, label="soft value iteration")
-    ax.plot(k[1:], gains, "-s", ms=3, color="#d95f02", label=r"$\min_{t,s}$ gain over the previous iterate")
+    ax.plot(k[1:], [g[0] for g in gains], "-s", ms=3, color="#d95f02",
+            label=r"smallest gain $\min_{t,s}(V^{\pi_k} - V^{\pi_{k-1}})$")
+    ax.plot(k[1:], [g[1] for g in gains], "--^", ms=3, color="#2ca02c",
+            label=r"largest gain $\max_{t,s}(V^{\pi_k} - V^{\pi_{k-1}})$")
     ax.axhline(0.0, color="#d95f02", lw=0.5, ls=":")
     ax.set_xlabel("soft policy iteration step k")
     ax.set_ylabel("soft value (reward units)")
