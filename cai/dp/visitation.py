@@ -189,7 +189,7 @@ def expected_return(mdp: TabularMDP, policy, rewards=None) -> torch.Tensor:
         if bool(torch.isnan(r).any()):
             raise ValueError("rewards: expected no NaN entries")
     d = m.state_action
-    terms = torch.where(d > 0, d * torch.where(torch.isinf(r), torch.zeros_like(r), r), torch.zeros_like(d))
     if bool((torch.isinf(r) & (d > 0)).any()):
         raise ValueError("rewards: infinite where the policy goes (expected finite rewards on its support)")
+    terms = torch.where(d > 0, d * torch.where(torch.isinf(r), torch.zeros_like(r), r), torch.zeros_like(d))
     return terms.sum((-1, -2, -3)) + (m.state[..., -1, :] * mdp.terminal_rewards).sum(-1)

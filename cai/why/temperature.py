@@ -79,11 +79,17 @@ def mean_policy_entropy(mdp: TabularMDP, alpha) -> torch.Tensor:
     """
     _check(mdp, "mean_policy_entropy")
     a, _ = check_model(mdp, alpha, None, "mean_policy_entropy")
+    return _entropy_and_value(mdp, a)[0]
+
+
+def _entropy_and_value(mdp, a):
+    """``(Hbar(a), D, V^soft(a))`` from one soft value iteration and the on-policy marginals."""
     sol = soft_value_iteration(mdp, a)
     pi, log_pi = sol.policy, sol.log_policy                       # (*k, T, S, A)
     H = -torch.where(pi > 0, pi * log_pi, torch.zeros_like(pi)).sum(-1)
     mu = policy_marginals(mdp, pi).state[..., :-1, :]             # (*k, T, S)
-    return (mu * H).sum((-1, -2)) / mu.sum((-1, -2))
+    D = mu.sum((-1, -2))
+    return (mu * H).sum((-1, -2)) / D, D, sol.value
 
 
 def _check_target(target):
@@ -188,15 +194,10 @@ def dual_temperature_descent(mdp: TabularMDP, target: float, *, alpha0: float = 
     alphas, ents, duals = [], [], []
     for _ in range(steps):
         a = math.exp(la)
-        sol = soft_value_iteration(mdp, a)
-        pi, log_pi = sol.policy, sol.log_policy
-        mu = policy_marginals(mdp, pi).state[:-1]
-        H = -torch.where(pi > 0, pi * log_pi, torch.zeros_like(pi)).sum(-1)
-        D = float(mu.sum())
-        h = float((mu * H).sum()) / D
+        h, D, v = (float(x) for x in _entropy_and_value(mdp, torch.tensor(a, dtype=mdp.dtype)))
         alphas.append(a)
         ents.append(h)
-        duals.append(float(sol.value) - a * D * target)
+        duals.append(v - a * D * target)
         if abs(h - target) <= tol:
             break
         la -= lr * (h - target)
