@@ -6,8 +6,10 @@ replace the (expected) reward ``r_t(s,a)`` by any ``r~`` with, at every step and
     log sum_a exp((r_t(s,a) - r~_t(s,a)) / beta) <= epsilon                        (R_{beta,eps})
 
 It may lower rewards, but the lowered amounts, exponentiated, must stay within a budget per
-state; it cannot touch the terminal reward. (This is the paper's set written for discrete
-actions, with the integral over actions a sum.)
+state; it cannot touch the terminal reward. (A state-wise, discrete-action form of the paper's
+robust reward set, with its integral over actions a sum; the constants below are derived here,
+not copied. Constraining the visitation-weighted average of the left side instead gives the same
+worst-case value, since that value is linear in each state's spent budget.)
 
 The inner minimisation, for a fixed policy ``pi``, separates over ``(t, s)`` and is solved in
 closed form by Gibbs' inequality (``E_pi[x] <= log sum_a exp(x(a)) + H(pi)`` with equality iff

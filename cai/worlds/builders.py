@@ -292,7 +292,8 @@ def random_mdp(
                       metadata={"kind": "random", "branching": B, "seed": int(seed)})
 
 
-def options_fork(n_options: int = 4, *, corridor_bonus: float = 0.0, horizon: int = 2) -> TabularMDP:
+def options_fork(n_options: int = 4, *, corridor_bonus: float = 0.0, horizon: Optional[int] = 2,
+                 discount: Optional[float] = None, slip: Optional[float] = None) -> TabularMDP:
     """A fork between a corridor with one way on and a hub with ``n_options`` ways on.
 
     States ``fork, corridor, hub, end``; actions ``0 .. n_options-1``. At the fork, action 0 goes
@@ -306,9 +307,17 @@ def options_fork(n_options: int = 4, *, corridor_bonus: float = 0.0, horizon: in
     soft-optimal policy goes to the hub w.p. ``n / (n + exp(c / alpha))`` and the myopic one
     w.p. ``1 / (1 + exp(c / alpha))`` (``n = n_options``, ``c = corridor_bonus``).
 
+    Args:
+        n_options: actions in the hub (and the number of actions, ``>= 2``).
+        corridor_bonus: reward for taking the corridor.
+        horizon, discount: passed to :class:`~cai.TabularMDP`.
+        slip: must be ``None`` or 0 (the world is deterministic; accepted for the registry).
+
     Raises:
-        ValueError: for ``n_options < 2``, a non-finite bonus or ``horizon < 1``.
+        ValueError: for ``n_options < 2``, a non-finite bonus, a slip, or a bad horizon/discount.
     """
+    if slip not in (None, 0, 0.0):
+        raise ValueError(f"slip: expected None (options_fork is deterministic), got {slip!r}")
     if isinstance(n_options, bool) or not isinstance(n_options, (int, np.integer)) or n_options < 2:
         raise ValueError(f"n_options: expected an integer >= 2, got {n_options!r}")
     if not np.isfinite(corridor_bonus):
@@ -323,7 +332,8 @@ def options_fork(n_options: int = 4, *, corridor_bonus: float = 0.0, horizon: in
     r[0, 0] = corridor_bonus
     r[0, 2:] = -np.inf
     r[1, 1:] = -np.inf
-    return TabularMDP(P, r, [1.0, 0.0, 0.0, 0.0], horizon=horizon, state_names=["fork", "corridor", "hub", "end"],
+    return TabularMDP(P, r, [1.0, 0.0, 0.0, 0.0], horizon=horizon, discount=discount,
+                      state_names=["fork", "corridor", "hub", "end"],
                       action_names=[str(a) for a in range(k)],
                       metadata={"kind": "options_fork", "n_options": k, "corridor_bonus": float(corridor_bonus)})
 
