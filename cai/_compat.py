@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
+from typing import Any, Callable, Dict
 
 __all__ = ["moved", "moved_names"]
 
@@ -19,7 +20,7 @@ def moved(old: str, new: str) -> None:
     sys.modules[old] = importlib.import_module(new)
 
 
-def moved_names(old: str, homes: dict):
+def moved_names(old: str, homes: Dict[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` for a package whose names moved: ``homes`` maps each name to its new module.
 
     Returns the function to assign to the old package's ``__getattr__``.

@@ -6,7 +6,9 @@
     cai solve    WORLD [--method exact|soft-vi|vi|svi] [--alpha A] [--horizon T] [--discount G] [--out FILE]
     cai compare  WORLD [--alpha A] [--horizon T] [--discount G]
     cai graph    [--steps T] [--world WORLD] [--all-steps] [--out FILE]
+    cai sweep    SPEC [--out DIR] [--engine serial|joblib|ray] [--workers N]
     cai worlds
+    cai --version
 
 ``WORLD`` is a name from ``cai worlds`` or the path of a text layout file (``#`` wall, ``S``
 start, ``G`` goal, ``L`` lava, ``.`` free). Errors in arguments or layout files print one line on
@@ -20,11 +22,15 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["main", "load_world"]
 
+from cai._version import __version__
 from cai.worlds.registry import DEFAULT, WORLDS
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 
 class UsageError(Exception):
@@ -39,7 +45,8 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------------------------
 # worlds (the registry is cai.worlds.registry; this turns its errors into one-line usage errors)
 
-def load_world(spec: str, *, horizon=DEFAULT, discount=None, slip=None):
+def load_world(spec: str, *, horizon: Union[int, None, str] = DEFAULT, discount: Optional[float] = None,
+               slip: Optional[float] = None) -> Tuple[str, TabularMDP]:
     """Build a world by registry name (:data:`cai.worlds.WORLDS`) or from a layout file.
 
     Returns:
@@ -464,10 +471,59 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    _use_agg()
+    import matplotlib.pyplot as plt
+
+    from cai.sweep import make_engine, sweep
+    from cai.sweep.engines import RayEngine
+    from cai.sweep.spec import load_spec
+    from cai.sweep.studies import STUDIES
+    from cai.viz.studies import study_figure
+
+    try:
+        spec = load_spec(args.spec)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    except ImportError as exc:
+        raise UsageError(f"{exc}") from None
+    engine_name = args.engine or spec["engine"]
+    workers = args.workers or spec["workers"]
+    if engine_name == "ray" and spec["address"]:
+        engine = RayEngine(workers, address=spec["address"])
+    else:
+        try:
+            engine = make_engine(engine_name, workers)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {str(out)!r}: {exc.strerror}") from None
+    fn = STUDIES[spec["study"]][0]
+    try:
+        df = sweep(fn, spec["configs"], engine=engine, workers=workers, path=out / "results.jsonl",
+                   progress=not args.quiet)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    df.to_csv(out / "results.csv", index=False)
+    ax = study_figure(spec["study"], df)
+    ax.figure.savefig(out / "figure.png", dpi=110, bbox_inches="tight")
+    plt.close(ax.figure)
+    if not args.quiet:
+        n_err = int(df["error"].notna().sum())
+        print(f"cai sweep: {spec['study']}: {len(df)} configurations ({n_err} failed) on {engine.name} -> "
+              f"{out / 'results.csv'}, {out / 'figure.png'}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _parser() -> _Parser:
     p = _Parser(prog="cai", description="Control as inference: lecture demos and checks.")
+    p.add_argument("--version", action="version", version=f"cai {__version__}",
+                   help="print `cai <version>` and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -530,6 +586,16 @@ def _parser() -> _Parser:
     g.add_argument("--dpi", type=_steps, default=130, help="figure resolution")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     g.set_defaults(fn=_cmd_graph)
+
+    sw = sub.add_parser("sweep", help="run a study over a grid of configurations (YAML/TOML spec)",
+                        description="Run a built-in study (optimism, garnet, irl) over the grid of a YAML or TOML "
+                                    "spec; write results.jsonl (resumable), results.csv and figure.png to --out.")
+    sw.add_argument("spec", help="the spec file (.yaml, .yml or .toml)")
+    sw.add_argument("--out", default="cai-sweep", help="output folder (default ./cai-sweep/)")
+    sw.add_argument("--engine", choices=["serial", "joblib", "ray"], default=None, help="overrides the spec's engine")
+    sw.add_argument("--workers", type=_steps, default=None, help="overrides the spec's workers")
+    sw.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    sw.set_defaults(fn=_cmd_sweep)
 
     w = sub.add_parser("worlds", help="list the named worlds", description="List the named worlds.")
     w.set_defaults(fn=_cmd_worlds)

@@ -2,8 +2,12 @@
 (moved in 0.2; this alias is removed in 0.3)."""
 import warnings
 
+import torch
+
 from cai.dp.visitation import policy_marginals
+from cai.mdp.tabular import TabularMDP
 from cai.report.sweeps import TemperatureSweep, sweep_temperature
+from cai.typing import ArrayLike
 from cai.viz import (
     action_moves,
     compare_solutions,
@@ -24,6 +28,6 @@ __all__ = ["value_heatmap", "soft_q_heatmap", "policy_arrows", "state_marginals"
            "policy_state_marginals", "TemperatureSweep", "action_moves"]
 
 
-def policy_state_marginals(mdp, policy):
+def policy_state_marginals(mdp: TabularMDP, policy: ArrayLike) -> torch.Tensor:
     """Deprecated: ``cai.policy_marginals(mdp, policy).state``."""
     return policy_marginals(mdp, policy).state

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 
 from cai.ops.backup import q_backup
 from cai.ops.recursion import Recursion
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["Solution"]
 
@@ -36,8 +39,8 @@ class Solution:
     one step without materialising the rest.
     """
 
-    def __init__(self, rec: Recursion, mdp, alpha: torch.Tensor, mode: str, aggregate: Callable,
-                 method: str, log_prior: Optional[torch.Tensor], log_evidence=None):
+    def __init__(self, rec: Recursion, mdp: TabularMDP, alpha: torch.Tensor, mode: str, aggregate: Callable,
+                 method: str, log_prior: Optional[torch.Tensor], log_evidence: Optional[torch.Tensor] = None) -> None:
         self._rec = rec
         self.mdp = mdp
         self.alpha = alpha

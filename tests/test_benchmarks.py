@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import pathlib
+import runpy
 import subprocess
 import sys
 import types
@@ -36,7 +38,7 @@ def bench():
 
 
 def _brute_backup(P, r, v, alpha, mode):
-    """Loop-by-loop backup over every (s, a) and s', straight from DESIGN.md §1."""
+    """Loop-by-loop backup over every (s, a) and s', straight from docs/design.md §2.1-2.2."""
     S, A, _ = P.shape
     Q = np.empty((S, A))
     for s in range(S):
@@ -113,3 +115,12 @@ def test_bench_low_temperature_quick_runs():
     assert "agreement: fused and general routes within 1e-10 (relative, entry by entry)" in proc.stdout
     rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| exact |") or ln.startswith("| soft VI |")]
     assert len(rows) == 4, proc.stdout
+
+
+def test_bench_sweep_smoke(capsys):
+    # benchmarks/bench_sweep.py with tiny arguments (serial and joblib; the Ray engine is tested in tests/sweep)
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sweep.py"
+    mod = runpy.run_path(str(path))
+    assert mod["main"](["--n", "6", "--states", "10", "--repeats", "1", "--no-ray"]) == 0
+    out = capsys.readouterr().out
+    assert "every engine's table equals the serial table" in out and "| joblib |" in out

@@ -227,6 +227,17 @@ def test_help_for_every_subcommand(capsys):
         assert "usage: cai " + sub in capsys.readouterr().out
 
 
+def test_version(capsys):
+    # the one home of the version is cai/_version.py; the command prints exactly `cai <version>`
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    from cai._version import __version__
+    assert out == f"cai {__version__}\n"
+    assert __version__ == cai.__version__ and __version__.count(".") == 2
+
+
 def test_python_dash_m(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
     r = subprocess.run([sys.executable, "-m", "cai", "solve", "nowhere"], capture_output=True, text=True, env=env,

@@ -50,6 +50,8 @@ def _imports(path, module_level_only):
     tree = ast.parse(path.read_text())
     for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]:
         tree.body.remove(fn)                  # lazy deprecation aliases of moved names are not imports
+    for block in [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")]:
+        tree.body.remove(block)               # names for annotations only: never imported at run time
     nodes = tree.body if module_level_only else ast.walk(tree)
     for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cai") and node.level == 0:

@@ -1,4 +1,4 @@
-"""Property-based tests: the DESIGN.md §1 invariants on random MDPs drawn by hypothesis."""
+"""Property-based tests: the docs/design.md §2.4 invariants on random MDPs drawn by hypothesis."""
 import math
 
 import numpy as np

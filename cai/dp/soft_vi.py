@@ -5,19 +5,22 @@ These are the references exact inference is checked against. They share the back
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from cai.mdp.checks import check_policy
-from cai.mdp.tabular import check_model
+from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
 from cai.ops.recursion import backward
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["soft_value_iteration", "value_iteration", "soft_policy_evaluation", "elbo"]
 
 
-def soft_value_iteration(mdp, alpha=1.0, action_prior=None, *, keep: str = "all",
+def soft_value_iteration(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, keep: str = "all",
                          tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
     r"""Soft value iteration: the optimum of variational trajectory inference with fixed dynamics.
 
@@ -52,7 +55,7 @@ def soft_value_iteration(mdp, alpha=1.0, action_prior=None, *, keep: str = "all"
     return Solution(rec, mdp, a, EXPECTED, agg, "soft_vi", log_prior)
 
 
-def value_iteration(mdp, *, keep: str = "all", tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
+def value_iteration(mdp: TabularMDP, *, keep: str = "all", tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
     """Hard (ordinary) value iteration: the ``alpha -> 0`` limit of soft value iteration.
 
     ``Q_t = r_t + gamma P V_{t+1}``, ``V_t = max_a Q_t``; the policy is greedy (first arg-max).
@@ -65,7 +68,7 @@ def value_iteration(mdp, *, keep: str = "all", tol: float = 1e-10, max_iter: int
     return Solution(rec, mdp, torch.zeros_like(a), EXPECTED, agg, "vi", None)
 
 
-def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: float = 1e-10,
+def soft_policy_evaluation(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, tol: float = 1e-10,
                            max_iter: int = 10_000) -> Solution:
     r"""Soft value of a fixed policy.
 
@@ -101,7 +104,7 @@ def soft_policy_evaluation(mdp, policy, alpha=1.0, action_prior=None, *, tol: fl
     return Solution(rec, mdp, a, EXPECTED, agg, "policy_evaluation", log_prior)
 
 
-def elbo(mdp, policy, alpha=1.0, action_prior=None) -> torch.Tensor:
+def elbo(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
     r"""Closed-form ELBO of the trajectory distribution ``q = p0 * prod P * prod pi_t``.
 
     ::

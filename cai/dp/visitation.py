@@ -20,7 +20,7 @@ stationary MDP.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -28,6 +28,7 @@ from cai.mdp.checks import as_tensor, check_initial, check_policy
 from cai.mdp.tabular import TabularMDP
 from cai.ops.logspace import matmul, transpose_csr
 from cai.ops.recursion import ConvergenceWarning
+from cai.typing import ArrayLike
 
 __all__ = ["policy_visitation", "policy_marginals", "PolicyMarginals", "expected_rewards", "expected_return"]
 
@@ -49,7 +50,7 @@ class PolicyMarginals(NamedTuple):
         return self.state_action.sum(-3)
 
 
-def policy_marginals(mdp: TabularMDP, policy, initial=None) -> PolicyMarginals:
+def policy_marginals(mdp: TabularMDP, policy: ArrayLike, initial: Optional[ArrayLike] = None) -> PolicyMarginals:
     """Per-step marginals of a (batch of) policies under the true dynamics of a finite-horizon MDP.
 
     Args:
@@ -83,7 +84,7 @@ def policy_marginals(mdp: TabularMDP, policy, initial=None) -> PolicyMarginals:
     return PolicyMarginals(torch.stack(states, -2), torch.stack(joints, -3))
 
 
-def policy_visitation(mdp: TabularMDP, policy, initial=None, *, tol: float = 1e-12,
+def policy_visitation(mdp: TabularMDP, policy: ArrayLike, initial: Optional[ArrayLike] = None, *, tol: float = 1e-12,
                       max_iter: int = 100_000) -> torch.Tensor:
     r"""State-action visitation of ``policy`` under the true dynamics of ``mdp``.
 

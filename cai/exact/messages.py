@@ -11,7 +11,7 @@ are reported in reward units, ``Q = alpha log beta_t(s, a)`` and ``V = alpha log
 
 Forward messages multiply in the posterior dynamics
 ``p(s'|s,a,O) = gamma P(s'|s,a) exp((V_{t+1}(s') - Q_t(s,a) + r_t(s,a))/alpha)`` (which is not
-``P``: exact inference assumes the agent controls its luck, the optimism of DESIGN.md §1).
+``P``: exact inference assumes the agent controls its luck, the optimism of docs/design.md §2.3).
 
 References:
     Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference: Tutorial and
@@ -26,12 +26,13 @@ from typing import NamedTuple, Optional
 import torch
 
 from cai.mdp.checks import check_initial
-from cai.mdp.tabular import check_model
+from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import EXACT, exact_successor, q_backup, soft_max
 from cai.ops.logspace import log_matmul_exp, logsumexp, transpose_csr
 from cai.ops.recursion import ConvergenceWarning, DivergenceError, Recursion, backward
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
+from cai.typing import Alpha, ArrayLike
 
 __all__ = [
     "backward_messages",
@@ -46,7 +47,7 @@ __all__ = [
 LINEAR_SOLVE_MAX_STATES = 5000
 
 
-def backward_messages(mdp, alpha=1.0, action_prior=None, *, method: str = "iterate", keep: str = "all",
+def backward_messages(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, method: str = "iterate", keep: str = "all",
                       tol: float = 1e-10, max_iter: int = 10_000) -> Solution:
     """Exact backward messages: soft Q, V, the posterior policy and the log evidence.
 
@@ -56,7 +57,7 @@ def backward_messages(mdp, alpha=1.0, action_prior=None, *, method: str = "itera
         action_prior: ``None`` (counting measure) or a normalised ``(S, A)`` prior.
         method: stationary problems only: ``"iterate"`` (backups to a fixed point, with a
             divergence check) or ``"linear"`` (a direct solve of ``z = M z + b`` in
-            ``z = exp(V / alpha)``, DESIGN.md §1; dense, ``S <= 5000``).
+            ``z = exp(V / alpha)``, docs/design.md §2.5; dense, ``S <= 5000``).
         keep: ``"all"``, ``"values"`` or ``"first"`` (see :func:`cai.soft_value_iteration`).
         tol, max_iter: stationary iteration control.
 
@@ -223,7 +224,7 @@ def _log_next(sol: Solution, t, log_joint: torch.Tensor, PT, v_next: torch.Tenso
     return out + lg + v_next / a
 
 
-def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-10,
+def forward_messages(mdp: TabularMDP, messages: Solution, *, initial: Optional[ArrayLike] = None, tol: float = 1e-10,
                      max_iter: int = 10_000) -> ForwardMessages:
     """Posterior state and state-action marginals from exact backward messages.
 
@@ -283,7 +284,7 @@ def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-1
     return ForwardMessages(log_d, log_d.unsqueeze(-1) + log_pi, True)
 
 
-def posterior_dynamics(mdp, messages: Solution, t: Optional[int] = None) -> torch.Tensor:
+def posterior_dynamics(mdp: TabularMDP, messages: Solution, t: Optional[int] = None) -> torch.Tensor:
     r"""The dynamics of the exact posterior, ``p(s_{t+1} = s' | s_t = s, a_t = a, O)``.
 
     ::

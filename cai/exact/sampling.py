@@ -10,6 +10,7 @@ from cai.exact.messages import log_normaliser
 from cai.mdp.checks import as_tensor, check_policy, check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.solution import Solution
+from cai.typing import ArrayLike
 
 __all__ = ["Trajectories", "sample_trajectories", "sample_posterior", "transition_rows"]
 
@@ -54,7 +55,7 @@ def transition_rows(mdp: TabularMDP, rows: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def sample_trajectories(mdp: TabularMDP, policy, n: int, *, generator: Optional[torch.Generator] = None,
+def sample_trajectories(mdp: TabularMDP, policy: ArrayLike, n: int, *, generator: Optional[torch.Generator] = None,
                         length: Optional[int] = None) -> Trajectories:
     """Sample ``n`` trajectories from ``p0``, a policy and the MDP's own dynamics.
 

@@ -1,7 +1,7 @@
 """Exact messages for linear-Gaussian control as inference (MaxEnt LQR).
 
 With linear-Gaussian dynamics and a quadratic reward every backward message is a quadratic in
-the state, so the soft Bellman recursion of ``DESIGN.md`` §1 closes in matrix form. Values are in
+the state, so the soft Bellman recursion of ``docs/design.md`` §2 closes in matrix form (§2.7). Values are in
 reward units and written
 
     V_t(x)   = -1/2 x^T P_t x + p_t^T x + v_t                                  (t = 0..T)

@@ -6,10 +6,15 @@ expected and what came, so that bad input never surfaces later as a shape error 
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
+
+from cai.typing import Alpha, ArrayLike, Device
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 #: tolerance on the sums of probability rows (transitions, initial distributions, priors)
 ROW_SUM_TOL = 1e-6
@@ -26,7 +31,7 @@ __all__ = [
 ]
 
 
-def describe(x) -> str:
+def describe(x: object) -> str:
     """A short description of ``x`` for error messages: its shape and dtype, or its value."""
     if isinstance(x, torch.Tensor):
         if x.numel() == 1:
@@ -39,9 +44,9 @@ def describe(x) -> str:
 
 def as_tensor(
     name: str,
-    x,
+    x: ArrayLike,
     dtype: torch.dtype = torch.float64,
-    device: Optional[torch.device] = None,
+    device: Device = None,
 ) -> torch.Tensor:
     """Convert NumPy arrays, torch tensors, nested lists and scalars to a dense tensor.
 
@@ -69,7 +74,7 @@ def as_tensor(
     return torch.as_tensor(arr.astype(np.float64), device=device).to(dtype)
 
 
-def check_alpha(alpha, dtype: torch.dtype, device) -> torch.Tensor:
+def check_alpha(alpha: Alpha, dtype: torch.dtype, device: Device) -> torch.Tensor:
     """Validate the temperature: a positive finite scalar or a batch of them.
 
     Returns:
@@ -87,7 +92,8 @@ def check_alpha(alpha, dtype: torch.dtype, device) -> torch.Tensor:
     return a
 
 
-def check_action_prior(prior, n_states: int, n_actions: int, dtype, device) -> Optional[torch.Tensor]:
+def check_action_prior(prior: Optional[ArrayLike], n_states: int, n_actions: int, dtype: torch.dtype, device: Device
+                       ) -> Optional[torch.Tensor]:
     """Validate an action prior ``rho(a|s)``; return its log, or ``None`` for the counting measure.
 
     Args:
@@ -119,7 +125,8 @@ def check_action_prior(prior, n_states: int, n_actions: int, dtype, device) -> O
     return torch.log(p)
 
 
-def check_policy(policy, shape: Sequence[int], dtype, device, name: str = "policy") -> torch.Tensor:
+def check_policy(policy: ArrayLike, shape: Sequence[int], dtype: torch.dtype, device: Device, name: str = "policy"
+                 ) -> torch.Tensor:
     """Validate a policy tensor whose last axis is a distribution over actions.
 
     Args:
@@ -144,14 +151,14 @@ def check_policy(policy, shape: Sequence[int], dtype, device, name: str = "polic
     return p
 
 
-def check_positive_int(name: str, v, what: str = "a positive integer") -> int:
+def check_positive_int(name: str, v: object, what: str = "a positive integer") -> int:
     """``v`` as an ``int`` >= 1; ``ValueError`` naming ``name`` otherwise (bools are refused)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"{name}: expected {what}, got {v!r}")
     return int(v)
 
 
-def check_initial(mdp, initial) -> torch.Tensor:
+def check_initial(mdp: TabularMDP, initial: Optional[ArrayLike]) -> torch.Tensor:
     """An initial state distribution for ``mdp``: ``mdp.initial`` when ``None``, else validated.
 
     Returns:

@@ -18,9 +18,11 @@ trailing dimensions are the ones listed below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+
+from cai.typing import ArrayLike
 
 __all__ = ["LinearGaussianSystem"]
 
@@ -143,7 +145,8 @@ class LinearGaussianSystem:
             object.__setattr__(self, key, value)
 
     @classmethod
-    def from_lqr(cls, A, B, Q, R, horizon: int, N=None, Q_T=None, **kwargs) -> LinearGaussianSystem:
+    def from_lqr(cls, A: ArrayLike, B: ArrayLike, Q: ArrayLike, R: ArrayLike, horizon: int, N: Optional[ArrayLike] = None,
+                 Q_T: Optional[ArrayLike] = None, **kwargs: Any) -> LinearGaussianSystem:
         """Build the system whose reward is minus half the usual LQR cost.
 
         ``r(x, u) = -1/2 (x^T Q x + u^T R u + 2 x^T N u)`` with ``N`` of trailing shape ``(n, m)``,

@@ -10,12 +10,13 @@ import json
 import math
 import warnings
 from types import MappingProxyType
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_action_prior, check_alpha, describe
+from cai.typing import Alpha, ArrayLike, Device, PathLike
 
 __all__ = ["TabularMDP", "ROW_SUM_TOL", "check_model"]
 
@@ -121,20 +122,20 @@ class TabularMDP:
 
     def __init__(
         self,
-        transitions,
-        rewards,
-        initial=None,
+        transitions: ArrayLike,
+        rewards: ArrayLike,
+        initial: Optional[ArrayLike] = None,
         horizon: Optional[int] = None,
         discount: Optional[float] = None,
         *,
-        terminal_rewards=None,
+        terminal_rewards: Optional[ArrayLike] = None,
         reward_layout: Optional[str] = None,
         state_names: Optional[Sequence[str]] = None,
         action_names: Optional[Sequence[str]] = None,
         metadata: Optional[Mapping] = None,
         dtype: torch.dtype = torch.float64,
-        device=None,
-    ):
+        device: Device = None,
+    ) -> None:
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"dtype: expected a floating torch dtype, got {dtype!r}")
         device = torch.device(device) if device is not None else None
@@ -411,12 +412,12 @@ class TabularMDP:
         kw.update(changes)
         return TabularMDP(**kw)
 
-    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> TabularMDP:
+    def to(self, device: Device = None, dtype: Optional[torch.dtype] = None) -> TabularMDP:
         """A copy on another device and/or with another floating dtype."""
         return self.replace(device=device if device is not None else self.device,
                             dtype=dtype if dtype is not None else self.dtype)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the MDP to an ``.npz`` file; :meth:`load` restores it exactly."""
         d = {
             "rewards": self.rewards.detach().cpu().numpy(),
@@ -442,7 +443,7 @@ class TabularMDP:
         np.savez(path, **d)
 
     @classmethod
-    def load(cls, path, device=None) -> TabularMDP:
+    def load(cls, path: PathLike, device: Device = None) -> TabularMDP:
         """Read an MDP written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
             dtype = getattr(torch, str(f["dtype"]))
@@ -477,7 +478,8 @@ class TabularMDP:
         return f"TabularMDP({', '.join(parts)})"
 
 
-def check_model(mdp, alpha, action_prior, fn: str):
+def check_model(mdp: TabularMDP, alpha: Alpha, action_prior: Optional[ArrayLike], fn: str
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Validate the inputs of a solver; return ``(alpha, log_prior)`` as tensors.
 
     Checks that ``mdp`` is a :class:`~cai.TabularMDP`, that ``alpha`` is a positive finite

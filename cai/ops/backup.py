@@ -17,11 +17,14 @@ against ``batch`` and is passed as a tensor of shape ``batch`` (or ``()``).
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 import torch
 
 from cai.ops.logspace import log_matmul_exp, logsumexp, matmul, needs_grad
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["EXACT", "EXPECTED", "q_backup", "soft_max", "hard_max", "policy_expectation"]
 
@@ -36,13 +39,13 @@ def _flat_cols(x: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Size]:
 
 
 def q_backup(
-    mdp,
+    mdp: TabularMDP,
     t: Optional[int],
     v_next: torch.Tensor,
     alpha: torch.Tensor,
     mode: str,
     with_live: bool = False,
-):
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""One backup over successor states: ``Q_t`` from ``V_{t+1}``.
 
     ``mode="expected"`` (soft value iteration, variational inference)::
@@ -171,7 +174,7 @@ def _owns_broadcast(out: torch.Tensor, *others: torch.Tensor) -> bool:
     return True
 
 
-def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Tensor]):
+def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     r"""The log semiring over actions.
 
     ``V(s) = alpha * log sum_a rho(a|s) exp(Q(s,a) / alpha)`` and
@@ -195,7 +198,7 @@ def soft_max(Q: torch.Tensor, alpha: torch.Tensor, log_prior: Optional[torch.Ten
     return a.squeeze(-1) * lse, log_pi
 
 
-def hard_max(Q: torch.Tensor, log_prior: Optional[torch.Tensor] = None):
+def hard_max(Q: torch.Tensor, log_prior: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """The max semiring over actions: ``V = max_a Q`` and the greedy (first arg-max) policy.
 
     Actions with zero prior probability are excluded. Returns ``(V, log_policy)``.
@@ -209,7 +212,7 @@ def hard_max(Q: torch.Tensor, log_prior: Optional[torch.Tensor] = None):
 
 
 def policy_expectation(Q: torch.Tensor, log_policy: torch.Tensor, alpha: torch.Tensor,
-                       log_prior: Optional[torch.Tensor]):
+                       log_prior: Optional[torch.Tensor]) -> torch.Tensor:
     r"""Expectation over actions under a fixed policy, with the KL (entropy) term.
 
     ``V(s) = sum_a pi(a|s) [Q(s,a) - alpha * log(pi(a|s) / rho(a|s))]``, with ``0 * (...) = 0``

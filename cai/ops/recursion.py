@@ -12,11 +12,15 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import torch
 
 from cai.ops.backup import EXACT, q_backup
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
+    from cai.ops.values_step import SoftValueStep
 
 __all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of"]
 
@@ -29,7 +33,7 @@ class DivergenceError(ValueError):
     """The stationary exact-inference problem has no finite solution (spectral radius >= 1)."""
 
 
-def batch_shape_of(mdp, alpha: torch.Tensor) -> torch.Size:
+def batch_shape_of(mdp: TabularMDP, alpha: torch.Tensor) -> torch.Size:
     """The broadcast of the reward batch shape, the terminal-reward batch and alpha's shape."""
     try:
         return torch.broadcast_shapes(mdp.batch_shape, mdp.terminal_rewards.shape[:-1], alpha.shape)
@@ -55,7 +59,7 @@ Aggregate = Callable[[torch.Tensor, Optional[int]], tuple]
 
 
 def backward(
-    mdp,
+    mdp: TabularMDP,
     alpha: torch.Tensor,
     mode: str,
     aggregate: Aggregate,
@@ -64,7 +68,7 @@ def backward(
     max_iter: int = 10_000,
     v_init: Optional[torch.Tensor] = None,
     batch_shape: tuple = (),
-    step=None,
+    step: Optional[SoftValueStep] = None,
 ) -> Recursion:
     """Run the backward recursion.
 

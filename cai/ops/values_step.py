@@ -7,13 +7,16 @@ followed by :func:`cai.ops.backup.soft_max`) and is tested against it entry by e
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
 
 from cai.ops.backup import EXACT, EXPECTED
 from cai.ops.logspace import log_matmul_exp, matmul
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["SoftValueStep"]
 
@@ -60,7 +63,7 @@ class SoftValueStep:
     time-varying rewards (``M`` would change every step).
     """
 
-    def __init__(self, mdp, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]):
+    def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
         self.mdp, self.mode, self.log_prior = mdp, mode, log_prior
         self.alpha = float(alpha)
         info = torch.finfo(mdp.dtype)
@@ -75,7 +78,8 @@ class SoftValueStep:
         self.declined = False
 
     @classmethod
-    def for_solver(cls, mdp, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]):
+    def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
+                   ) -> Optional[SoftValueStep]:
         """The fused step for a solver, or ``None`` where the general backup must run."""
         if mode not in (EXACT, EXPECTED) or mdp.reward_layout == "sas" or alpha.dim() != 0 \
                 or len(mdp.batch_shape) != 0 or mdp.device.type != "cpu":

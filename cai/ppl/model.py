@@ -11,7 +11,7 @@ r"""The control-as-inference graphical model as a Pyro probabilistic program.
     O_t      :  pyro.factor(r_t(s_t, a_t) / alpha)             # log p(O_t = 1 | s_t, a_t)
     O_T      :  pyro.factor(r_T(s_T) / alpha)                  # terminal reward
 
-Two details make the model's evidence *equal* to :func:`cai.backward_messages`' (DESIGN.md §1):
+Two details make the model's evidence *equal* to :func:`cai.backward_messages`' (docs/design.md §2.6):
 
 * **The counting action prior** (``action_prior=None``, ``rho(a|s) = 1``) is not a probability
   distribution. It is written as the uniform distribution ``1/A`` plus ``pyro.factor(log A)``
@@ -36,7 +36,7 @@ Exact inference through Pyro:
 * :func:`pyro_sample_posterior` — trajectories from ``p(tau | O)`` by ``infer_discrete``.
 
 Both agree with :func:`cai.backward_messages` / :func:`cai.forward_messages` /
-:func:`cai.sample_posterior` (see ``tests/inference/test_pyro_model.py``).
+:func:`cai.sample_posterior` (see ``tests/ppl/test_model.py``).
 
 References:
     Levine (2018), "Reinforcement Learning and Control as Probabilistic Inference: Tutorial and
@@ -46,7 +46,7 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import List, Optional, Tuple, Union
 
 import pyro
 import pyro.distributions as dist
@@ -57,8 +57,9 @@ from pyro.ops.indexing import Vindex
 
 from cai.exact.sampling import Trajectories
 from cai.mdp.checks import check_positive_int
-from cai.mdp.tabular import check_model
+from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import EXPECTED, q_backup
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["TrajectoryModel", "pyro_log_evidence", "pyro_sample_posterior", "MAX_PLATE_NESTING"]
 
@@ -80,7 +81,7 @@ class TrajectoryModel:
     carry ``infer={"enumerate": "parallel"}``.
 
     Guides that keep the dynamics and swap the action distribution (the variational family of
-    DESIGN.md §1) reuse the same code path through :meth:`trajectory`.
+    docs/design.md §2.2) reuse the same code path through :meth:`trajectory`.
 
     Args:
         mdp: a finite-horizon, unbatched :class:`~cai.TabularMDP` (dense or sparse; sparse
@@ -102,7 +103,7 @@ class TrajectoryModel:
         ValueError: for a stationary MDP, a batched MDP or alpha, or invalid inputs.
     """
 
-    def __init__(self, mdp, alpha=1.0, action_prior=None):
+    def __init__(self, mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None) -> None:
         a, log_prior = check_model(mdp, alpha, action_prior, "TrajectoryModel")
         if mdp.horizon is None:
             raise ValueError("TrajectoryModel: mdp: expected a finite horizon, got horizon=None")
@@ -152,7 +153,7 @@ class TrajectoryModel:
         return self.trajectory(n)
 
     def trajectory(self, n: int = 1, log_policy: Optional[torch.Tensor] = None, observe: bool = True,
-                   enumerate: bool = True):
+                   enumerate: bool = True) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[Optional[torch.Tensor]]]:
         r"""The generative process, shared by the model and by policy guides.
 
         Args:
@@ -227,7 +228,7 @@ def _as_model(model, alpha, action_prior) -> TrajectoryModel:
     return TrajectoryModel(model, 1.0 if alpha is None else alpha, action_prior)
 
 
-def pyro_log_evidence(model, alpha=None, action_prior=None) -> torch.Tensor:
+def pyro_log_evidence(model: Union[TrajectoryModel, TabularMDP], alpha: Optional[Alpha] = None, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
     r"""``log p(O_{0:T-1})`` by Pyro's exact enumeration of every latent site.
 
     Runs ``TraceEnum_ELBO`` with an empty guide on one trajectory: the ELBO of a guide with no
@@ -250,8 +251,8 @@ def pyro_log_evidence(model, alpha=None, action_prior=None) -> torch.Tensor:
     return torch.tensor(-elbo.loss(m, _empty_guide, 1), dtype=mdp.dtype, device=mdp.device)
 
 
-def pyro_sample_posterior(model, n: int, alpha=None, action_prior=None, *, seed: Optional[int] = None
-                          ) -> Trajectories:
+def pyro_sample_posterior(model: Union[TrajectoryModel, TabularMDP], n: int, alpha: Optional[Alpha] = None,
+                          action_prior: Optional[ArrayLike] = None, *, seed: Optional[int] = None) -> Trajectories:
     r"""Sample ``n`` trajectories from the exact posterior ``p(tau | O)`` with ``infer_discrete``.
 
     ``infer_discrete`` runs the forward-filter backward-sample algorithm on the enumerated

@@ -1,6 +1,6 @@
 r"""Variational trajectory inference: learn the policy, keep the dynamics.
 
-The variational family of control as inference (DESIGN.md §1) is
+The variational family of control as inference (docs/design.md §2.2) is
 
     q(tau) = p0(s_0) prod_t q_t(a_t | s_t) P(s_{t+1} | s_t, a_t)
 
@@ -44,7 +44,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import pyro
 import pyro.optim
@@ -54,10 +54,12 @@ from pyro.infer import ELBO, SVI, TraceEnum_ELBO, TraceGraph_ELBO
 from tqdm.auto import tqdm
 
 from cai.mdp.checks import as_tensor, check_policy, check_positive_int
+from cai.mdp.tabular import TabularMDP
 from cai.ops.backup import EXPECTED, policy_expectation
 from cai.ops.logspace import matmul, transpose_csr
 from cai.ops.recursion import backward
 from cai.ppl.model import MAX_PLATE_NESTING, TrajectoryModel
+from cai.typing import Alpha, ArrayLike
 
 __all__ = [
     "TabularPolicyGuide",
@@ -104,7 +106,7 @@ class TabularPolicyGuide(torch.nn.Module):
         logits: ``(T, S, A)`` parameter; disallowed actions (``model.allowed``) are masked.
     """
 
-    def __init__(self, model: TrajectoryModel, init=None, name: str = "tabular_policy"):
+    def __init__(self, model: TrajectoryModel, init: Optional[ArrayLike] = None, name: str = "tabular_policy") -> None:
         super().__init__()
         if not isinstance(model, TrajectoryModel):
             raise TypeError(f"model: expected a TrajectoryModel, got {type(model).__name__}")
@@ -129,7 +131,8 @@ class TabularPolicyGuide(torch.nn.Module):
         """``q_t(a|s)``, ``(T, S, A)``, detached."""
         return torch.exp(self.log_policy()).detach()
 
-    def forward(self, n: int = 1, enumerate: bool = False):
+    def forward(self, n: int = 1, enumerate: bool = False
+                ) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[Optional[torch.Tensor]]]:
         """The Pyro guide: ``n`` trajectories from ``q`` (sites as in the model)."""
         return self.model.trajectory(n, log_policy=self.log_policy(), observe=False, enumerate=enumerate)
 
@@ -150,8 +153,8 @@ class AmortizedPolicyGuide(torch.nn.Module):
         name: the ``pyro.module`` name.
     """
 
-    def __init__(self, model: TrajectoryModel, features=None, hidden: int = 64, time_conditioned: bool = True,
-                 name: str = "amortized_policy"):
+    def __init__(self, model: TrajectoryModel, features: Optional[ArrayLike] = None, hidden: int = 64, time_conditioned: bool = True,
+                 name: str = "amortized_policy") -> None:
         super().__init__()
         if not isinstance(model, TrajectoryModel):
             raise TypeError(f"model: expected a TrajectoryModel, got {type(model).__name__}")
@@ -194,7 +197,8 @@ class AmortizedPolicyGuide(torch.nn.Module):
         """``q_t(a|s)``, ``(T, S, A)``, detached."""
         return torch.exp(self.log_policy()).detach()
 
-    def forward(self, n: int = 1, enumerate: bool = False):
+    def forward(self, n: int = 1, enumerate: bool = False
+                ) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[Optional[torch.Tensor]]]:
         """The Pyro guide: ``n`` trajectories from ``q``."""
         return self.model.trajectory(n, log_policy=self.log_policy(), observe=False, enumerate=enumerate)
 
@@ -236,7 +240,8 @@ def _model_and_log_policy(model, policy, alpha, action_prior) -> Tuple[Trajector
     return model, torch.log(p.expand(T, S, A))
 
 
-def guide_elbo(model, policy, alpha=None, action_prior=None) -> torch.Tensor:
+def guide_elbo(model: Union[TrajectoryModel, TabularMDP], policy: Union[ArrayLike, torch.nn.Module],
+               alpha: Optional[Alpha] = None, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
     r"""The exact ELBO of ``q = p0 prod_t q_t P``, enumerated forward in time.
 
     ::
@@ -260,7 +265,8 @@ def guide_elbo(model, policy, alpha=None, action_prior=None) -> torch.Tensor:
     return _forward(m, log_pi, False)[0]
 
 
-def state_marginals(model, policy, alpha=None, action_prior=None) -> torch.Tensor:
+def state_marginals(model: Union[TrajectoryModel, TabularMDP], policy: Union[ArrayLike, torch.nn.Module],
+                    alpha: Optional[Alpha] = None, action_prior: Optional[ArrayLike] = None) -> torch.Tensor:
     r"""``q(s_t = s, alive)`` under a policy and the true dynamics: ``(T+1, S)``.
 
     Rows sum to ``gamma^t``. Used to decide which states a policy visits.
@@ -300,22 +306,22 @@ class ExactPolicyELBO(ELBO):
     def _get_trace(self, model, guide, args, kwargs):  # pragma: no cover - no traces are drawn
         raise NotImplementedError("ExactPolicyELBO enumerates the guide exactly; it draws no traces")
 
-    def differentiable_loss(self, model, guide, *args, **kwargs):
+    def differentiable_loss(self, model: TrajectoryModel, guide: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         if not isinstance(model, TrajectoryModel) or not hasattr(guide, "log_policy"):
             raise TypeError("ExactPolicyELBO: expected a TrajectoryModel and a guide with log_policy()")
         return -_forward(model, guide.log_policy(), False)[0]
 
-    def loss(self, model, guide, *args, **kwargs):
+    def loss(self, model: TrajectoryModel, guide: torch.nn.Module, *args: Any, **kwargs: Any) -> float:
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
-    def loss_and_grads(self, model, guide, *args, **kwargs):
+    def loss_and_grads(self, model: TrajectoryModel, guide: torch.nn.Module, *args: Any, **kwargs: Any) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()
 
 
-def elbo_samples(model, guide, n: int) -> torch.Tensor:
+def elbo_samples(model: TrajectoryModel, guide: Callable[..., Any], n: int) -> torch.Tensor:
     r"""Per-trajectory Monte Carlo terms ``log p(tau, O) - log q(tau)``, ``tau ~ q``: ``(n,)``.
 
     Drawn in one vectorised plate by tracing the guide and replaying the model on it (the
@@ -443,11 +449,11 @@ def _run_loop(step_fn, policy_fn, steps, tol, patience, progress, callback, call
 
 
 def fit_policy_svi(
-    mdp,
-    alpha=1.0,
-    action_prior=None,
+    mdp: TabularMDP,
+    alpha: Alpha = 1.0,
+    action_prior: Optional[ArrayLike] = None,
     *,
-    guide="tabular",
+    guide: Union[str, torch.nn.Module] = "tabular",
     estimator: str = "exact",
     steps: int = 3000,
     lr: Optional[float] = None,
@@ -583,13 +589,13 @@ def fit_policy_svi(
 
 
 def fit_policy_closed_form(
-    mdp,
-    alpha=1.0,
-    action_prior=None,
+    mdp: TabularMDP,
+    alpha: Alpha = 1.0,
+    action_prior: Optional[ArrayLike] = None,
     *,
     steps: int = 3000,
     lr: float = 0.1,
-    init=None,
+    init: Optional[ArrayLike] = None,
     tol: Optional[float] = 1e-6,
     patience: int = 20,
     progress: bool = True,

@@ -25,8 +25,10 @@ import torch
 from cai.dp.soft_vi import elbo as closed_elbo
 from cai.dp.soft_vi import soft_value_iteration
 from cai.exact.messages import backward_messages
+from cai.mdp.tabular import TabularMDP
 from cai.ppl.model import TrajectoryModel, pyro_log_evidence
 from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi, state_marginals
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["MethodResult", "ComparisonReport", "compare_inference", "policy_tv", "METHODS"]
 
@@ -135,7 +137,7 @@ class ComparisonReport:
         return "\n".join(lines)
 
 
-def compare_inference(mdp, alpha=1.0, action_prior=None, *,
+def compare_inference(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *,
                       methods: Sequence[str] = ("closed_form", "svi_tabular", "svi_amortized"),
                       steps: int = 3000, seed: int = 0, pyro_evidence: bool = True, progress: bool = False,
                       visit_threshold: float = 1e-3, fit_kwargs: Optional[dict] = None) -> ComparisonReport:

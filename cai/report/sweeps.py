@@ -8,6 +8,8 @@ import torch
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_marginals
 from cai.exact.messages import backward_messages
+from cai.mdp.tabular import TabularMDP
+from cai.typing import ArrayLike
 
 __all__ = ["TemperatureSweep", "sweep_temperature"]
 
@@ -34,7 +36,7 @@ class TemperatureSweep(NamedTuple):
     log_evidence: Optional[torch.Tensor]
 
 
-def sweep_temperature(mdp, alphas, *, exact: bool = True) -> TemperatureSweep:
+def sweep_temperature(mdp: TabularMDP, alphas: ArrayLike, *, exact: bool = True) -> TemperatureSweep:
     """Solve ``mdp`` at many temperatures in one batched call and measure each soft policy.
 
     Uses ``cai.soft_value_iteration(mdp, alpha=torch.tensor(alphas))`` (batch-first results)

@@ -1,8 +1,13 @@
 """Helpers shared by the figure modules of :mod:`cai.viz`: geometry of grid worlds, array access, cells."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["action_moves"]
 
@@ -46,7 +51,7 @@ def _need_grid(mdp, fn):
     return g
 
 
-def action_moves(mdp) -> np.ndarray:
+def action_moves(mdp: TabularMDP) -> np.ndarray:
     """The ``(row, col)`` move of each action, ``(A, 2)``; ``(0, 0)`` for actions that do not move.
 
     From ``mdp.metadata["moves"]`` when present, else from the action names.

@@ -20,11 +20,20 @@ References:
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import networkx as nx
 import numpy as np
 import torch
+
+from cai.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cai.exact.messages import ForwardMessages
+    from cai.mdp.tabular import TabularMDP
+    from cai.solution import Solution
 
 __all__ = ["unrolled_graph", "transition_graph", "message_annotations", "message_caption", "draw_unrolled",
            "draw_transition_graph", "node_name", "FACTORS"]
@@ -93,7 +102,7 @@ def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = Tru
     return g
 
 
-def transition_graph(mdp, policy=None, *, threshold: float = 0.0) -> nx.DiGraph:
+def transition_graph(mdp: TabularMDP, policy: Optional[ArrayLike] = None, *, threshold: float = 0.0) -> nx.DiGraph:
     """The MDP's state-transition graph: an edge ``s -> s'`` wherever some action can move there.
 
     Args:
@@ -159,7 +168,7 @@ def _check_annotated(solution, state):
     return mdp, int(state)
 
 
-def message_annotations(solution, state: Optional[int] = None, *, marginals=None) -> dict:
+def message_annotations(solution: Solution, state: Optional[int] = None, *, marginals: Optional[ForwardMessages] = None) -> dict:
     """Text for :func:`draw_unrolled`: message values at one state, per time step.
 
     All numbers are at the same state ``s`` at every step (the ``s`` in the labels);
@@ -202,7 +211,7 @@ def message_annotations(solution, state: Optional[int] = None, *, marginals=None
     return out
 
 
-def message_caption(solution, state: Optional[int] = None, *, marginals: bool = False) -> str:
+def message_caption(solution: Solution, state: Optional[int] = None, *, marginals: bool = False) -> str:
     """The key to :func:`message_annotations`' numbers, to print under the drawing.
 
     Args:
@@ -276,9 +285,9 @@ def _unrolled_positions(g: nx.DiGraph, head: Optional[int] = None, tail: int = 0
     return pos
 
 
-def draw_unrolled(T=3, *, ax=None, annotations: Optional[Mapping[str, str]] = None,
+def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optional[Mapping[str, str]] = None,
                   final_state: bool = True, action_edges: bool = False, factor_labels: bool = True,
-                  title: Optional[str] = None, caption: Optional[str] = None, max_steps: Optional[int] = 6):
+                  title: Optional[str] = None, caption: Optional[str] = None, max_steps: Optional[int] = 6) -> Axes:
     """Draw the unrolled model the way a lecture slide does.
 
     Time runs left to right; states on the bottom row, actions above and between them,
@@ -374,8 +383,8 @@ def draw_unrolled(T=3, *, ax=None, annotations: Optional[Mapping[str, str]] = No
     return ax
 
 
-def draw_transition_graph(mdp, *, policy=None, ax=None, threshold: float = 0.01, seed: int = 0,
-                          title: Optional[str] = None):
+def draw_transition_graph(mdp: TabularMDP, *, policy: Optional[ArrayLike] = None, ax: Optional[Axes] = None,
+                          threshold: float = 0.01, seed: int = 0, title: Optional[str] = None) -> Axes:
     """Draw :func:`transition_graph`: grid worlds at their cells, others with a seeded spring layout.
 
     Edge width and opacity follow the weight ``sum_a pi(a|s) P(s'|s,a)`` (uniform ``pi`` by

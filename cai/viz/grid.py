@@ -1,10 +1,11 @@
 """Figures of one solution on a grid: values, soft Q, policy arrows, exact vs variational, trajectories."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
+from cai.typing import ArrayLike
 from cai.viz.common import (
     _as_image,
     _colorbar,
@@ -23,11 +24,19 @@ from cai.viz.common import (
     action_moves,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cai.exact.sampling import Trajectories
+    from cai.mdp.tabular import TabularMDP
+    from cai.solution import Solution
+
 __all__ = ["value_heatmap", "soft_q_heatmap", "policy_arrows", "compare_solutions", "trajectories_on_grid"]
 
 
-def value_heatmap(mdp, values, *, t: int = 0, ax=None, cmap: str = "viridis", annotate: Optional[bool] = None,
-                  colorbar: bool = True, vmin=None, vmax=None, title: Optional[str] = None, label: str = "V"):
+def value_heatmap(mdp: TabularMDP, values: Union[Solution, ArrayLike], *, t: int = 0, ax: Optional[Axes] = None,
+                  cmap: str = "viridis", annotate: Optional[bool] = None, colorbar: bool = True, vmin: Optional[float] = None,
+                  vmax: Optional[float] = None, title: Optional[str] = None, label: str = "V") -> Axes:
     """State values on the grid (or as bars for worlds without one).
 
     Args:
@@ -73,8 +82,8 @@ def value_heatmap(mdp, values, *, t: int = 0, ax=None, cmap: str = "viridis", an
     return ax
 
 
-def soft_q_heatmap(mdp, Q, *, t: int = 0, ax=None, cmap: str = "viridis", colorbar: bool = True,
-                   title: Optional[str] = None):
+def soft_q_heatmap(mdp: TabularMDP, Q: Union[Solution, ArrayLike], *, t: int = 0, ax: Optional[Axes] = None,
+                   cmap: str = "viridis", colorbar: bool = True, title: Optional[str] = None) -> Axes:
     """Soft Q-values on the grid: each cell split into triangles, one per move direction.
 
     Args:
@@ -117,8 +126,9 @@ def soft_q_heatmap(mdp, Q, *, t: int = 0, ax=None, cmap: str = "viridis", colorb
     return ax
 
 
-def policy_arrows(mdp, policy, *, t: int = 0, ax=None, background=None, scale: float = 0.42,
-                  min_prob: float = 0.02, color: str = "black", title: Optional[str] = None, **heatmap_kw):
+def policy_arrows(mdp: TabularMDP, policy: Union[Solution, ArrayLike], *, t: int = 0, ax: Optional[Axes] = None,
+                  background: Union[Solution, ArrayLike, None] = None, scale: float = 0.42, min_prob: float = 0.02,
+                  color: str = "black", title: Optional[str] = None, **heatmap_kw: Any) -> Axes:
     """The policy as arrows whose lengths are proportional to the action probabilities.
 
     Args:
@@ -157,9 +167,10 @@ def policy_arrows(mdp, policy, *, t: int = 0, ax=None, background=None, scale: f
     return ax
 
 
-def compare_solutions(mdp, exact, variational, *, t: int = 0, ax=None,
+def compare_solutions(mdp: TabularMDP, exact: Solution, variational: Solution, *, t: int = 0,
+                      ax: Optional[Sequence[Axes]] = None,
                       labels: Sequence[str] = ("exact inference", "variational (soft VI)"),
-                      title: Optional[str] = None):
+                      title: Optional[str] = None) -> np.ndarray:
     """Two solutions' values side by side, and their difference (``exact - variational``).
 
     With stochastic dynamics exact inference is optimistic (it assumes the agent controls its
@@ -199,9 +210,10 @@ def compare_solutions(mdp, exact, variational, *, t: int = 0, ax=None,
 # ---------------------------------------------------------------------------------------------
 # trajectories
 
-def trajectories_on_grid(mdp, trajectories, *, ax=None, max_paths: int = 60, jitter: float = 0.12,
-                         seed: int = 0, color: str = "#d95f02", alpha: float = 0.35, background=None,
-                         title: Optional[str] = None):
+def trajectories_on_grid(mdp: TabularMDP, trajectories: Union[Trajectories, ArrayLike], *, ax: Optional[Axes] = None,
+                         max_paths: int = 60, jitter: float = 0.12, seed: int = 0, color: str = "#d95f02",
+                         alpha: float = 0.35, background: Union[Solution, ArrayLike, None] = None,
+                         title: Optional[str] = None) -> Axes:
     """Sampled trajectories drawn over the grid, each path jittered so overlaps stay visible.
 
     Args:

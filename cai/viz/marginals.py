@@ -1,11 +1,18 @@
 """Posterior (or on-policy) state marginals over time: small multiples and an animation."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 
+from cai.typing import ArrayLike, PathLike
 from cai.viz.common import _as_image, _draw_cells, _grid, _np, _panel_size, _plt
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cai.exact.messages import ForwardMessages
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["state_marginals", "marginals_animation"]
 
@@ -47,8 +54,9 @@ _EXIT_NOTE = ("exit = probability mass in the absorbing exit state (the episode 
               "the cliff); it has no cell and is not drawn")
 
 
-def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax=None, ncols: int = 4,
-                    cmap: str = "magma", colorbar: bool = True, title: Optional[str] = None):
+def state_marginals(mdp: TabularMDP, marginals: Union[ForwardMessages, ArrayLike], *, times: Optional[Sequence[int]] = None,
+                    ax: Optional[Sequence[Axes]] = None, ncols: int = 4, cmap: str = "magma", colorbar: bool = True,
+                    title: Optional[str] = None) -> np.ndarray:
     """Small multiples of the state marginals ``p(s_t)`` over time, one panel per ``t``.
 
     All panels share one colour scale (square-root, so that small probabilities stay visible)
@@ -114,7 +122,8 @@ def state_marginals(mdp, marginals, *, times: Optional[Sequence[int]] = None, ax
     return axes
 
 
-def marginals_animation(mdp, marginals, path, *, fps: int = 2, cmap: str = "magma", title: str = "p(s_t | O)"):
+def marginals_animation(mdp: TabularMDP, marginals: Union[ForwardMessages, ArrayLike], path: PathLike, *, fps: int = 2,
+                        cmap: str = "magma", title: str = "p(s_t | O)") -> str:
     """Write an animated GIF of the state marginals over time (needs pillow).
 
     Args:

@@ -1,17 +1,20 @@
 """The Multigoal world drawn: cost contours, goals, rollouts and action samples."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from cai.worlds.multigoal import MultiGoalEnv
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_multigoal"]
 
 
-def plot_multigoal(ax=None, env: Optional[MultiGoalEnv] = None, paths: Sequence[np.ndarray] = (),
-                   action_samples: Optional[dict] = None, levels: int = 20):
+def plot_multigoal(ax: Optional[Axes] = None, env: Optional[MultiGoalEnv] = None, paths: Sequence[np.ndarray] = (),
+                   action_samples: Optional[dict] = None, levels: int = 20) -> Axes:
     """Draw the multigoal world: cost contours, goals, rollouts and action samples.
 
     Args:

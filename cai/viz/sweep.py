@@ -1,17 +1,24 @@
 """The temperature sweep figure (its numbers: :func:`cai.report.sweeps.sweep_temperature`)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from cai.report.sweeps import sweep_temperature
+from cai.typing import ArrayLike
 from cai.viz.common import _new_ax, _np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["temperature_sweep"]
 
 
-def temperature_sweep(mdp, alphas=None, *, ax=None, exact: bool = True, title: Optional[str] = None):
+def temperature_sweep(mdp: TabularMDP, alphas: Optional[ArrayLike] = None, *, ax: Optional[Axes] = None, exact: bool = True,
+                      title: Optional[str] = None) -> Axes:
     """Policy entropy (right axis) and value (left axis) against the temperature ``alpha``.
 
     Left axis: the soft value (reward + alpha * entropy), the soft policy's expected return and,

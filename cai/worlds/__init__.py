@@ -4,7 +4,7 @@ line, the report, the tutorials and the benchmarks use.
 Builders (each returns a validated :class:`~cai.TabularMDP` with names and grid geometry):
 :func:`gridworld` (a text layout), :func:`cliff`, :func:`two_route`, :func:`square`,
 :func:`chain`, :func:`lottery`, :func:`random_mdp` (Garnet); gymnasium's toy-text worlds
-(:func:`from_gymnasium`, needs ``cai[gym]``); and the continuous Multigoal world
+(:func:`from_gymnasium`, needs the ``gym`` extra: ``control-as-inference[gym]``); and the continuous Multigoal world
 (:class:`MultiGoalEnv`) for the deep learners.
 """
 from cai.worlds.builders import (

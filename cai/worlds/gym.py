@@ -4,7 +4,7 @@ Gymnasium's discrete toy-text environments (``FrozenLake-v1``, ``FrozenLake8x8-v
 ``CliffWalking-v1``, ``Taxi-v3``/``Taxi-v4``) publish their dynamics as ``env.unwrapped.P``:
 ``P[s][a]`` is a list of outcomes ``(probability, next_state, reward, terminated)``, sampled by
 ``env.step``. :func:`from_gymnasium` turns that table into a ``TabularMDP`` (it needs the
-optional extra ``cai[gym]``: ``pip install "cai[gym]"``).
+optional extra ``gym``: ``pip install "control-as-inference[gym]"``).
 
 **Rewards.** A gymnasium reward belongs to an outcome, so it depends on ``(s, a, s')`` (reaching
 the goal of FrozenLake pays 1 *on arrival*). By default (``reward="auto"``) the MDP carries
@@ -38,11 +38,14 @@ The list of terminal states is kept in ``mdp.metadata["terminal_states"]``.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
 from cai.mdp.tabular import TabularMDP
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = ["from_gymnasium", "GYM_WORLDS", "GRID_MOVES"]
 
@@ -66,7 +69,7 @@ def _import_gymnasium():
         import gymnasium
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(
-            "from_gymnasium needs gymnasium, the optional extra cai[gym]: pip install 'cai[gym]'"
+            "from_gymnasium needs gymnasium, the optional extra gym: pip install 'control-as-inference[gym]'"
         ) from exc
     return gymnasium
 
@@ -81,7 +84,7 @@ def _make(env_id: str, make_kwargs):
 
 
 def from_gymnasium(
-    env,
+    env: Union[str, gymnasium.Env],
     *,
     horizon: Optional[int] = None,
     discount: Optional[float] = None,

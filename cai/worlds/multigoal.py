@@ -20,7 +20,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class MultiGoalEnv(_Base):
     metadata = {"render_modes": []}
 
     def __init__(self, max_episode_steps: int = 30, action_cost: float = 30.0, distance_cost: float = 1.0,
-                 goal_reward: float = 10.0, goal_radius: float = 1.0, init_sigma: float = 0.1, bound: float = 7.0):
+                 goal_reward: float = 10.0, goal_radius: float = 1.0, init_sigma: float = 0.1, bound: float = 7.0) -> None:
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps: expected >= 1, got {max_episode_steps}")
         self.max_episode_steps = int(max_episode_steps)
@@ -97,7 +97,7 @@ class MultiGoalEnv(_Base):
         d2 = ((np.asarray(positions)[..., None, :] - self.goals) ** 2).sum(-1)
         return self.distance_cost * d2.min(-1)
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None) -> Tuple[np.ndarray, dict]:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
             if _gym is not None:
@@ -109,7 +109,7 @@ class MultiGoalEnv(_Base):
         self._t = 0
         return self._state.astype(np.float32), {}
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, bool, dict]:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
         self._state = np.clip(self._state + a, -self.bound, self.bound)
         self._t += 1
@@ -123,7 +123,8 @@ class MultiGoalEnv(_Base):
         return self._state.astype(np.float32), reward, at_goal, truncated, info
 
 
-def goal_hit_fractions(env: MultiGoalEnv, act, n_rollouts: int = 100, start=(0.0, 0.0), seed: int = 0):
+def goal_hit_fractions(env: MultiGoalEnv, act: Callable[[np.ndarray], np.ndarray], n_rollouts: int = 100,
+                       start: Tuple[float, float] = (0.0, 0.0), seed: int = 0) -> Tuple[np.ndarray, List[np.ndarray]]:
     """Roll out ``act`` (observation -> action) ``n_rollouts`` times from ``start``.
 
     Args:

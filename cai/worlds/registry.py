@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple, Union
 
 from cai.mdp.tabular import TabularMDP
+from cai.typing import PathLike
 from cai.worlds import builders
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = ["World", "WORLDS", "DEFAULT", "make_world", "world_names", "load_layout", "canonical_name"]
 
@@ -98,7 +102,7 @@ def world_names(kind: Optional[str] = None) -> Tuple[str, ...]:
 
 
 def make_world(name: str, *, slip: Optional[float] = None, horizon: Union[int, None, str] = DEFAULT,
-               discount: Optional[float] = None):
+               discount: Optional[float] = None) -> Union[TabularMDP, gymnasium.Env]:
     """Build the world registered as ``name``.
 
     Args:
@@ -137,7 +141,7 @@ def make_world(name: str, *, slip: Optional[float] = None, horizon: Union[int, N
     return w.build(**kw)
 
 
-def load_layout(path, *, slip: float = 0.0, horizon: Union[int, None, str] = DEFAULT,
+def load_layout(path: PathLike, *, slip: float = 0.0, horizon: Union[int, None, str] = DEFAULT,
                 discount: Optional[float] = None) -> TabularMDP:
     """A grid world from a text layout file (``#`` wall, ``S`` start, ``G`` goal, ``L`` lava, ``.`` free).
 

@@ -1,4 +1,4 @@
-"""The identities of DESIGN.md §1 that tie exact inference to soft dynamic programming."""
+"""The identities of docs/design.md §2.4 that tie exact inference to soft dynamic programming."""
 import math
 
 import numpy as np

@@ -38,7 +38,7 @@ def test_matches_trajectory_enumeration(gamma):
 
 
 def test_deterministic_dynamics_equal_forward_messages():
-    # with deterministic dynamics exact inference and soft VI agree (DESIGN.md §1), so the
+    # with deterministic dynamics exact inference and soft VI agree (docs/design.md §2.4), so the
     # posterior marginals of forward_messages are the soft-VI policy's visitation
     mdp = random_mdp(6, 3, 1, seed=2, horizon=5)
     sv = cai.soft_value_iteration(mdp, 0.6)

@@ -32,7 +32,7 @@ def _check_invariants(mdp):
         for key in ("start", "goals", "lava"):
             assert all(0 <= s < S for s in meta[key])
         assert set(meta["start"]) == set(torch.nonzero(mdp.initial).flatten().tolist())
-    # solver identities of DESIGN.md §1 on every world
+    # solver identities of docs/design.md §2.4 on every world
     if mdp.horizon is not None:
         ex = cai.backward_messages(mdp, alpha=1.0)
         sv = cai.soft_value_iteration(mdp, alpha=1.0)
@@ -154,7 +154,7 @@ def test_lottery_numbers():
     hard = cai.value_iteration(m)
     # soft VI: Q(safe) = 0.5, Q(gamble) = E[r] = 0.1 * 10 + 0.9 * (-1) = 0.1
     torch.testing.assert_close(sv.Q[0, 0], torch.tensor([0.5, 0.1], dtype=torch.float64))
-    # exact: Q(gamble) = log(0.1 e^10 + 0.9 e^-1) (the log-expectation of DESIGN.md §1)
+    # exact: Q(gamble) = log(0.1 e^10 + 0.9 e^-1) (the log-expectation of docs/design.md §2.1)
     q_gamble = math.log(0.1 * math.exp(10) + 0.9 * math.exp(-1))
     torch.testing.assert_close(ex.Q[0, 0], torch.tensor([0.5, q_gamble], dtype=torch.float64))
     assert q_gamble == pytest.approx(7.697, abs=1e-3)
@@ -176,14 +176,14 @@ def test_chain_hard_value_closed_form():
 # ---------------------------------------------------------------------------------------------
 # gymnasium
 
-try:                                   # the optional extra cai[gym]: skip only these tests without it
+try:                                   # the optional extra [gym]: skip only these tests without it
     import gymnasium  # noqa: F401
     HAVE_GYM = True
 except ImportError:
     HAVE_GYM = False
 from cai.worlds.gym import from_gymnasium  # noqa: E402  (imports gymnasium lazily)
 
-needs_gym = pytest.mark.skipif(not HAVE_GYM, reason="needs gymnasium (pip install 'cai[gym]')")
+needs_gym = pytest.mark.skipif(not HAVE_GYM, reason="needs gymnasium (pip install 'control-as-inference[gym]')")
 
 #: overall false-alarm rate of each environment's distribution test (Bonferroni over its tests)
 FALSE_ALARM = 1e-3

@@ -11,11 +11,14 @@ import copy
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = ["seed_everything", "LoopConfig", "TrainingHistory", "evaluate_policy", "ActionScaler", "setup_box_learner",
            "run_off_policy"]
@@ -83,7 +86,7 @@ class TrainingHistory:
         return self.env_steps / self.wall_time if self.wall_time > 0 else float("nan")
 
 
-def evaluate_policy(env, act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed: Optional[int] = None,
+def evaluate_policy(env: gymnasium.Env, act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed: Optional[int] = None,
                     max_steps: int = 100_000) -> List[float]:
     """Run ``n_episodes`` full episodes of ``act`` (observation -> environment action); return their returns."""
     returns = []
@@ -102,7 +105,7 @@ def evaluate_policy(env, act: Callable[[np.ndarray], np.ndarray], n_episodes: in
 class ActionScaler:
     """Affine map between the learner's ``[-1, 1]^d`` and a Box action space ``[low, high]``."""
 
-    def __init__(self, action_space):
+    def __init__(self, action_space: gymnasium.spaces.Box) -> None:
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
         if not (np.all(np.isfinite(self.low)) and np.all(np.isfinite(self.high))):
@@ -113,7 +116,7 @@ class ActionScaler:
         return (self.low + 0.5 * (np.asarray(action, dtype=np.float64) + 1.0) * (self.high - self.low)).astype(np.float32)
 
 
-def setup_box_learner(learner, env):
+def setup_box_learner(learner: Any, env: gymnasium.Env) -> Tuple[int, int, torch.device]:
     """Seed and size a learner for an environment with a Box action space.
 
     Sets ``learner.rng_`` (from ``learner.config.seed``), ``learner.action_dim_`` and
@@ -126,7 +129,7 @@ def setup_box_learner(learner, env):
     return obs_dim, learner.action_dim_, torch.device(learner.config.device)
 
 
-def run_off_policy(agent, env, total_steps: int, eval_env=None, *, random_action: Callable[[], Any],
+def run_off_policy(agent: Any, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None, *, random_action: Callable[[], Any],
                    policy_action: Callable[[np.ndarray], Any], to_env: Optional[Callable[[Any], Any]] = None,
                    updates_per_step: int = 1, train_every: int = 1, desc: str = "") -> TrainingHistory:
     """The off-policy training loop shared by SAC, SQL and soft DQN; fills ``agent.history_``.

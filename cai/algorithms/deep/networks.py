@@ -31,7 +31,7 @@ class EnsembleLinear(nn.Module):
     Initialised like ``nn.Linear``: uniform in ``±1/sqrt(in)``.
     """
 
-    def __init__(self, ensemble_size: int, in_dim: int, out_dim: int):
+    def __init__(self, ensemble_size: int, in_dim: int, out_dim: int) -> None:
         super().__init__()
         bound = 1.0 / math.sqrt(in_dim)
         self.weight = nn.Parameter(torch.empty(ensemble_size, in_dim, out_dim).uniform_(-bound, bound))
@@ -57,7 +57,7 @@ class EnsembleQNetwork(nn.Module):
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256),
-                 ensemble_size: int = 2, n_outputs: int = 1):
+                 ensemble_size: int = 2, n_outputs: int = 1) -> None:
         super().__init__()
         layers, d = [], obs_dim + action_dim
         for hsize in hidden_sizes:
@@ -98,7 +98,7 @@ class TanhGaussianActor(nn.Module):
     (gradients flow through the sample); ``deterministic=True`` returns ``tanh(mu(s))``.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256)):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256)) -> None:
         super().__init__()
         self.trunk = mlp(obs_dim, hidden_sizes[:-1], hidden_sizes[-1]) if hidden_sizes else nn.Identity()
         d = hidden_sizes[-1] if hidden_sizes else obs_dim

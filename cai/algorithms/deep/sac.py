@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ import torch
 from cai.algorithms.deep.loop import LoopConfig, TrainingHistory, run_off_policy, setup_box_learner
 from cai.algorithms.deep.networks import EnsembleQNetwork, TanhGaussianActor, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = [
     "SACConfig",
@@ -140,7 +143,7 @@ class SAC:
         log_alpha_: learned log temperature (0-dim tensor). history_: :class:`TrainingHistory`.
     """
 
-    def __init__(self, config: Optional[SACConfig] = None):
+    def __init__(self, config: Optional[SACConfig] = None) -> None:
         self.config = SACConfig() if config is None else config
 
     # -- setup
@@ -197,7 +200,7 @@ class SAC:
 
     # -- acting
     @torch.no_grad()
-    def act(self, obs, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Environment action for one observation (``deterministic``: ``tanh(mu(s))``)."""
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0)
         a, _ = self.actor_(o, deterministic=deterministic)
@@ -210,7 +213,7 @@ class SAC:
         return self.actor_(o)[0][0].cpu().numpy()
 
     # -- training loop
-    def fit(self, env, total_steps: int, eval_env=None) -> SAC:
+    def fit(self, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None) -> SAC:
         """Train for ``total_steps`` environment steps; evaluate on ``eval_env`` (default ``env``).
 
         The loop is :func:`~cai.algorithms.deep.loop.run_off_policy`: uniform actions on ``[-1, 1]^d``

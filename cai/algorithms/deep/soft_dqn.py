@@ -1,6 +1,6 @@
 """Discrete soft Q-learning (soft DQN) for discrete-action environments, top to bottom.
 
-The tabular soft Bellman backup of ``DESIGN.md`` (soft value iteration with the counting action
+The tabular soft Bellman backup of ``docs/design.md`` §2.2 (soft value iteration with the counting action
 prior) with a Q network, a replay buffer and a target network:
 
     y = r + gamma (1 - terminated) V(s'),     V(s') = alpha log sum_a exp(Q_target(s', a) / alpha)
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ import torch.nn.functional as F
 from cai.algorithms.deep.loop import LoopConfig, TrainingHistory, run_off_policy, seed_everything
 from cai.algorithms.deep.networks import mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = ["SoftDQNConfig", "SoftDQN", "soft_dqn_target", "soft_dqn_loss", "boltzmann_log_policy", "discrete_soft_value"]
 
@@ -114,7 +117,7 @@ class SoftDQN:
         history_: :class:`TrainingHistory`.
     """
 
-    def __init__(self, config: Optional[SoftDQNConfig] = None):
+    def __init__(self, config: Optional[SoftDQNConfig] = None) -> None:
         self.config = SoftDQNConfig() if config is None else config
 
     def _build(self, env) -> None:
@@ -147,7 +150,7 @@ class SoftDQN:
         return dict(loss=loss, q_mean=target.mean())
 
     @torch.no_grad()
-    def act(self, obs, deterministic: bool = True) -> int:
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
         """Greedy action (``deterministic``) or a sample of the Boltzmann policy."""
         q = self.q_(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0))[0]
         if deterministic:
@@ -155,7 +158,7 @@ class SoftDQN:
         p = torch.softmax(q.double() / self.config.alpha, dim=-1).cpu().numpy()
         return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
 
-    def fit(self, env, total_steps: int, eval_env=None) -> SoftDQN:
+    def fit(self, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None) -> SoftDQN:
         """Train for ``total_steps`` environment steps with the Boltzmann behaviour policy.
 
         The loop is :func:`~cai.algorithms.deep.loop.run_off_policy`: uniform actions for

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from torch import nn
 from cai.algorithms.deep.loop import LoopConfig, TrainingHistory, run_off_policy, setup_box_learner
 from cai.algorithms.deep.networks import EnsembleQNetwork, mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
+
+if TYPE_CHECKING:
+    import gymnasium
 
 __all__ = [
     "SQLConfig",
@@ -49,7 +52,7 @@ __all__ = [
 # --------------------------------------------------------------------------- pure functions
 
 
-def rbf_kernel(x: torch.Tensor, y: torch.Tensor, bandwidth: torch.Tensor):
+def rbf_kernel(x: torch.Tensor, y: torch.Tensor, bandwidth: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """RBF kernel ``k(x, y) = exp(-|x - y|^2 / h)`` and its gradient in ``x``.
 
     Args:
@@ -187,7 +190,7 @@ class SQL:
         sampler_: :class:`SamplerNetwork`. history_: :class:`TrainingHistory`.
     """
 
-    def __init__(self, config: Optional[SQLConfig] = None):
+    def __init__(self, config: Optional[SQLConfig] = None) -> None:
         self.config = SQLConfig() if config is None else config
 
     def _build(self, env) -> None:
@@ -243,16 +246,16 @@ class SQL:
         return dict(q=q_loss, sampler=sampler_loss, svgd_norm=phi.norm(dim=-1).mean())
 
     @torch.no_grad()
-    def sample_actions(self, obs, n: int) -> np.ndarray:
+    def sample_actions(self, obs: np.ndarray, n: int) -> np.ndarray:
         """``n`` sampler actions in ``[-1, 1]^d`` for one observation; returns ``(n, d)``."""
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0)
         return torch.tanh(self.sampler_(o, n))[0].cpu().numpy()
 
-    def act(self, obs, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Environment action for one observation (the sampler is stochastic by design)."""
         return self.scaler_.to_env(self.sample_actions(obs, 1)[0])
 
-    def fit(self, env, total_steps: int, eval_env=None) -> SQL:
+    def fit(self, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None) -> SQL:
         """Train for ``total_steps`` environment steps.
 
         The loop is :func:`~cai.algorithms.deep.loop.run_off_policy`: uniform actions on ``[-1, 1]^d``

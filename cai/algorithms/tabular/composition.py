@@ -31,7 +31,7 @@ References:
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 
@@ -39,6 +39,10 @@ from cai.mdp.checks import as_tensor
 from cai.ops.backup import EXPECTED, hard_max, policy_expectation, soft_max
 from cai.ops.recursion import backward
 from cai.solution import Solution
+from cai.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["Composition", "compose", "combined_mdp"]
 
@@ -124,7 +128,7 @@ def _wsum(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.where(wb > 0, wb * x, torch.zeros_like(x)).sum(0)
 
 
-def combined_mdp(solutions: Sequence[Solution], weights):
+def combined_mdp(solutions: Sequence[Solution], weights: ArrayLike) -> TabularMDP:
     """The composed task: the tasks' common MDP with reward and terminal reward ``sum_i w_i r_i``."""
     solutions = _check_solutions(solutions)
     m0 = solutions[0].mdp
@@ -134,7 +138,7 @@ def combined_mdp(solutions: Sequence[Solution], weights):
     return m0.replace(rewards=r, terminal_rewards=rT, reward_layout=m0.reward_layout)
 
 
-def compose(solutions: Sequence[Solution], weights) -> Composition:
+def compose(solutions: Sequence[Solution], weights: ArrayLike) -> Composition:
     r"""Compose the soft Q-functions of several tasks into a policy for ``sum_i w_i r_i``.
 
     Args:

@@ -19,7 +19,7 @@ They differ in the model of the demonstrator, hence in where ``mu_theta`` comes 
   control-as-inference model; ``mu_theta`` comes from :func:`cai.forward_messages` and the
   objective is the exact log-likelihood ``mean log p(tau | O)`` (``log_evidence`` is its
   normaliser). With stochastic dynamics this model is optimistic (the demonstrator appears to
-  control its luck, DESIGN.md §1); with deterministic dynamics both variants coincide.
+  control its luck, docs/design.md §2.3); with deterministic dynamics both variants coincide.
 
 Rewards are linear in features (``(S, F)`` state features or ``(S, A, F)`` state-action
 features; default: one indicator per state, a tabular state reward) or given by a torch module
@@ -35,7 +35,7 @@ References:
 from __future__ import annotations
 
 import math
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -48,6 +48,8 @@ from cai.exact.sampling import Trajectories, transition_rows
 from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
 from cai.mdp.tabular import TabularMDP
 from cai.ops.logspace import logsumexp
+from cai.solution import Solution
+from cai.typing import ArrayLike
 
 __all__ = ["MaxEntIRL", "IRLStep", "Demonstrations", "validate_demonstrations", "empirical_visitation",
            "CAUSAL", "EXACT"]
@@ -107,7 +109,7 @@ def _as_index_vector(name: str, x) -> torch.Tensor:
     return t.long()
 
 
-def validate_demonstrations(demonstrations, mdp: TabularMDP) -> Demonstrations:
+def validate_demonstrations(demonstrations: Union[Trajectories, Sequence], mdp: TabularMDP) -> Demonstrations:
     """Check demonstrations against an MDP and pad them into tensors.
 
     Args:
@@ -250,10 +252,10 @@ class MaxEntIRL:
         Ziebart et al. (2008); Ziebart (2010), ch. 9 (see the module docstring).
     """
 
-    def __init__(self, mdp: TabularMDP, features=None, *, alpha: float = 1.0, variant: str = CAUSAL,
-                 action_prior=None, reward_model: Optional[torch.nn.Module] = None, lr: float = 0.1,
+    def __init__(self, mdp: TabularMDP, features: Optional[ArrayLike] = None, *, alpha: float = 1.0, variant: str = CAUSAL,
+                 action_prior: Optional[ArrayLike] = None, reward_model: Optional[torch.nn.Module] = None, lr: float = 0.1,
                  n_iter: int = 200, optimizer: str = "adam", tol: float = 1e-6, l2: float = 0.0,
-                 initial: str = "mdp", init_weights=None, progress: bool = False):
+                 initial: str = "mdp", init_weights: Optional[ArrayLike] = None, progress: bool = False) -> None:
         if not isinstance(mdp, TabularMDP):
             raise TypeError(f"MaxEntIRL: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
         if mdp.batch_shape != torch.Size([]):   # the reward is replaced; its batch would be lost
@@ -310,7 +312,7 @@ class MaxEntIRL:
     def n_features(self) -> int:
         return int(self._phi.shape[-1])
 
-    def reward_from_weights(self, weights) -> torch.Tensor:
+    def reward_from_weights(self, weights: ArrayLike) -> torch.Tensor:
         """``r_theta(s, a) = phi(s, a) . theta``, ``(S, A)`` (differentiable in ``weights``)."""
         w = as_tensor("weights", weights, self.mdp.dtype, self.mdp.device)
         if tuple(w.shape) != (self.n_features,):
@@ -328,7 +330,7 @@ class MaxEntIRL:
         raise ValueError(f"reward_model: expected an output of shape (S,), (S, 1), (S, A) or (S, A, 1) "
                          f"with S={S}, A={A}, got {tuple(r.shape)}")
 
-    def solve(self, reward: torch.Tensor):
+    def solve(self, reward: torch.Tensor) -> Tuple[TabularMDP, Solution]:
         """The demonstrator model for a reward ``(S, A)``: ``(mdp_r, solution)``.
 
         Soft value iteration (``causal``) or backward messages (``exact``); differentiable in
@@ -346,7 +348,7 @@ class MaxEntIRL:
         p = torch.zeros(S, dtype=self.mdp.dtype, device=self.mdp.device)
         return p.index_add_(0, demos.states[:, 0], torch.ones(demos.n, dtype=p.dtype, device=p.device)) / demos.n
 
-    def expected_visitation(self, mdp_r: TabularMDP, sol, initial: torch.Tensor) -> torch.Tensor:
+    def expected_visitation(self, mdp_r: TabularMDP, sol: Solution, initial: torch.Tensor) -> torch.Tensor:
         """Expected ``(S, A)`` visitation counts of the demonstrator model, started from ``initial``.
 
         ``causal``: the soft-optimal policy pushed forward under the true dynamics.
@@ -403,7 +405,8 @@ class MaxEntIRL:
             total = total + torch.where(full, rT, torch.zeros_like(rT))
         return total / self._alpha
 
-    def objective(self, demonstrations, reward=None, *, weights=None) -> torch.Tensor:
+    def objective(self, demonstrations: Union[Trajectories, Sequence], reward: Optional[ArrayLike] = None, *, weights: Optional[ArrayLike] = None
+                  ) -> torch.Tensor:
         r"""The function whose gradient :meth:`gradient` returns (without the ``l2`` term).
 
         ``J(r) = mean_i [ (sum_t gamma^t r(s_t^i, a_t^i) + gamma^T r_T(s_T^i)) / alpha ] - sum_s q0(s) V_0(s) / alpha``
@@ -422,7 +425,8 @@ class MaxEntIRL:
     def _objective(self, demos, reward, sol):
         return self._return_term(demos, reward, True).mean() - (self._initial(demos) * sol.V0).sum() / self._alpha
 
-    def log_likelihood(self, demonstrations, reward=None, *, weights=None) -> torch.Tensor:
+    def log_likelihood(self, demonstrations: Union[Trajectories, Sequence], reward: Optional[ArrayLike] = None, *,
+                       weights: Optional[ArrayLike] = None) -> torch.Tensor:
         r"""Mean log-likelihood of the demonstrations under the variant's model, given their starts.
 
         ``causal``: ``mean_i sum_t log pi_t(a_t^i | s_t^i)`` (the causal likelihood).
@@ -465,7 +469,7 @@ class MaxEntIRL:
         total = total + torch.zeros_like(total).index_add(0, nxt.nonzero()[:, 0], lp_dyn)
         return (total - sol.V0[demos.states[:, 0]] / self._alpha).mean()
 
-    def gradient(self, demonstrations, weights) -> torch.Tensor:
+    def gradient(self, demonstrations: Union[Trajectories, Sequence], weights: ArrayLike) -> torch.Tensor:
         r"""Gradient of :meth:`objective` in linear weights: ``(mu_demo - mu_theta) / alpha``, ``(F,)``.
 
         Feature counts ``mu = sum_{s,a} d(s,a) phi(s,a)``, with ``d_theta`` from
@@ -480,7 +484,7 @@ class MaxEntIRL:
             return torch.einsum("saf,sa->f", self._phi, d_emp - d) / self._alpha
 
     # -----------------------------------------------------------------------------------------
-    def fit(self, demonstrations) -> MaxEntIRL:
+    def fit(self, demonstrations: Union[Trajectories, Sequence]) -> MaxEntIRL:
         """Learn a reward from demonstrations (gradient ascent on the log-likelihood).
 
         Args:

@@ -31,6 +31,7 @@ import torch
 from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
 from cai.mdp.tabular import ROW_SUM_TOL, TabularMDP
 from cai.ops.logspace import log_matmul_exp, logsumexp
+from cai.typing import ArrayLike
 
 __all__ = ["LMDP", "LMDPSolution", "controlled_from_policy"]
 
@@ -60,7 +61,7 @@ class LMDPSolution(NamedTuple):
     residual: float
 
 
-def controlled_from_policy(mdp: TabularMDP, policy) -> torch.Tensor:
+def controlled_from_policy(mdp: TabularMDP, policy: ArrayLike) -> torch.Tensor:
     """The next-state distribution a policy induces, ``u(s'|s) = sum_a pi(a|s) P(s'|s,a)``.
 
     Args:
@@ -90,7 +91,8 @@ class LMDP:
             non-finite costs, or bad terminal indices.
     """
 
-    def __init__(self, passive, state_cost, terminal=None, *, state_names: Optional[Sequence[str]] = None):
+    def __init__(self, passive: ArrayLike, state_cost: ArrayLike, terminal: Optional[ArrayLike] = None, *,
+                 state_names: Optional[Sequence[str]] = None) -> None:
         P = as_tensor("passive", passive)
         if P.dim() != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
             raise ValueError(f"passive: expected a square (S, S) matrix, got shape {tuple(P.shape)}")
@@ -225,7 +227,7 @@ class LMDP:
         resid = ((M @ z - lam * z).abs().max()).item()
         return LMDPSolution(z, -torch.log(z), self.controlled_dynamics(z), -math.log(lam), "average_cost", resid)
 
-    def solve_finite_horizon(self, horizon: int, final_cost=None) -> LMDPSolution:
+    def solve_finite_horizon(self, horizon: int, final_cost: Optional[ArrayLike] = None) -> LMDPSolution:
         r"""Solve the ``horizon``-step problem in log space: ``log z_t = -q + log P z_{t+1}``.
 
         Terminal states keep ``z_t = exp(-q_T)`` at every step (the episode ends on arrival).
@@ -271,7 +273,8 @@ class LMDP:
         succ = torch.where(prob > 0, order, torch.arange(S).unsqueeze(-1).expand(S, K))
         return succ, prob
 
-    def to_mdp(self, alpha: float = 1.0, horizon: Optional[int] = None, final_cost=None):
+    def to_mdp(self, alpha: float = 1.0, horizon: Optional[int] = None, final_cost: Optional[ArrayLike] = None
+               ) -> Tuple[TabularMDP, torch.Tensor]:
         r"""The :class:`~cai.TabularMDP` and action prior whose soft value iteration is this LMDP.
 
         Action ``k`` of a non-terminal state ``s`` moves deterministically to its ``k``-th
@@ -328,7 +331,7 @@ class LMDP:
         return mdp, prior
 
     @classmethod
-    def from_mdp(cls, mdp: TabularMDP, alpha: float = 1.0, action_prior=None) -> LMDP:
+    def from_mdp(cls, mdp: TabularMDP, alpha: float = 1.0, action_prior: Optional[ArrayLike] = None) -> LMDP:
         r"""The LMDP that soft value iteration on a deterministic MDP solves (in units of ``alpha``).
 
         ``p(s'|s) ∝ sum_{a: P(s'|s,a)=1} rho(a|s) exp(r(s,a)/alpha)`` and

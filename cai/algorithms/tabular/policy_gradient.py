@@ -35,6 +35,7 @@ from cai.dp.soft_vi import elbo
 from cai.exact.sampling import Trajectories, sample_trajectories
 from cai.mdp.checks import as_tensor
 from cai.mdp.tabular import TabularMDP, check_model
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["PGStep", "PGResult", "softmax_policy", "reinforce_gradient", "soft_reinforce"]
 
@@ -116,7 +117,7 @@ def _soft_returns(mdp: TabularMDP, traj: Trajectories, log_pi: torch.Tensor, log
     return G[:, :L]
 
 
-def reinforce_gradient(mdp: TabularMDP, logits, trajectories: Trajectories, alpha=1.0, action_prior=None, *,
+def reinforce_gradient(mdp: TabularMDP, logits: torch.Tensor, trajectories: Trajectories, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *,
                        baseline: Optional[str] = "loo", baseline_table: Optional[torch.Tensor] = None
                        ) -> Tuple[torch.Tensor, torch.Tensor]:
     r"""The REINFORCE estimate of ``grad_theta J`` from trajectories sampled from ``softmax(logits)``.
@@ -186,10 +187,10 @@ def reinforce_gradient(mdp: TabularMDP, logits, trajectories: Trajectories, alph
     return grad, G
 
 
-def soft_reinforce(mdp: TabularMDP, alpha=1.0, action_prior=None, *, n_iter: int = 300, batch_size: int = 256,
+def soft_reinforce(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, n_iter: int = 300, batch_size: int = 256,
                    lr: float = 0.1, lr_decay: float = 0.0, optimizer: str = "adam", baseline: Optional[str] = "loo",
-                   baseline_rate: float = 0.1, length: Optional[int] = None, init_logits=None,
-                   reference_policy=None, track_objective: bool = True,
+                   baseline_rate: float = 0.1, length: Optional[int] = None, init_logits: Optional[ArrayLike] = None,
+                   reference_policy: Optional[ArrayLike] = None, track_objective: bool = True,
                    generator: Optional[torch.Generator] = None, progress: bool = False) -> PGResult:
     r"""Train a tabular softmax policy by REINFORCE on the entropy-regularised objective.
 

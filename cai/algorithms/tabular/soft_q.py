@@ -37,6 +37,7 @@ from cai.exact.sampling import transition_rows
 from cai.mdp.checks import as_tensor, check_policy
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import hard_max, soft_max
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["PolynomialStepSize", "TDResult", "soft_q_learning", "q_learning"]
 
@@ -235,10 +236,10 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
     return TDResult(Q, V, torch.exp(log_pi), log_pi, done, visits, history, samples_to_tol)
 
 
-def soft_q_learning(mdp: TabularMDP, alpha=1.0, action_prior=None, *, n_samples: int = 100_000,
+def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, n_samples: int = 100_000,
                     n_envs: int = 32, step_size: Optional[StepSize] = None,
-                    behaviour="boltzmann", behaviour_alpha: Optional[float] = None,
-                    reset_prob: Optional[float] = None, reference=None, tol: Optional[float] = None,
+                    behaviour: Union[str, ArrayLike] = "boltzmann", behaviour_alpha: Optional[float] = None,
+                    reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None, tol: Optional[float] = None,
                     eval_every: int = 1000, generator: Optional[torch.Generator] = None,
                     progress: bool = False) -> TDResult:
     r"""Tabular soft Q-learning with the soft TD target ``r + gamma * alpha log sum rho exp(Q/alpha)``.
@@ -284,8 +285,8 @@ def soft_q_learning(mdp: TabularMDP, alpha=1.0, action_prior=None, *, n_samples:
 
 
 def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
-               step_size: Optional[StepSize] = None, behaviour="boltzmann", behaviour_alpha: float = 1.0,
-               reset_prob: Optional[float] = None, reference=None, tol: Optional[float] = None,
+               step_size: Optional[StepSize] = None, behaviour: Union[str, ArrayLike] = "boltzmann", behaviour_alpha: float = 1.0,
+               reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None, tol: Optional[float] = None,
                eval_every: int = 1000, generator: Optional[torch.Generator] = None,
                progress: bool = False) -> TDResult:
     r"""Tabular (hard-max) Q-learning: target ``r + gamma max_a' Q(s', a')``; the ``alpha -> 0`` contrast.

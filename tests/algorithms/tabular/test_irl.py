@@ -95,7 +95,7 @@ def test_recovers_linear_reward_on_gridworld():
 
 
 def test_variants_coincide_with_deterministic_dynamics():
-    # DESIGN.md §1: deterministic dynamics -> exact inference = soft VI, so both IRL variants
+    # docs/design.md §2.4: deterministic dynamics -> exact inference = soft VI, so both IRL variants
     # (conditioned on the same starts) take identical steps
     mdp, phi, demos = _tiny(deterministic=True)
     a = MaxEntIRL(mdp, phi, alpha=0.7, variant="causal", n_iter=15).fit(demos)
