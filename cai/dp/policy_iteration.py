@@ -21,15 +21,17 @@ from typing import List, Optional
 import torch
 
 from cai.dp.soft_vi import soft_policy_evaluation
-from cai.mdp.tabular import check_model
+from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import EXPECTED, soft_max
 from cai.ops.recursion import ConvergenceWarning, Recursion
 from cai.solution import Solution
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["soft_policy_iteration"]
 
 
-def soft_policy_iteration(mdp, alpha=1.0, action_prior=None, *, policy=None, tol: float = 1e-12,
+def soft_policy_iteration(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *,
+                          policy: Optional[ArrayLike] = None, tol: float = 1e-12,
                           max_iter: int = 1_000, eval_tol: Optional[float] = None,
                           history: Optional[List[torch.Tensor]] = None) -> Solution:
     r"""Soft policy iteration: evaluate the policy exactly, improve it soft-greedily, repeat.

@@ -158,7 +158,7 @@ def expected_rewards(mdp: TabularMDP) -> torch.Tensor:
     return r.unsqueeze(-3).expand(*r.shape[:-2], T, *r.shape[-2:])
 
 
-def expected_return(mdp: TabularMDP, policy, rewards=None) -> torch.Tensor:
+def expected_return(mdp: TabularMDP, policy: ArrayLike, rewards: Optional[ArrayLike] = None) -> torch.Tensor:
     r"""Expected (discounted) return of a policy under the MDP's dynamics, by exact marginals.
 
     ::

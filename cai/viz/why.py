@@ -5,7 +5,7 @@ figures only draw them.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
@@ -13,12 +13,18 @@ import torch
 from cai.dp.policy_iteration import soft_policy_iteration
 from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.dp.visitation import expected_return
+from cai.typing import ArrayLike
 from cai.viz.common import _new_ax, _np
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
 from cai.why.robust_dynamics import perturbed_returns
 from cai.why.robust_reward import robust_return
 from cai.why.temperature import dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cai.mdp.tabular import TabularMDP
 
 __all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness"]
 
@@ -30,7 +36,8 @@ def _alphas(alphas, default):
     return a
 
 
-def policy_iteration_progress(mdp, alpha: float = 1.0, *, ax=None, title: Optional[str] = None):
+def policy_iteration_progress(mdp: TabularMDP, alpha: float = 1.0, *, ax: Optional[Axes] = None,
+                              title: Optional[str] = None) -> Axes:
     """Soft policy iteration's objective per iteration: the start-weighted value and its worst state.
 
     Curves: ``sum_s p0(s) V^{pi_k}_0(s)`` for each iterate ``pi_k`` (``pi_0`` uniform), with
@@ -62,7 +69,8 @@ def policy_iteration_progress(mdp, alpha: float = 1.0, *, ax=None, title: Option
     return ax
 
 
-def tie_breaking(mdp, state: int, actions: Sequence[int], alphas=None, *, ax=None, title: Optional[str] = None):
+def tie_breaking(mdp: TabularMDP, state: int, actions: Sequence[int], alphas: Optional[ArrayLike] = None, *, ax: Optional[Axes] = None,
+                 title: Optional[str] = None) -> Axes:
     """The soft policy at ``state`` (step 0) against alpha, with its ``alpha -> 0`` limit and hard VI.
 
     Lines: ``pi^alpha_0(a|state)`` for each of ``actions``; dotted: the limit from
@@ -96,7 +104,8 @@ def tie_breaking(mdp, state: int, actions: Sequence[int], alphas=None, *, ax=Non
     return ax
 
 
-def myopic_vs_maxent(mdp, state: int, action: int, alphas=None, *, ax=None, title: Optional[str] = None):
+def myopic_vs_maxent(mdp: TabularMDP, state: int, action: int, alphas: Optional[ArrayLike] = None, *, ax: Optional[Axes] = None,
+                 title: Optional[str] = None) -> Axes:
     """``pi(action | state)`` at step 0 against alpha: MaxEnt (future entropy) against myopic.
 
     The myopic policy (:func:`cai.why.myopic_policy`) is a Boltzmann distribution over the hard
@@ -124,8 +133,8 @@ def myopic_vs_maxent(mdp, state: int, action: int, alphas=None, *, ax=None, titl
     return ax
 
 
-def temperature_dual(mdp, target: float, alphas=None, *, alpha0: float = 1.0, lr: float = 0.5, ax=None,
-                     title: Optional[str] = None):
+def temperature_dual(mdp: TabularMDP, target: float, alphas: Optional[ArrayLike] = None, *, alpha0: float = 1.0, lr: float = 0.5,
+                     ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
     """The exact entropy curve ``Hbar(alpha)`` with the target, ``alpha*`` and the dual descent's path.
 
     ``Hbar`` is :func:`cai.why.mean_policy_entropy` (one batched solve); ``alpha*`` is
@@ -153,8 +162,8 @@ def temperature_dual(mdp, target: float, alphas=None, *, alpha0: float = 1.0, lr
     return ax
 
 
-def robust_reward_curve(mdp, beta: float = 1.0, epsilon: float = 0.0, alphas=None, *, ax=None,
-                        title: Optional[str] = None):
+def robust_reward_curve(mdp: TabularMDP, beta: float = 1.0, epsilon: float = 0.0, alphas: Optional[ArrayLike] = None, *,
+                        ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
     """Worst-case return over the robust reward set, for soft policies across alpha and the hard policy.
 
     Solid: :func:`cai.why.robust_return` of the soft-optimal policy at each alpha (the return
@@ -185,7 +194,8 @@ def robust_reward_curve(mdp, beta: float = 1.0, epsilon: float = 0.0, alphas=Non
     return ax
 
 
-def dynamics_robustness(train, test, alphas=None, *, ax=None, title: Optional[str] = None):
+def dynamics_robustness(train: TabularMDP, test: TabularMDP, alphas: Optional[ArrayLike] = None, *,
+                        ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
     """Exact returns of soft policies (over alpha) and the hard policy, in the training and the test world.
 
     Numbers from :func:`cai.why.perturbed_returns`: each policy is solved in ``train`` and its

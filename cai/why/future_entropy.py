@@ -24,13 +24,14 @@ References:
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
 from cai.dp.soft_vi import value_iteration
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import soft_max
+from cai.typing import Alpha, ArrayLike
 
 __all__ = ["MyopicPolicy", "myopic_policy"]
 
@@ -47,7 +48,7 @@ class MyopicPolicy(NamedTuple):
     Q: torch.Tensor
 
 
-def myopic_policy(mdp: TabularMDP, alpha=1.0, action_prior=None) -> MyopicPolicy:
+def myopic_policy(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None) -> MyopicPolicy:
     r"""The policy that adds an entropy bonus to the current step only: ``pi ∝ rho exp(Q*/alpha)``.
 
     ``Q*_t(s,a) = r_t(s,a) + gamma * sum_s' P(s'|s,a) V*_{t+1}(s')`` from hard value iteration.

@@ -24,13 +24,14 @@ References:
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
 from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.solution import Solution
+from cai.typing import ArrayLike
 
 __all__ = ["ZeroTemperatureLimit", "zero_temperature_limit"]
 
@@ -52,7 +53,7 @@ class ZeroTemperatureLimit(NamedTuple):
     hard: Solution
 
 
-def zero_temperature_limit(mdp: TabularMDP, action_prior=None, *, atol: float = 1e-9) -> ZeroTemperatureLimit:
+def zero_temperature_limit(mdp: TabularMDP, action_prior: Optional[ArrayLike] = None, *, atol: float = 1e-9) -> ZeroTemperatureLimit:
     r"""The limit of the soft-optimal policy and values as ``alpha -> 0``.
 
     ::

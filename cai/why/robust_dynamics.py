@@ -21,6 +21,7 @@ import torch
 from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.dp.visitation import expected_return
 from cai.mdp.tabular import TabularMDP
+from cai.typing import ArrayLike
 
 __all__ = ["perturb_cell", "PerturbedReturns", "perturbed_returns"]
 
@@ -100,7 +101,7 @@ class PerturbedReturns(NamedTuple):
     hard_train: float
 
 
-def perturbed_returns(train: TabularMDP, test: TabularMDP, alphas) -> PerturbedReturns:
+def perturbed_returns(train: TabularMDP, test: TabularMDP, alphas: ArrayLike) -> PerturbedReturns:
     r"""Solve in ``train``, run in ``test``: expected returns ``E[sum_t gamma^t r_t + r_T]`` (no entropy).
 
     Args:

@@ -39,6 +39,7 @@ import torch
 from cai.dp.visitation import expected_return, expected_rewards
 from cai.mdp.checks import as_tensor, check_policy
 from cai.mdp.tabular import TabularMDP
+from cai.typing import ArrayLike
 
 __all__ = ["worst_case_reward", "robust_return"]
 
@@ -64,7 +65,7 @@ def _check(mdp, policy, beta, epsilon, fn):
     return p
 
 
-def worst_case_reward(mdp: TabularMDP, policy, beta: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+def worst_case_reward(mdp: TabularMDP, policy: ArrayLike, beta: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
     r"""The reward in the robust set ``R_{beta,eps}`` that minimises the policy's expected return.
 
     ``r~*_t(s,a) = r_t(s,a) - beta * (log pi_t(a|s) + epsilon)``; ``+inf`` where ``pi_t(a|s) = 0``
@@ -90,7 +91,7 @@ def worst_case_reward(mdp: TabularMDP, policy, beta: float = 1.0, epsilon: float
     return torch.where(pos, r - beta * (log_p + epsilon), torch.full_like(p, math.inf))
 
 
-def robust_return(mdp: TabularMDP, policy, beta: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+def robust_return(mdp: TabularMDP, policy: ArrayLike, beta: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
     r"""The policy's worst-case expected return over the robust set ``R_{beta,eps}``.
 
     ``min_{r~ in R} E_pi[sum_t gamma^t r~_t(s_t,a_t) + gamma^T r_T(s_T)]``, evaluated as the

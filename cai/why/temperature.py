@@ -43,6 +43,7 @@ import torch
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_marginals
 from cai.mdp.tabular import TabularMDP, check_model
+from cai.typing import Alpha
 
 __all__ = ["mean_policy_entropy", "temperature_for_entropy", "dual_temperature_descent", "TemperatureDescent"]
 
@@ -55,7 +56,7 @@ def _check(mdp, fn):
         raise ValueError(f"{fn}: mdp: expected an MDP without reward batch, got batch shape {tuple(mdp.batch_shape)}")
 
 
-def mean_policy_entropy(mdp: TabularMDP, alpha) -> torch.Tensor:
+def mean_policy_entropy(mdp: TabularMDP, alpha: Alpha) -> torch.Tensor:
     r"""Mean entropy per decision of the soft-optimal policy, weighted by where it goes.
 
     ::
