@@ -6,7 +6,16 @@ marginals, and every number is checked against direct soft dynamic programming.
 """
 from cai._version import __version__
 from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning, soft_reinforce
-from cai.dp import PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation, soft_value_iteration, value_iteration
+from cai.dp import (
+    PolicyMarginals,
+    elbo,
+    policy_marginals,
+    policy_visitation,
+    soft_policy_evaluation,
+    soft_policy_iteration,
+    soft_value_iteration,
+    value_iteration,
+)
 from cai.exact import (
                  DivergenceError,
                  ForwardMessages,
@@ -38,6 +47,7 @@ __all__ = [
     "soft_value_iteration",
     "value_iteration",
     "soft_policy_evaluation",
+    "soft_policy_iteration",
     "elbo",
     "policy_visitation",
     "policy_marginals",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Dict
 
 __all__ = [
-    "EXACT", "SOFT_VI", "VI", "POLICY_EVALUATION", "SVI", "CLOSED_FORM",
+    "EXACT", "SOFT_VI", "VI", "POLICY_EVALUATION", "SOFT_POLICY_ITERATION", "SVI", "CLOSED_FORM",
     "METHODS", "VARIATIONAL", "ALIASES", "SUCCESSOR", "canonical_method", "describe",
 ]
 
@@ -19,6 +19,7 @@ EXACT = "exact"
 SOFT_VI = "soft_vi"
 VI = "vi"
 POLICY_EVALUATION = "policy_evaluation"
+SOFT_POLICY_ITERATION = "soft_policy_iteration"
 SVI = "svi"
 CLOSED_FORM = "closed_form"
 
@@ -28,6 +29,7 @@ METHODS: Dict[str, str] = {
     SOFT_VI: "soft value iteration: the policy maximising the ELBO with the dynamics kept (max ELBO)",
     VI: "hard value iteration: the alpha -> 0 limit, a greedy policy",
     POLICY_EVALUATION: "soft policy evaluation: soft Q and V of a given policy (its ELBO is value / alpha)",
+    SOFT_POLICY_ITERATION: "soft policy iteration: evaluate, improve pi ∝ rho exp(Q/alpha), repeat (soft VI's answer)",
     SVI: "Pyro stochastic variational inference: a guide policy fitted by gradient ascent on the ELBO",
     CLOSED_FORM: "closed-form ELBO ascent: Adam on the exact ELBO of time-indexed logits (no Pyro)",
 }
@@ -43,7 +45,8 @@ VARIATIONAL: Dict[str, tuple] = {
 }
 
 #: Older spellings still accepted (the command line used hyphens before 0.2).
-ALIASES: Dict[str, str] = {"soft-vi": SOFT_VI, "policy-evaluation": POLICY_EVALUATION, "closed-form": CLOSED_FORM}
+ALIASES: Dict[str, str] = {"soft-vi": SOFT_VI, "policy-evaluation": POLICY_EVALUATION,
+                           "soft-policy-iteration": SOFT_POLICY_ITERATION, "closed-form": CLOSED_FORM}
 
 #: Backward method -> the successor mode of its backup (:func:`cai.ops.backup.q_backup`): exact
 #: inference takes the log-expectation over ``s'``, the dynamic-programming methods the expectation.
@@ -52,6 +55,7 @@ SUCCESSOR: Dict[str, str] = {
     SOFT_VI: "expectation",
     VI: "expectation",
     POLICY_EVALUATION: "expectation",
+    SOFT_POLICY_ITERATION: "expectation",
 }
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 
-from cai.methods import METHODS, SOFT_VI
+from cai.methods import METHODS, SOFT_POLICY_ITERATION, SOFT_VI
 from cai.ops.backup import q_backup
 from cai.ops.recursion import Recursion
 
@@ -31,7 +31,7 @@ class Solution:
         value: ``(*b,)`` ``sum_s p0(s) V_0(s)``.
         alpha: the temperature tensor (shape broadcastable to ``b``).
         method: the method name from :data:`cai.methods.METHODS` that produced it: ``"exact"``,
-            ``"soft_vi"``, ``"vi"`` or ``"policy_evaluation"``.
+            ``"soft_vi"``, ``"vi"``, ``"soft_policy_iteration"`` or ``"policy_evaluation"``.
         iterations, residual: for stationary problems, the iterations used and the final
             ``max |V_new - V|``; ``None`` for finite horizons.
 
@@ -174,8 +174,8 @@ class Solution:
 
     @property
     def max_elbo(self) -> torch.Tensor:
-        """For soft value iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
-        if self.method != SOFT_VI:
+        """For soft value (or policy) iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
+        if self.method not in (SOFT_VI, SOFT_POLICY_ITERATION):
             raise AttributeError(f"max_elbo is defined for soft value iteration, not for {self.method!r}")
         return self.value / self.alpha
 

@@ -112,7 +112,7 @@ def test_public_names_resolve_without_warnings():
         for name in cai.__all__:
             assert getattr(cai, name) is not None
         for pkg in ("exact", "dp", "ppl", "report", "gaussian", "worlds", "viz", "ops", "mdp", "algorithms",
-                    "algorithms.tabular", "algorithms.deep"):
+                    "algorithms.tabular", "algorithms.deep", "why"):
             m = importlib.import_module(f"cai.{pkg}")
             for name in m.__all__:
                 assert hasattr(m, name), f"cai.{pkg}.{name}"

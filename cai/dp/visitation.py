@@ -37,7 +37,7 @@ from cai.ops.logspace import matmul, transpose_csr
 from cai.ops.recursion import ConvergenceWarning
 from cai.typing import ArrayLike
 
-__all__ = ["policy_visitation", "policy_marginals", "PolicyMarginals"]
+__all__ = ["policy_visitation", "policy_marginals", "PolicyMarginals", "expected_rewards", "expected_return"]
 
 
 class PolicyMarginals(NamedTuple):
@@ -147,3 +147,63 @@ def policy_visitation(mdp: TabularMDP, policy: ArrayLike, initial: Optional[Arra
         warnings.warn(f"policy_visitation: occupancy did not converge in max_iter={max_iter} steps",
                       ConvergenceWarning, stacklevel=2)
     return total
+
+
+def expected_rewards(mdp: TabularMDP) -> torch.Tensor:
+    """``E[r_t(s, a, s')]`` over ``s'``, as ``(*batch, T, S, A)`` for a finite horizon ``T``.
+
+    Forbidden actions (reward ``-inf``) get 0: a policy never takes them.
+
+    Raises:
+        ValueError: if the MDP has no finite horizon.
+    """
+    if mdp.horizon is None:
+        raise ValueError("expected_rewards: mdp: expected a finite horizon, got horizon=None")
+    T = mdp.horizon
+    if mdp.reward_layout == "sas":
+        P = mdp.dense_transitions()
+        r = torch.where(P > 0, P * mdp.rewards, torch.zeros_like(P)).sum(-1)
+    else:
+        r = mdp.rewards
+    r = torch.where(torch.isneginf(r), torch.zeros_like(r), r)
+    if mdp.reward_layout == "tsa":
+        return r
+    return r.unsqueeze(-3).expand(*r.shape[:-2], T, *r.shape[-2:])
+
+
+def expected_return(mdp: TabularMDP, policy: ArrayLike, rewards: Optional[ArrayLike] = None) -> torch.Tensor:
+    r"""Expected (discounted) return of a policy under the MDP's dynamics, by exact marginals.
+
+    ::
+
+        E[ sum_{t<T} gamma^t r_t(s_t, a_t) + gamma^T r_T(s_T) ] = sum_t sum_{s,a} d_t(s,a) r_t(s,a) + sum_s mu_T(s) r_T(s)
+
+    with the marginals of :func:`policy_marginals` (no entropy term).
+
+    Args:
+        mdp: a finite-horizon :class:`~cai.TabularMDP`.
+        policy: ``(*b, T, S, A)`` or ``(S, A)``.
+        rewards: optional ``(T, S, A)`` or ``(S, A)`` rewards to use instead of the MDP's (``+inf``
+            or ``-inf`` allowed where the policy puts no mass; they contribute 0).
+
+    Returns:
+        ``(*b,)`` expected returns.
+
+    Raises:
+        ValueError: for a stationary MDP, a bad policy or rewards of the wrong shape.
+    """
+    m = policy_marginals(mdp, policy)
+    T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
+    if rewards is None:
+        r = expected_rewards(mdp)
+    else:
+        r = as_tensor("rewards", rewards, mdp.dtype, mdp.device)
+        if r.shape not in ((T, S, A), (S, A)) and r.shape[-3:] != (T, S, A):
+            raise ValueError(f"rewards: expected shape (T, S, A) = ({T}, {S}, {A}) or (S, A), got {tuple(r.shape)}")
+        if bool(torch.isnan(r).any()):
+            raise ValueError("rewards: expected no NaN entries")
+    d = m.state_action
+    if bool((torch.isinf(r) & (d > 0)).any()):
+        raise ValueError("rewards: infinite where the policy goes (expected finite rewards on its support)")
+    terms = torch.where(d > 0, d * torch.where(torch.isinf(r), torch.zeros_like(r), r), torch.zeros_like(d))
+    return terms.sum((-1, -2, -3)) + (m.state[..., -1, :] * mdp.terminal_rewards).sum(-1)

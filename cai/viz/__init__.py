@@ -3,7 +3,7 @@
 By subject: :mod:`.grid` (values, soft Q, policy arrows, exact vs variational, trajectories on a
 grid), :mod:`.marginals` (state marginals over time, animated), :mod:`.sweep` (the temperature
 sweep), :mod:`.graph` (the unrolled graphical model and the transition graph, networkx) and
-:mod:`.multigoal` (the Multigoal world). Figures compute nothing of their own: the numbers come
+:mod:`.multigoal` (the Multigoal world) and :mod:`.why` (why MaxEnt RL). Figures compute nothing of their own: the numbers come
 from the solvers and from :mod:`cai.report`.
 
 Grid figures read the geometry that the world builders store in ``mdp.metadata`` (``"shape"``,
@@ -16,10 +16,12 @@ from cai.viz.grid import compare_solutions, policy_arrows, soft_q_heatmap, traje
 from cai.viz.marginals import marginals_animation, state_marginals
 from cai.viz.multigoal import plot_multigoal
 from cai.viz.sweep import temperature_sweep
+from cai.viz.why import dynamics_robustness, myopic_vs_maxent, policy_iteration_progress, robust_reward_curve, temperature_dual, tie_breaking
 
 __all__ = [
     "value_heatmap", "soft_q_heatmap", "policy_arrows", "compare_solutions", "trajectories_on_grid",
     "state_marginals", "marginals_animation", "temperature_sweep", "action_moves",
     "unrolled_graph", "transition_graph", "message_annotations", "message_caption", "draw_unrolled",
     "draw_transition_graph", "plot_multigoal",
+    "policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness",
 ]

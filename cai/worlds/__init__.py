@@ -15,6 +15,7 @@ from cai.worlds.builders import (
                                  cliff,
                                  gridworld,
                                  lottery,
+                                 options_fork,
                                  parse_layout,
                                  random_mdp,
                                  square,
@@ -26,7 +27,7 @@ from cai.worlds.multigoal import GOALS, MultiGoalEnv, goal_hit_fractions
 from cai.worlds.registry import WORLDS, World, load_layout, make_world, world_names
 
 __all__ = [
-    "gridworld", "parse_layout", "cliff", "two_route", "square", "square_layout", "chain", "lottery", "random_mdp",
+    "gridworld", "parse_layout", "cliff", "two_route", "square", "square_layout", "chain", "lottery", "options_fork", "random_mdp",
     "GRID_ACTIONS", "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT", "from_gymnasium", "GYM_WORLDS",
     "MultiGoalEnv", "GOALS", "goal_hit_fractions", "WORLDS", "World", "make_world", "world_names", "load_layout",
 ]

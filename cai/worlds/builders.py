@@ -4,7 +4,8 @@
 * :func:`chain` — a corridor with a small reward at one end and a large one at the other;
 * :func:`random_mdp` — Garnet-style random MDPs (``S``, ``A``, branching factor, seed);
 * :func:`lottery` — a safe action against a gamble: the optimism of exact inference;
-* :func:`two_route` — a grid where two equally good routes reach the goal.
+* :func:`two_route` — a grid where two equally good routes reach the goal;
+* :func:`options_fork` — a fork between a one-option corridor and a many-option hub.
 
 Geometry for plotting lives in ``mdp.metadata`` (JSON-serialisable): for grids
 ``{"kind": "grid", "shape": [H, W], "coords": [[row, col] per state, [-1, -1] for the exit],
@@ -18,7 +19,7 @@ import numpy as np
 
 from cai.mdp.tabular import TabularMDP
 
-__all__ = ["gridworld", "parse_layout", "chain", "random_mdp", "lottery", "two_route", "cliff", "square", "square_layout", "GRID_ACTIONS",
+__all__ = ["gridworld", "parse_layout", "chain", "random_mdp", "lottery", "options_fork", "two_route", "cliff", "square", "square_layout", "GRID_ACTIONS",
            "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT"]
 
 #: The grid's actions and their (row, col) moves.
@@ -289,6 +290,52 @@ def random_mdp(
         P = P.reshape(S, A, S)
     return TabularMDP(P, r, None, horizon=horizon, discount=discount,
                       metadata={"kind": "random", "branching": B, "seed": int(seed)})
+
+
+def options_fork(n_options: int = 4, *, corridor_bonus: float = 0.0, horizon: Optional[int] = 2,
+                 discount: Optional[float] = None, slip: Optional[float] = None) -> TabularMDP:
+    """A fork between a corridor with one way on and a hub with ``n_options`` ways on.
+
+    States ``fork, corridor, hub, end``; actions ``0 .. n_options-1``. At the fork, action 0 goes
+    to the corridor (paying ``corridor_bonus``) and action 1 to the hub; the other actions are
+    forbidden (reward ``-inf``). In the corridor only action 0 is allowed; in the hub every action
+    is allowed; both lead to the absorbing ``end`` (where every action is allowed and all pay 0).
+    Both routes reach ``end`` at the same step, so with ``corridor_bonus = 0`` they are equally
+    rewarding and differ only in how many options follow the fork.
+
+    With ``horizon=2`` and temperature ``alpha`` (derived in :mod:`cai.why.future_entropy`): the
+    soft-optimal policy goes to the hub w.p. ``n / (n + exp(c / alpha))`` and the myopic one
+    w.p. ``1 / (1 + exp(c / alpha))`` (``n = n_options``, ``c = corridor_bonus``).
+
+    Args:
+        n_options: actions in the hub (and the number of actions, ``>= 2``).
+        corridor_bonus: reward for taking the corridor.
+        horizon, discount: passed to :class:`~cai.TabularMDP`.
+        slip: must be ``None`` or 0 (the world is deterministic; accepted for the registry).
+
+    Raises:
+        ValueError: for ``n_options < 2``, a non-finite bonus, a slip, or a bad horizon/discount.
+    """
+    if slip not in (None, 0, 0.0):
+        raise ValueError(f"slip: expected None (options_fork is deterministic), got {slip!r}")
+    if isinstance(n_options, bool) or not isinstance(n_options, (int, np.integer)) or n_options < 2:
+        raise ValueError(f"n_options: expected an integer >= 2, got {n_options!r}")
+    if not np.isfinite(corridor_bonus):
+        raise ValueError(f"corridor_bonus: expected a finite number, got {corridor_bonus!r}")
+    k = int(n_options)
+    P = np.zeros((4, k, 4))
+    P[0, :, 3] = 1.0
+    P[0, 0, :], P[0, 1, :] = 0.0, 0.0
+    P[0, 0, 1], P[0, 1, 2] = 1.0, 1.0
+    P[1:, :, 3] = 1.0
+    r = np.zeros((4, k))
+    r[0, 0] = corridor_bonus
+    r[0, 2:] = -np.inf
+    r[1, 1:] = -np.inf
+    return TabularMDP(P, r, [1.0, 0.0, 0.0, 0.0], horizon=horizon, discount=discount,
+                      state_names=["fork", "corridor", "hub", "end"],
+                      action_names=[str(a) for a in range(k)],
+                      metadata={"kind": "options_fork", "n_options": k, "corridor_bonus": float(corridor_bonus)})
 
 
 def lottery(

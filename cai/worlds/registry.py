@@ -75,6 +75,8 @@ _ALL: Tuple[World, ...] = (
     World("two-route", builders.two_route, "two equally long corridors to the goal"),
     World("chain", builders.chain, "corridor: a small reward nearby, a large one far away"),
     World("lottery", _lottery, "one decision: a sure 0.5 or a 10% chance of 10 (optimism)", None, fixed_horizon=True),
+    World("options-fork", builders.options_fork, "a fork: a one-option corridor or a 4-option hub (future entropy)",
+          None),
     World("random", _random, "Garnet random MDP, 20 states, 3 actions, branching 3 (seed 0)", None),
     World("square", builders.square, "5x5 open grid with a lava strip across the middle row"),
     World("frozenlake", _gym("frozenlake"), "gymnasium FrozenLake-v1 (4x4, slippery) [cai[gym]]", None, extra="gym"),

@@ -351,3 +351,23 @@ def test_gymnasium_bad_input():
         from_gymnasium(object())
     with pytest.raises(ValueError, match="sparse"):
         from_gymnasium("frozenlake", sparse=True)
+
+
+def test_options_fork_structure_and_registry():
+    import torch
+
+    from cai.worlds import make_world, options_fork
+
+    m = options_fork(3, corridor_bonus=0.25)
+    assert m.n_actions == 3 and list(m.state_names) == ["fork", "corridor", "hub", "end"]
+    allowed = m.allowed
+    assert allowed[0].tolist() == [True, True, False] and allowed[1].tolist() == [True, False, False]
+    assert bool(allowed[2].all()) and bool(allowed[3].all())
+    P = m.dense_transitions()
+    assert float(P[0, 0, 1]) == 1.0 and float(P[0, 1, 2]) == 1.0 and bool((P[1:, :, 3] == 1).all())
+    assert float(m.rewards[0, 0]) == 0.25
+    s = make_world("options-fork", horizon=None, discount=0.9)
+    assert s.horizon is None and torch.isfinite(cai.soft_value_iteration(s, 1.0).V).all()
+    for bad in (dict(n_options=1), dict(corridor_bonus=float("inf")), dict(slip=0.1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            options_fork(**bad)

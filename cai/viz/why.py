@@ -1,0 +1,220 @@
+"""Figures for :mod:`cai.why` (why MaxEnt RL): each takes ``ax=None`` and returns its Axes.
+
+The numbers come from the solvers (:func:`cai.soft_policy_iteration`, :mod:`cai.why`); the
+figures only draw them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+import torch
+
+from cai.dp.policy_iteration import soft_policy_iteration
+from cai.dp.soft_vi import soft_value_iteration, value_iteration
+from cai.dp.visitation import expected_return
+from cai.typing import ArrayLike
+from cai.viz.common import _new_ax, _np
+from cai.why.future_entropy import myopic_policy
+from cai.why.hard_limit import zero_temperature_limit
+from cai.why.robust_dynamics import perturbed_returns
+from cai.why.robust_reward import robust_return
+from cai.why.temperature import dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from cai.mdp.tabular import TabularMDP
+
+__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness"]
+
+
+def _alphas(alphas, default):
+    a = np.asarray(default if alphas is None else alphas, dtype=np.float64).reshape(-1)
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"alphas: expected positive finite temperatures, got {alphas!r}")
+    return a
+
+
+def policy_iteration_progress(mdp: TabularMDP, alpha: float = 1.0, *, ax: Optional[Axes] = None,
+                              title: Optional[str] = None) -> Axes:
+    """Soft policy iteration's objective per iteration: the start-weighted value and its worst state.
+
+    Curves: ``sum_s p0(s) V^{pi_k}_0(s)`` for each iterate ``pi_k`` (``pi_0`` uniform), with
+    soft value iteration's optimum as a dashed line; and the smallest and largest gain
+    ``V^{pi_k}_t(s) - V^{pi_{k-1}}_t(s)`` over every state and step. The smallest is never below 0
+    (the soft policy improvement theorem); the largest falls to 0 at convergence.
+
+    Returns:
+        The Axes.
+    """
+    hist = []
+    soft_policy_iteration(mdp, alpha, history=hist)
+    opt = float(soft_value_iteration(mdp, alpha).value)
+    v0 = [float((mdp.initial * (h[0] if mdp.horizon is not None else h)).sum()) for h in hist]
+    gains = [(float((b - a).min()), float((b - a).max())) for a, b in zip(hist[:-1], hist[1:])]
+    ax = _new_ax(ax, figsize=(6, 4))
+    k = np.arange(len(v0))
+    ax.plot(k, v0, "-o", color="#1f4e79", label=r"$\sum_s p_0(s) V^{\pi_k}_0(s)$")
+    ax.axhline(opt, ls="--", color="k", lw=0.8, label="soft value iteration")
+    ax.plot(k[1:], [g[0] for g in gains], "-s", ms=3, color="#d95f02",
+            label=r"smallest gain $\min_{t,s}(V^{\pi_k} - V^{\pi_{k-1}})$")
+    ax.plot(k[1:], [g[1] for g in gains], "--^", ms=3, color="#2ca02c",
+            label=r"largest gain $\max_{t,s}(V^{\pi_k} - V^{\pi_{k-1}})$")
+    ax.axhline(0.0, color="#d95f02", lw=0.5, ls=":")
+    ax.set_xlabel("soft policy iteration step k")
+    ax.set_ylabel("soft value (reward units)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or rf"soft policy iteration, $\alpha$ = {alpha:g}")
+    return ax
+
+
+def tie_breaking(mdp: TabularMDP, state: int, actions: Sequence[int], alphas: Optional[ArrayLike] = None, *, ax: Optional[Axes] = None,
+                 title: Optional[str] = None) -> Axes:
+    """The soft policy at ``state`` (step 0) against alpha, with its ``alpha -> 0`` limit and hard VI.
+
+    Lines: ``pi^alpha_0(a|state)`` for each of ``actions``; dotted: the limit from
+    :func:`cai.why.zero_temperature_limit`; crosses at the left edge: hard value iteration's choice.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-1.5, 1, 25))
+    sol = soft_value_iteration(mdp, torch.as_tensor(a, dtype=mdp.dtype))
+    pi = _np(sol.policy_at(0))[:, state]                  # (K, A)
+    lim = zero_temperature_limit(mdp)
+    lim0 = _np(lim.policy[0] if mdp.horizon is not None else lim.policy)[state]
+    hard0 = _np(lim.hard.policy[0] if mdp.horizon is not None else lim.hard.policy)[state]
+    names = mdp.action_names or [str(i) for i in range(mdp.n_actions)]
+    ax = _new_ax(ax, figsize=(6, 4))
+    colors = ["#1f4e79", "#d95f02", "#2ca02c", "#7a0177", "#888888"]
+    for i, act in enumerate(actions):
+        c = colors[i % len(colors)]
+        ax.plot(a, pi[:, act], "-", color=c, label=rf"$\pi^\alpha$({names[act]})")
+        ax.axhline(lim0[act], color=c, ls=":", lw=1)
+        ax.plot([a.min()], [hard0[act]], "x", color=c, ms=9, mew=2)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel("probability at the fork")
+    ax.plot([], [], "k:", label=r"$\alpha\to 0$ limit")
+    ax.plot([], [], "kx", label="hard value iteration")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "ties: soft splits, hard picks one")
+    return ax
+
+
+def myopic_vs_maxent(mdp: TabularMDP, state: int, action: int, alphas: Optional[ArrayLike] = None, *, ax: Optional[Axes] = None,
+                 title: Optional[str] = None) -> Axes:
+    """``pi(action | state)`` at step 0 against alpha: MaxEnt (future entropy) against myopic.
+
+    The myopic policy (:func:`cai.why.myopic_policy`) is a Boltzmann distribution over the hard
+    Q-values; the MaxEnt policy is soft value iteration's.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-1.5, 1.5, 40))
+    at = torch.as_tensor(a, dtype=mdp.dtype)
+    soft = _np(soft_value_iteration(mdp, at).policy_at(0))[:, state, action]
+    my = _np(myopic_policy(mdp, at).policy)
+    my = my[:, 0, state, action] if mdp.horizon is not None else my[:, state, action]
+    names = mdp.action_names or [str(i) for i in range(mdp.n_actions)]
+    sn = mdp.state_names[state] if mdp.state_names else str(state)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, soft, "-", color="#1f4e79", label="MaxEnt (entropy of all future steps)")
+    ax.plot(a, my, "--", color="#d95f02", label="myopic (entropy of this step only)")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel(f"pi({names[action]} | {sn})")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "don't ignore future entropy")
+    return ax
+
+
+def temperature_dual(mdp: TabularMDP, target: float, alphas: Optional[ArrayLike] = None, *, alpha0: float = 1.0, lr: float = 0.5,
+                     ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """The exact entropy curve ``Hbar(alpha)`` with the target, ``alpha*`` and the dual descent's path.
+
+    ``Hbar`` is :func:`cai.why.mean_policy_entropy` (one batched solve); ``alpha*`` is
+    :func:`cai.why.temperature_for_entropy`; the markers are the steps of
+    :func:`cai.why.dual_temperature_descent` from ``alpha0``.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-2.5, 2, 60))
+    h = _np(mean_policy_entropy(mdp, torch.as_tensor(a, dtype=mdp.dtype)))
+    root = temperature_for_entropy(mdp, target, rtol=1e-9)
+    path = dual_temperature_descent(mdp, target, alpha0=alpha0, lr=lr, tol=1e-9)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, h, "-", color="#1f4e79", label=r"$\bar H(\alpha)$, exact")
+    ax.axhline(target, color="k", lw=0.8, ls="--", label=rf"target {target:.3g} nats")
+    ax.axvline(root, color="#2ca02c", lw=0.8, label=rf"bisection $\alpha^*$ = {root:.4g}")
+    ax.plot(_np(path.alphas), _np(path.entropies), "o", ms=3, color="#d95f02",
+            label=f"dual descent ({len(path.alphas)} exact solves)")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel("mean policy entropy per decision (nats)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "automatic temperature = the dual of an entropy constraint")
+    return ax
+
+
+def robust_reward_curve(mdp: TabularMDP, beta: float = 1.0, epsilon: float = 0.0, alphas: Optional[ArrayLike] = None, *,
+                        ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """Worst-case return over the robust reward set, for soft policies across alpha and the hard policy.
+
+    Solid: :func:`cai.why.robust_return` of the soft-optimal policy at each alpha (the return
+    under the adversary's reward, budget ``epsilon`` at temperature ``beta``); dashed: the hard
+    policy's; dotted: each policy's plain expected return (no adversary). The solid curve peaks at
+    ``alpha = beta`` (marked).
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-2, 1.5, 40))
+    pol = soft_value_iteration(mdp, torch.as_tensor(a, dtype=mdp.dtype)).policy
+    hard = value_iteration(mdp).policy
+    rob = _np(robust_return(mdp, pol, beta, epsilon))
+    ret = _np(expected_return(mdp, pol))
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, rob, "-", color="#1f4e79", label="soft policy: worst-case return")
+    ax.axhline(float(robust_return(mdp, hard, beta, epsilon)), color="#d95f02", ls="--",
+               label="hard policy: worst-case return")
+    ax.plot(a, ret, ":", color="#1f4e79", label="soft policy: return (no adversary)")
+    ax.axhline(float(expected_return(mdp, hard)), color="#d95f02", ls=":", lw=0.8, label="hard policy: return")
+    ax.axvline(beta, color="k", lw=0.6, label=rf"$\alpha = \beta$ = {beta:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$ of the soft policy")
+    ax.set_ylabel("expected return")
+    ax.legend(fontsize=7)
+    ax.set_title(title or rf"robust reward ($\beta$ = {beta:g}, $\epsilon$ = {epsilon:g})")
+    return ax
+
+
+def dynamics_robustness(train: TabularMDP, test: TabularMDP, alphas: Optional[ArrayLike] = None, *,
+                        ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """Exact returns of soft policies (over alpha) and the hard policy, in the training and the test world.
+
+    Numbers from :func:`cai.why.perturbed_returns`: each policy is solved in ``train`` and its
+    expected return (no entropy term) computed exactly in both worlds.
+
+    Returns:
+        The Axes.
+    """
+    a = _alphas(alphas, np.logspace(-2, 1, 40))
+    pr = perturbed_returns(train, test, a)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, _np(pr.soft_test), "-", color="#1f4e79", label="soft policy, test world")
+    ax.plot(a, _np(pr.soft_train), ":", color="#1f4e79", label="soft policy, training world")
+    ax.axhline(pr.hard_test, color="#d95f02", ls="-", lw=1.2, label="hard policy, test world")
+    ax.axhline(pr.hard_train, color="#d95f02", ls=":", lw=1, label="hard policy, training world")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$ of the soft policy")
+    ax.set_ylabel("expected return")
+    ax.legend(fontsize=7)
+    change = test.metadata.get("perturbed")
+    ax.set_title(title or (f"cell {tuple(change[:2])} becomes {change[2]} at test time" if change else "test world"))
+    return ax

@@ -1,0 +1,21 @@
+"""Why MaxEnt RL: its theorems and claims, each demonstrated exactly on tabular worlds.
+
+One module per claim:
+
+* :func:`cai.soft_policy_iteration` (in :mod:`cai.dp`) — the soft policy improvement theorem;
+* :mod:`.hard_limit` — ``alpha -> 0`` recovers hard value iteration and spreads over all optima;
+* :mod:`.future_entropy` — the MaxEnt objective against a one-step (myopic) entropy bonus;
+* :mod:`.temperature` — the automatic temperature as the exact dual of entropy-constrained RL;
+* :mod:`.robust_reward` — MaxEnt RL solves a robust-reward problem (Eysenbach and Levine, 2022);
+* :mod:`.robust_dynamics` — returns of hard and soft policies when the world changes at test time.
+"""
+from cai.why.future_entropy import MyopicPolicy, myopic_policy
+from cai.why.hard_limit import ZeroTemperatureLimit, zero_temperature_limit
+from cai.why.robust_dynamics import PerturbedReturns, perturb_cell, perturbed_returns
+from cai.why.robust_reward import robust_return, worst_case_reward
+from cai.why.temperature import TemperatureDescent, dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
+
+__all__ = ["ZeroTemperatureLimit", "zero_temperature_limit", "MyopicPolicy", "myopic_policy",
+           "mean_policy_entropy", "temperature_for_entropy", "dual_temperature_descent", "TemperatureDescent",
+           "worst_case_reward", "robust_return",
+           "perturb_cell", "perturbed_returns", "PerturbedReturns"]

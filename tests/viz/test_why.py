@@ -1,0 +1,65 @@
+"""Figures of cai.viz.why: they draw what the solvers return, and reject bad input."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import cai  # noqa: E402
+import cai.worlds  # noqa: E402
+from cai.viz import why  # noqa: E402
+from tests.common import assert_png  # noqa: E402
+
+
+def test_policy_iteration_progress(tmp_path):
+    mdp = cai.worlds.chain(5, horizon=6)
+    ax = why.policy_iteration_progress(mdp, 0.5)
+    y = ax.lines[0].get_ydata()
+    assert np.all(np.diff(y) >= -1e-12)
+    assert y[-1] == pytest.approx(float(cai.soft_value_iteration(mdp, 0.5).value), abs=1e-10)
+    assert_png(ax, tmp_path / "pi.png")
+
+
+def test_tie_breaking(tmp_path):
+    mdp = cai.worlds.two_route()
+    s = mdp.metadata["start"][0]
+    ax = why.tie_breaking(mdp, s, [0, 2], alphas=[0.05, 0.5, 2.0])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), ax.lines[3].get_ydata(), atol=1e-12)
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(0.5, abs=1e-8)
+    assert_png(ax, tmp_path / "tie.png")
+    with pytest.raises(ValueError, match="alphas"):
+        why.tie_breaking(mdp, s, [0], alphas=[-1.0])
+
+
+def test_myopic_vs_maxent(tmp_path):
+    mdp = cai.worlds.options_fork(4)
+    ax = why.myopic_vs_maxent(mdp, 0, 1, alphas=[0.1, 1.0, 10.0])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), 0.8, atol=1e-12)     # n / (n + 1), c = 0
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), 0.5, atol=1e-12)
+    assert_png(ax, tmp_path / "myopic.png")
+
+
+def test_temperature_dual(tmp_path):
+    mdp = cai.worlds.random_mdp(8, 3, 2, seed=0, horizon=5)
+    ax = why.temperature_dual(mdp, 0.6, alphas=[0.1, 1.0, 10.0])
+    assert ax.lines[-1].get_ydata()[-1] == pytest.approx(0.6, abs=1e-8)
+    assert_png(ax, tmp_path / "dual.png")
+
+
+def test_robust_reward_curve(tmp_path):
+    mdp = cai.worlds.random_mdp(8, 3, 2, seed=0, horizon=5)
+    ax = why.robust_reward_curve(mdp, beta=0.5, alphas=[0.1, 0.5, 2.0])
+    y = ax.lines[0].get_ydata()
+    assert y[1] > max(y[0], y[2]) and y[1] > ax.lines[1].get_ydata()[0]
+    assert_png(ax, tmp_path / "robust.png")
+
+
+def test_dynamics_robustness(tmp_path):
+    from cai.why import perturb_cell
+
+    mdp = cai.worlds.square(5, lava=False, horizon=12)
+    ax = why.dynamics_robustness(mdp, perturb_cell(mdp, (0, 2)), alphas=[0.05, 0.5])
+    assert ax.lines[2].get_ydata()[0] == pytest.approx(-12.0)
+    assert "wall" in ax.get_title()
+    assert_png(ax, tmp_path / "dyn.png")
