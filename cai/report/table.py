@@ -329,7 +329,7 @@ def inference_table(mdp: TabularMDP, alpha: float = 1.0, action_prior: Union[str
                 f"policy TV soft vs hard: mean of TV(s) = (1/2) sum_a |pi_soft(a|s) - pi_hard(a|s)| weighted by "
                 f"the soft policy's own {where}) in the true dynamics, absorbing states left out; 0..1"),
         Measure("soft - hard value", gap(v, h),
-                "soft - hard value: sum_s p0(s) (V_soft,0(s) - V_hard,0(s)), reward units (the soft value's "
-                "entropy or KL term plus the return the soft policy gives up)"),
+                "soft - hard value: sum_s p0(s) (V_soft,0(s) - V_hard,0(s)), reward units (alpha * the soft "
+                "policy's entropy, or minus alpha * its KL to rho, less the return it gives up)"),
     )
     return InferenceTable(title or repr(mdp), float(alpha), prior_name, tuple(rows), measures)
