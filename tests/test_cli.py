@@ -228,6 +228,7 @@ def test_graph_keeps_a_fixed_horizon(tmp_path, monkeypatch, capsys):
     (["solve", "cliff", "--discount", "1.5"], "discount"),
     (["solve", "cliff", "--method", "magic"], "method"),
     (["solve", "cliff", "--out", "x.csv"], "--out"),
+    (["compare", "cliff", "--action-prior", "flat"], "--action-prior"),
     (["solve", "cliff", "--horizon", "none"], "discount"),
     (["graph", "-T", "0"], "steps"),
     (["demo", "--slip", "1.5"], "slip"),
