@@ -550,9 +550,12 @@ def uniform_action_prior(mdp: TabularMDP) -> torch.Tensor:
 
     With it an action choice costs ``alpha * KL(pi || rho)`` instead of earning
     ``alpha * H(pi)``: a state with one allowed action earns nothing and ``V <= max_a Q``. With
-    rewards ``<= 0`` on every cycle and ``gamma < 1``, stationary exact inference converges (each row
-    of its linear operator sums to at most ``gamma``), where the counting prior's ``|A| gamma e^(r/alpha)``
-    often exceeds 1. An action allowed at some step (or for some reward of a batch) counts as allowed.
+    ``gamma < 1`` and rewards ``<= 0`` in every state that lies on a cycle of the dynamics (a goal
+    passed once on the way to the exit does not count: it adds no eigenvalue), stationary exact
+    inference converges, since each such row of its linear operator ``gamma sum_a rho e^(r/alpha) P``
+    sums to at most ``gamma``; under the counting prior the same row sums to up to
+    ``|A| gamma e^(max r/alpha)``, above 1 on a grid whose step cost is small against ``alpha``. An
+    action allowed at some step (or for some reward of a batch) counts as allowed.
 
     Args:
         mdp: a :class:`TabularMDP`.
