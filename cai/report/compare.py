@@ -10,7 +10,7 @@ returns a :class:`ComparisonReport` whose ``str`` is a table:
   guide, ...) the ELBO it reached, its gap to the maximum, the total-variation distance between
   its policy and the soft-VI policy averaged over where the soft-VI policy takes the agent
   (:func:`cai.report.table.policy_tv` weighted by :func:`cai.report.table.onpolicy_weights`,
-  absorbing states left out: the one TV of every table in :mod:`cai.report`), its steps and wall
+  states without a choice left out: the one TV of every table in :mod:`cai.report`), its steps and wall
   time;
 * the same numbers for the exact posterior policy ``p(a_t | s_t, O)`` (backward messages), whose
   ELBO falls short of the maximum under stochastic dynamics: the optimism of exact inference.
@@ -25,10 +25,9 @@ from typing import Optional, Sequence, Tuple
 from cai.dp.soft_vi import elbo as closed_elbo
 from cai.dp.soft_vi import soft_value_iteration
 from cai.exact.messages import backward_messages
-from cai.mdp.tabular import absorbing_states
 from cai.ppl.model import TrajectoryModel, pyro_log_evidence
 from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi
-from cai.report.table import PRIOR_DESCRIPTIONS, onpolicy_weights, policy_tv, resolve_action_prior
+from cai.report.table import PRIOR_DESCRIPTIONS, choiceless_states, onpolicy_weights, policy_tv, resolve_action_prior
 
 __all__ = ["MethodResult", "ComparisonReport", "compare_inference", "METHODS"]
 
@@ -55,7 +54,7 @@ class MethodResult:
         elbo: the exact ELBO of its policy.
         gap: ``max ELBO - elbo`` (>= 0 up to rounding).
         policy_tv: total-variation distance to the soft-VI policy, weighted by the soft-VI
-            policy's visitation (:func:`cai.report.table.policy_tv`), absorbing states left out.
+            policy's visitation (:func:`cai.report.table.policy_tv`), states without a choice left out.
         wall_time: seconds.
         steps: optimisation steps (0 for direct solvers).
     """
@@ -116,7 +115,7 @@ class ComparisonReport:
         lines.append("  ELBO: sum_s p0(s) V^pi_0(s) / alpha of the method's policy, nats; gap to max: max ELBO - ELBO, "
                      "nats (>= 0)")
         lines.append("  policy TV: mean of (1/2) sum_a |pi(a|s) - pi_soft(a|s)| weighted by the soft-VI policy's "
-                     "own sum_t p(s_t=s) in the true dynamics, absorbing states left out; 0..1")
+                     "own sum_t p(s_t=s) in the true dynamics, states without a choice left out; 0..1")
         return "\n".join(lines)
 
 
@@ -169,7 +168,7 @@ def compare_inference(mdp, alpha=1.0, action_prior="auto", *,
     max_elbo = float(sv.max_elbo)
     soft_vi_time = time.perf_counter() - t
     visits = onpolicy_weights(mdp, reference)
-    skip = absorbing_states(mdp)
+    skip = choiceless_states(mdp)
 
     def row(name, description, policy, wall, n_steps):
         e = float(closed_elbo(mdp, policy, alpha, action_prior))

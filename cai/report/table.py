@@ -7,8 +7,10 @@ messages), soft value iteration (the variational optimum) and hard value iterati
 Every distance between policies is a weighted mean of the total variation
 ``TV_t(s) = (1/2) sum_a |pi_t(a|s) - pi'_t(a|s)|`` over where the agent actually is
 (:func:`policy_tv`): the posterior marginals ``p(s_t | O)`` for exact inference against soft VI,
-the soft-VI policy's own visitation in the true dynamics for soft against hard VI. Absorbing states
-(:func:`cai.mdp.tabular.absorbing_states`: nothing to decide, nothing to earn) are left out. Value
+the soft-VI policy's own visitation in the true dynamics for soft against hard VI. States without a
+choice are left out (:func:`choiceless_states`: the absorbing states of
+:func:`cai.mdp.tabular.absorbing_states` and states with a single allowed action, such as a grid's
+goal and lava cells, where every policy agrees and would only dilute the mean). Value
 gaps are weighted by the initial distribution: ``sum_s p0(s) (V_0(s) - V'_0(s))``.
 
 **Action prior.** ``"counting"`` (``rho(a|s) = 1``) makes soft values include ``alpha`` times the
@@ -37,7 +39,7 @@ from cai.mdp.tabular import ACTION_PRIORS, TabularMDP, absorbing_states, uniform
 from cai.ops.recursion import DivergenceError
 
 __all__ = ["InferenceTable", "MethodRow", "Measure", "inference_table", "policy_tv", "resolve_action_prior",
-           "onpolicy_weights", "posterior_weights", "PRIOR_DESCRIPTIONS"]
+           "onpolicy_weights", "posterior_weights", "choiceless_states", "PRIOR_DESCRIPTIONS"]
 
 #: one line per named action prior, printed in the table's header
 PRIOR_DESCRIPTIONS = {
@@ -95,7 +97,7 @@ def policy_tv(policy: torch.Tensor, reference: torch.Tensor, weights: torch.Tens
             is dropped), or a stationary occupancy ``(S,)``: e.g. :func:`posterior_weights` or
             :func:`onpolicy_weights`.
         skip: ``(S,)`` bool, states left out (default: none); the report passes
-            :func:`cai.mdp.tabular.absorbing_states`.
+            :func:`choiceless_states`.
         reduce: ``"mean"`` (the report's distance) or ``"max"``.
         threshold: ``reduce="max"`` only: the least weight of a state that counts.
 
@@ -122,6 +124,14 @@ def policy_tv(policy: torch.Tensor, reference: torch.Tensor, weights: torch.Tens
         return float(tv[keep].max()) if bool(keep.any()) else 0.0
     total = float(w.sum())
     return float((w * tv).sum()) / total if total > 0 else 0.0
+
+
+def choiceless_states(mdp: TabularMDP) -> torch.Tensor:
+    """``(S,)`` bool: the states every distance between policies leaves out: the absorbing states
+    (:func:`cai.mdp.tabular.absorbing_states`) and the states with one allowed action (at every
+    step), where every policy is the same."""
+    single = mdp.allowed.reshape(-1, mdp.n_states, mdp.n_actions).sum(-1).amax(0) <= 1
+    return absorbing_states(mdp) | single
 
 
 def posterior_weights(mdp: TabularMDP, exact) -> torch.Tensor:
@@ -260,7 +270,7 @@ def inference_table(mdp: TabularMDP, alpha: float = 1.0, action_prior: Union[str
       soft-VI policy;
     * ``soft - hard value``: ``sum_s p0(s) (V_soft,0(s) - V_hard,0(s))``, reward units.
 
-    Distances leave out :func:`~cai.mdp.tabular.absorbing_states`.
+    Distances leave out :func:`choiceless_states`.
 
     Args:
         mdp: an unbatched :class:`~cai.TabularMDP` (finite horizon or stationary).
@@ -304,7 +314,7 @@ def inference_table(mdp: TabularMDP, alpha: float = 1.0, action_prior: Union[str
         ev = float(s.log_evidence) if key == "exact" else (float(s.max_elbo) if key == "soft" else None)
         rows.append(MethodRow(labels[key], float(s.value), ev, a, 1000 * secs[key]))
 
-    skip = absorbing_states(mdp)
+    skip = choiceless_states(mdp)
     e, v, h = sols.get("exact"), sols.get("soft"), sols.get("hard")
     where = ("discounted occupancy sum_t gamma^t p(s_t=s" if mdp.horizon is None else "sum_t p(s_t=s")
 
@@ -324,10 +334,10 @@ def inference_table(mdp: TabularMDP, alpha: float = 1.0, action_prior: Union[str
                 "exact - soft value: sum_s p0(s) (V_exact,0(s) - V_soft,0(s)), reward units"),
         Measure("policy TV exact vs soft", tv_es,
                 f"policy TV exact vs soft: mean of TV(s) = (1/2) sum_a |pi_exact(a|s) - pi_soft(a|s)| weighted by "
-                f"the posterior {where} | O), absorbing states left out; 0..1"),
+                f"the posterior {where} | O), states without a choice left out; 0..1"),
         Measure("policy TV soft vs hard", tv_sh,
                 f"policy TV soft vs hard: mean of TV(s) = (1/2) sum_a |pi_soft(a|s) - pi_hard(a|s)| weighted by "
-                f"the soft policy's own {where}) in the true dynamics, absorbing states left out; 0..1"),
+                f"the soft policy's own {where}) in the true dynamics, states without a choice left out; 0..1"),
         Measure("soft - hard value", gap(v, h),
                 "soft - hard value: sum_s p0(s) (V_soft,0(s) - V_hard,0(s)), reward units (alpha * the soft "
                 "policy's entropy, or minus alpha * its KL to rho, less the return it gives up)"),

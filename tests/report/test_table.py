@@ -8,7 +8,14 @@ import cai
 from cai.dp.visitation import policy_marginals
 from cai.mdp.tabular import absorbing_states, uniform_action_prior
 from cai.report.compare import compare_inference
-from cai.report.table import InferenceTable, Measure, inference_table, policy_tv, resolve_action_prior
+from cai.report.table import (
+    InferenceTable,
+    Measure,
+    choiceless_states,
+    inference_table,
+    policy_tv,
+    resolve_action_prior,
+)
 from cai.worlds.builders import gridworld, square_layout
 from cai.worlds.registry import make_world
 
@@ -46,7 +53,8 @@ def test_exact_vs_soft_distance_by_hand_on_the_slippery_cliff():
     table = inference_table(m, 1.0, repeats=1)
     ex, sv = cai.backward_messages(m, 1.0), cai.soft_value_iteration(m, 1.0)
     post = cai.forward_messages(m, ex).state
-    skip = set(absorbing_states(m).nonzero().flatten().tolist())
+    # left out: the cells with nothing to choose, goal and lava (one action each) and the exit
+    skip = set(m.metadata["goals"] + m.metadata["lava"] + [m.n_states - 1])
     num = den = 0.0
     for t in range(8):
         for s in range(m.n_states):
@@ -89,9 +97,16 @@ def test_compare_inference_rows_use_the_same_weighted_tv():
     rep = compare_inference(mdp, 1.0, methods=(), pyro_evidence=False)
     ex, sv = cai.backward_messages(mdp, 1.0), cai.soft_value_iteration(mdp, 1.0)
     w = policy_marginals(mdp, sv.policy).state
-    expected = policy_tv(ex.policy, sv.policy, w, skip=absorbing_states(mdp))
+    expected = policy_tv(ex.policy, sv.policy, w, skip=choiceless_states(mdp))
     assert rep.rows[0].policy_tv == pytest.approx(expected, abs=1e-12) and rep.rows[0].policy_tv > 0
     assert rep.action_prior == "counting" and "action prior: counting" in str(rep)
+
+
+def test_choiceless_states_of_a_grid():
+    m = make_world("cliff")
+    expected = sorted(m.metadata["goals"] + m.metadata["lava"] + [m.n_states - 1])
+    assert choiceless_states(m).nonzero().flatten().tolist() == expected
+    assert absorbing_states(m).nonzero().flatten().tolist() == [m.n_states - 1]
 
 
 def test_bad_input():
