@@ -9,6 +9,7 @@ from cai.report.table import (
     InferenceTable,
     Measure,
     MethodRow,
+    choiceless_states,
     inference_table,
     onpolicy_weights,
     policy_tv,
@@ -17,4 +18,4 @@ from cai.report.table import (
 )
 
 __all__ = ["compare_inference", "ComparisonReport", "MethodResult", "policy_tv", "inference_table", "InferenceTable",
-           "Measure", "MethodRow", "resolve_action_prior", "posterior_weights", "onpolicy_weights"]
+           "Measure", "MethodRow", "resolve_action_prior", "posterior_weights", "onpolicy_weights", "choiceless_states"]
