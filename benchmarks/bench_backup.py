@@ -137,7 +137,8 @@ def memory_bandwidth(nbytes: int, repeats: int) -> Dict[str, float]:
 # the NumPy/SciPy reference backup
 
 def np_logsumexp_actions(Q: np.ndarray) -> np.ndarray:
-    """``log sum_a exp(Q[s, a])`` written by hand (finite Q)."""
+    """``log sum_a exp(Q[s, a])`` written by hand (every state has a finite Q; ``-inf`` marks a
+    forbidden action, e.g. the grid's goal and exit keep one action)."""
     m = Q.max(1)
     return np.log(np.exp(Q - m[:, None]).sum(1)) + m
 
@@ -182,8 +183,13 @@ def values_step(mdp, alpha: torch.Tensor, mode: str):
 
 
 def rel_err(a, b) -> float:
+    """Largest difference relative to ``max(1, max |b|)``; ``inf`` unless both have ``-inf`` (a
+    forbidden action) in the same places, which are then left out."""
     a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+    if not np.array_equal(np.isneginf(a), np.isneginf(b)):
+        return float("inf")
+    fin = ~np.isneginf(b)
+    return float(np.max(np.abs(a[fin] - b[fin])) / max(1.0, float(np.max(np.abs(b[fin])))))
 
 
 # ---------------------------------------------------------------------------------------------

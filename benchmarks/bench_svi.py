@@ -22,7 +22,7 @@ import torch
 
 import cai
 from cai.ppl.svi import fit_policy_closed_form, fit_policy_svi
-from cai.report.compare import policy_tv  # noqa: E402
+from cai.report.table import policy_tv  # noqa: E402
 from cai.worlds import square_layout
 from cai.worlds.builders import gridworld
 
@@ -55,14 +55,14 @@ def run(n: int, args) -> list:
         gap_tol = args.gap_amortized if amortized else args.gap
 
         def reached(step, value, policy, tv_tol=tv_tol, gap_tol=gap_tol):
-            return (policy_tv(policy, ref, visits, 1e-3) <= tv_tol
+            return (policy_tv(policy, ref, visits, reduce="max", threshold=1e-3) <= tv_tol
                     and best - cai.elbo(mdp, policy, 1.0).item() <= gap_tol)
 
         steps = args.sample_steps if sample else args.max_steps
         fit(mdp, 1.0, steps=2, tol=None, progress=False, **kw)  # warm-up: one-off imports and allocations
         res = fit(mdp, 1.0, steps=steps, tol=None, progress=False, callback=reached, callback_every=args.every,
                   num_threads=args.fit_threads or None, **kw)
-        tv = policy_tv(res.policy, ref, visits, 1e-3)
+        tv = policy_tv(res.policy, ref, visits, reduce="max", threshold=1e-3)
         rows.append((n, mdp.n_states, 2 * n, name, res.wall_time, res.steps, tv, best - res.elbo, res.converged))
     return rows
 

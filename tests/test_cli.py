@@ -40,8 +40,13 @@ def test_demo_writes_figures_and_table(tmp_path, capsys):
     for f in ("graphical_model.png", "values_exact_vs_soft.png", "policies.png", "soft_q.png",
               "posterior_marginals.png", "trajectories.png", "temperature_sweep.png"):
         assert f in names and (out / f).stat().st_size > 1000
-    for text in ("log evidence - max ELBO", "value gap", "policy distance", "time (ms)", "falls off the cliff"):
+    for text in ("action prior: counting", "log p(O) - max ELBO", "exact - soft value", "policy TV soft vs hard",
+                 "soft - hard value", "time (ms)", "falls off the cliff"):
         assert text in stdout
+    # every measure is defined in one line under the table: one [k] in the table, one in the notes
+    marks = [ln.split()[0] for ln in stdout.splitlines() if ln.strip().startswith("[")]
+    n = len(marks) // 2
+    assert n >= 9 and marks[:n] == marks[n:] == [f"[{k + 1}]" for k in range(n)]
     # the gap printed is the one the library computes
     from cai.cli import load_world
     _, m = load_world("demo", horizon=16)
@@ -108,13 +113,42 @@ def test_solve_svi_missing_or_present(tmp_path, capsys):
 def test_compare_table(capsys):
     code, out, err = _run(capsys, "compare", "lottery")
     assert code == 0, err
-    for text in ("exact inference", "soft VI", "hard VI", "log evidence - max ELBO"):
+    for text in ("exact inference", "soft VI", "hard VI", "log p(O) - max ELBO", "action prior: counting"):
         assert text in out
     # the lottery's gap: log(e^0.5 + e^7.697) - log(e^0.5 + e^0.1), see tests/test_worlds.py
     import math
     q = math.log(0.1 * math.exp(10) + 0.9 * math.exp(-1))
     gap = math.log(math.exp(0.5) + math.exp(q)) - math.log(math.exp(0.5) + math.exp(0.1))
     assert f"{gap:.4g}" in out
+
+
+def test_compare_stationary_uses_the_uniform_prior_and_converges(tmp_path, capsys):
+    # the counting prior's stationary evidence is infinite on the cliff (4 e^-1 gamma > 1 on its free
+    # cells); the default for --horizon none is the uniform prior, and the header says so
+    code, out, err = _run(capsys, "compare", "cliff", "--horizon", "none", "--discount", "0.95")
+    assert code == 0, err
+    assert "diverges" not in out and "action prior: uniform" in out
+    from cai.report.table import inference_table
+    from cai.worlds.registry import make_world
+    m = make_world("cliff", horizon=None, discount=0.95)
+    ref = cai.backward_messages(m, 1.0, cai.mdp.tabular.uniform_action_prior(m))
+    row = next(ln for ln in out.splitlines() if ln.startswith("exact inference"))
+    assert row.split()[2] == f"{float(ref.value):.4g}"
+    assert inference_table(m, 1.0, "uniform").rows[0].value == pytest.approx(float(ref.value), abs=1e-12)
+    # asked for, the counting prior still diverges and says so
+    code, out, err = _run(capsys, "compare", "cliff", "--horizon", "none", "--discount", "0.95",
+                          "--action-prior", "counting")
+    assert code == 0, err
+    assert "action prior: counting" in out and "diverges" in out
+    # cai solve takes the same option and records it
+    path = tmp_path / "s.json"
+    code, out, err = _run(capsys, "solve", "cliff", "--horizon", "none", "--discount", "0.95", "--out", str(path))
+    assert code == 0, err and "uniform action prior" in out
+    d = json.loads(path.read_text())
+    assert d["action_prior"] == "uniform" and d["value"] == pytest.approx(float(ref.value), abs=1e-9)
+    code, _, err = _run(capsys, "solve", "cliff", "--horizon", "none", "--discount", "0.95", "--action-prior",
+                        "counting", "--out", str(path))
+    assert "--action-prior uniform" in _one_line_error(code, err)
 
 
 def test_graph_and_worlds(tmp_path, capsys):
@@ -197,6 +231,7 @@ def test_graph_keeps_a_fixed_horizon(tmp_path, monkeypatch, capsys):
     (["solve", "cliff", "--discount", "1.5"], "discount"),
     (["solve", "cliff", "--method", "magic"], "method"),
     (["solve", "cliff", "--out", "x.csv"], "--out"),
+    (["compare", "cliff", "--action-prior", "flat"], "--action-prior"),
     (["solve", "cliff", "--horizon", "none"], "discount"),
     (["graph", "-T", "0"], "steps"),
     (["demo", "--slip", "1.5"], "slip"),

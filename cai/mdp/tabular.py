@@ -18,7 +18,7 @@ import torch
 from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_action_prior, check_alpha, describe
 from cai.typing import Alpha, ArrayLike, Device, PathLike
 
-__all__ = ["TabularMDP", "ROW_SUM_TOL", "check_model"]
+__all__ = ["TabularMDP", "ROW_SUM_TOL", "check_model", "absorbing_states", "uniform_action_prior", "ACTION_PRIORS"]
 
 #: Tolerance on ``|sum_s' P(s'|s,a) - 1|`` (and on the initial distribution's sum).
 
@@ -498,3 +498,77 @@ def check_model(mdp: TabularMDP, alpha: Alpha, action_prior: Optional[ArrayLike]
                 f"action_prior: state {s} gives zero prior probability to every allowed action"
             )
     return a, log_prior
+
+
+#: The names of the action priors the report and the command line offer (see :func:`uniform_action_prior`).
+ACTION_PRIORS = ("counting", "uniform")
+
+
+def _allowed_sa(mdp: TabularMDP) -> torch.Tensor:
+    """``(S, A)`` bool: actions allowed at some time step and for some reward of the batch."""
+    allowed = mdp.allowed
+    if mdp.reward_layout == "tsa":
+        allowed = allowed.any(-3)
+    return allowed.reshape(-1, mdp.n_states, mdp.n_actions).any(0)
+
+
+def absorbing_states(mdp: TabularMDP) -> torch.Tensor:
+    """The absorbing states: every allowed action returns to the state itself with reward 0.
+
+    This is the one definition of "absorbing" (a grid world's ``exit``, the terminal states of a
+    gymnasium import): once there the agent decides nothing and earns nothing, so the report skips
+    these states when it weights distances between policies by where the agent is. A terminal
+    reward ``r_T(s)`` does not matter (it is paid once, whatever the policy).
+
+    Args:
+        mdp: a :class:`TabularMDP` (time-varying rewards must be 0 at every step; a reward batch
+            must be 0 for every member).
+
+    Returns:
+        ``(S,)`` bool tensor.
+
+    Raises:
+        TypeError: if ``mdp`` is not a :class:`TabularMDP`.
+    """
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"absorbing_states: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    S, A = mdp.n_states, mdp.n_actions
+    allowed = _allowed_sa(mdp)                                     # (S, A)
+    P = mdp.dense_transitions()
+    stays = P[torch.arange(S), :, torch.arange(S)] >= 1 - ROW_SUM_TOL          # (S, A) P(s|s,a) = 1
+    r = mdp.rewards
+    if mdp.reward_layout == "sas":
+        r = torch.where(P > 0, r, torch.zeros_like(r))             # only reachable outcomes count
+        r = r.abs().amax(-1)
+    r = torch.where(torch.isneginf(r), torch.zeros_like(r), r).abs()
+    if mdp.reward_layout == "tsa":
+        r = r.amax(-3)
+    zero = (r.reshape(-1, S, A) == 0).all(0)                      # (S, A)
+    return (~allowed | (stays & zero)).all(-1)
+
+
+def uniform_action_prior(mdp: TabularMDP) -> torch.Tensor:
+    """The normalised uniform action prior ``rho(a|s) = 1 / |allowed(s)|`` on the allowed actions.
+
+    With it an action choice costs ``alpha * KL(pi || rho)`` instead of earning
+    ``alpha * H(pi)``: a state with one allowed action earns nothing and ``V <= max_a Q``. With
+    ``gamma < 1`` and rewards ``<= 0`` in every state that lies on a cycle of the dynamics (a goal
+    passed once on the way to the exit does not count: it adds no eigenvalue), stationary exact
+    inference converges, since each such row of its linear operator ``gamma sum_a rho e^(r/alpha) P``
+    sums to at most ``gamma``; under the counting prior the same row sums to up to
+    ``|A| gamma e^(max r/alpha)``, above 1 on a grid whose step cost is small against ``alpha``. An
+    action allowed at some step (or for some reward of a batch) counts as allowed.
+
+    Args:
+        mdp: a :class:`TabularMDP`.
+
+    Returns:
+        ``(S, A)`` tensor of the MDP's dtype and device; rows sum to 1, forbidden actions get 0.
+
+    Raises:
+        TypeError: if ``mdp`` is not a :class:`TabularMDP`.
+    """
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"uniform_action_prior: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    allowed = _allowed_sa(mdp).to(mdp.dtype)
+    return allowed / allowed.sum(-1, keepdim=True)

@@ -21,8 +21,8 @@ class TemperatureSweep(NamedTuple):
         alpha: ``(K,)`` temperatures.
         entropy: ``(K,)`` expected policy entropy per decision along the policy's own
             trajectories, ``sum_t E_{s_t}[H(pi_t(.|s_t)) 1{s_t decides}] / sum_t P(s_t decides)``
-            (nats). States where every action has the same dynamics and reward (an exit state)
-            decide nothing, are uniform at every alpha and are left out.
+            (nats). States without two allowed actions that differ in dynamics or reward (a
+            terminal cell, an exit state) decide nothing and are left out.
         soft_value: ``(K,)`` ``sum_s p0(s) V_0(s)`` of soft value iteration (reward + alpha * entropy).
         expected_return: ``(K,)`` the soft policy's expected (discounted) return
             ``E[sum_t gamma^t r_t + gamma^T r_T]``.
@@ -73,15 +73,22 @@ def sweep_temperature(mdp: TabularMDP, alphas: ArrayLike, *, exact: bool = True)
 
 
 def _decision_states(mdp) -> torch.Tensor:
-    """``(S,)`` bool: states whose actions differ (in dynamics or reward); in the others (an exit
-    state, a goal that pays the same whatever one does) every policy is uniform at any alpha."""
+    """``(S,)`` bool: states with two allowed actions that differ (in dynamics or reward). In the
+    others (a terminal cell or an exit with its single action, a state whose actions all do the
+    same) the choice changes nothing."""
     P = mdp.dense_transitions()
+    allowed = mdp.allowed                                      # (S, A) or (T, S, A)
     r = mdp.rewards
     if mdp.reward_layout == "tsa":
+        allowed = allowed.any(0)
         r = r.permute(1, 2, 0)                                 # (S, A, T)
-    same_P = (P - P[:, :1]).abs().amax((-1, -2)) == 0
-    same_r = (r - r[:, :1]).abs().reshape(mdp.n_states, -1).amax(-1) == 0
-    return ~(same_P & same_r)
+    r = r.reshape(mdp.n_states, mdp.n_actions, -1)
+    r = torch.where(torch.isneginf(r), torch.full_like(r, -torch.finfo(r.dtype).max), r)   # compare -inf as equal
+    first = allowed.to(torch.int8).argmax(-1)                  # the first allowed action of each state
+    idx = torch.arange(mdp.n_states, device=P.device)
+    differs_P = (P - P[idx, first].unsqueeze(1)).abs().amax(-1) > 0
+    differs_r = (r - r[idx, first].unsqueeze(1)).abs().amax(-1) > 0
+    return ((differs_P | differs_r) & allowed).any(-1)
 
 
 def _expected_reward(mdp) -> torch.Tensor:

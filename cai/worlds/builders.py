@@ -92,6 +92,11 @@ def gridworld(
     ``"absorb"`` the terminal cell keeps the agent and pays its reward at every step; with
     ``"restart"`` it pays once and returns the agent to a start cell.
 
+    Terminal cells and the ``exit`` state have a single action (the first, ``up``; the others are
+    forbidden with a ``-inf`` reward): there is nothing to choose there, so under the counting
+    prior they earn no entropy bonus ``alpha * log|A|`` per step, the exit is worth ``V = 0`` and a
+    goal ``V = goal_reward``. State and action counts are those of the layout (four actions).
+
     Args:
         layout: the text layout.
         slip: probability in [0, 1) that the move is random.
@@ -136,7 +141,8 @@ def gridworld(
     for s in range(n_cells):
         kind = kinds[s]
         if kind in ("G", "L"):
-            r[s, :] = goal_reward if kind == "G" else lava_reward
+            r[s, 0] = goal_reward if kind == "G" else lava_reward
+            r[s, 1:] = -np.inf                                 # one action: nothing to choose here
             if terminal == "exit":
                 targets = [(exit_state, 1.0)]
             elif terminal == "absorb":
@@ -152,7 +158,8 @@ def gridworld(
                 if mix[a, k] > 0:
                     rows_i.append(s); rows_a.append(a); cols.append(int(succ[s, k])); vals.append(mix[a, k])
     if has_exit:
-        r[exit_state, :] = 0.0
+        r[exit_state, 0] = 0.0
+        r[exit_state, 1:] = -np.inf
         for a in range(A):
             rows_i.append(exit_state); rows_a.append(a); cols.append(exit_state); vals.append(1.0)
     flat = np.asarray(rows_i) * A + np.asarray(rows_a)
@@ -194,9 +201,7 @@ def cliff(*, slip: float = 0.0, horizon: Optional[int] = 30, step_cost: float = 
     """The cliff walk (Sutton and Barto, Example 6.6) on :data:`CLIFF_LAYOUT`, at their reward scale.
 
     At this scale hard value iteration hugs the cliff edge while the soft policy at alpha of
-    about 1 to 2 keeps away from it. (With the gridworld defaults, goal 10 and lava -10, walking
-    the narrow edge costs more entropy than the 20-point difference is worth, and the soft policy
-    prefers to jump.) Keyword arguments go to :func:`gridworld`.
+    about 1 to 2 keeps away from it. Keyword arguments go to :func:`gridworld`.
     """
     return gridworld(CLIFF_LAYOUT, slip=slip, horizon=horizon, step_cost=step_cost,
                      goal_reward=goal_reward, lava_reward=lava_reward, **kwargs)
@@ -360,7 +365,9 @@ def lottery(
     P[0, 1, 2], P[0, 1, 3] = p_win, 1 - p_win
     for s in (1, 2, 3):
         P[s, :, s] = 1.0
-    return TabularMDP(P, np.zeros((4, 2)), [1.0, 0.0, 0.0, 0.0], horizon=1,
+    r = np.zeros((4, 2))
+    r[1:, 1] = -np.inf                                  # the outcomes absorb: one action, nothing to choose
+    return TabularMDP(P, r, [1.0, 0.0, 0.0, 0.0], horizon=1,
                       terminal_rewards=[0.0, safe, win, lose],
                       state_names=["start", "safe", "win", "lose"], action_names=["safe", "gamble"],
                       metadata={"kind": "lottery", "p_win": p_win, "win": win, "lose": lose, "safe": safe})

@@ -21,11 +21,13 @@ messages; a warning says so. When the reward is the same for every outcome of ``
 
 * ``terminal="absorb"`` (default): every state entered by a terminating outcome (FrozenLake's
   holes and goal, CliffWalking's goal, Taxi's "delivered" states) becomes absorbing and
-  reward-free: all its actions loop back with reward 0. The reward of the terminating step itself
-  is kept. This is exactly an ended episode padded to the horizon, and keeps the terminal cell
-  visible (trajectories stop *on* the goal). It requires consistency: every outcome entering such
-  a state from a reachable non-terminal state must be flagged terminating (and the initial distribution may
-  not put mass on one); otherwise a ``ValueError`` names the offending transition. All four
+  reward-free: it keeps a single action (the first; the others are forbidden with a ``-inf``
+  reward, the state and action counts are unchanged) that loops back with reward 0, so it is worth
+  ``V = 0`` under every temperature and prior. The reward of the terminating step itself is kept.
+  This is exactly an ended episode padded to the horizon, and keeps the terminal cell visible
+  (trajectories stop *on* the goal). It requires consistency: every outcome entering such a state
+  from a reachable non-terminal state must be flagged terminating (and the initial distribution
+  may not put mass on one); otherwise a ``ValueError`` names the offending transition. All four
   environments above are consistent.
 * ``terminal="ignore"``: the table is used as it stands, as a continuing task (e.g. Taxi goes on
   after a delivery; the episode boundary is dropped).
@@ -192,10 +194,16 @@ def from_gymnasium(
             r_sas[s] = 0.0
             var[s] = 0.0
     r_sa = (P * r_sas).sum(-1)
+    if terminal == "absorb" and len(terminal_states):
+        # one action in an absorbing state (the first; the others forbidden): nothing to choose,
+        # so no entropy bonus alpha * log|A| per step under the counting prior, and V = 0 there
+        r_sa[terminal_states, 1:] = -np.inf
+        r_sas[terminal_states, 1:] = -np.inf
     if reward == "auto":
         # r(s, a, s') that is constant over the successors of (s, a) is exactly r(s, a), for the
         # exact backup too: sum_s' P exp((r + V) / alpha) = exp(r / alpha) sum_s' P exp(V / alpha)
-        spread = np.where(P > 0, np.abs(r_sas - r_sa[..., None]), 0.0)
+        with np.errstate(invalid="ignore"):                       # -inf - -inf at forbidden actions
+            spread = np.where((P > 0) & np.isfinite(r_sa[..., None]), np.abs(r_sas - r_sa[..., None]), 0.0)
         reward = "sa" if (spread <= 1e-12 * (1 + np.abs(r_sa[..., None]))).all() and (var <= 1e-12).all() else "sas"
     if reward == "sas":
         if (var > 1e-9 * (1 + r_sas ** 2)).any():

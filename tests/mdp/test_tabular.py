@@ -206,3 +206,32 @@ def test_min_positive_probability():
     sparse = dense.replace(transitions=torch.as_tensor(P.reshape(10, 5)).to_sparse_csr())
     assert sparse.min_positive_probability == want
     assert dense.min_positive_probability == want                     # memoised, unchanged
+
+
+def test_absorbing_states_and_uniform_prior_by_hand():
+    from cai.mdp.tabular import absorbing_states, uniform_action_prior
+
+    # 0: chooses between 1 and 2; 1: loops with reward 0 on its one allowed action (absorbing);
+    # 2: loops on both actions but pays 1 (not absorbing); 3: both actions loop, reward 0 (absorbing)
+    P = np.zeros((4, 2, 4))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 1] = P[2, :, 2] = P[3, :, 3] = 1.0
+    r = np.array([[0.0, 0.0], [0.0, -np.inf], [1.0, 1.0], [0.0, 0.0]])
+    m = cai.TabularMDP(P, r, [1.0, 0, 0, 0], horizon=3)
+    assert absorbing_states(m).tolist() == [False, True, False, True]
+    rho = uniform_action_prior(m)
+    torch.testing.assert_close(rho, torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.5, 0.5], [0.5, 0.5]], dtype=torch.float64))
+    # a reward paid at one step only is not absorbing; a state that moves is not either
+    rt = np.zeros((3, 4, 2))
+    rt[2, 3] = 5.0
+    rt[:, 1, 1] = -np.inf
+    assert absorbing_states(m.replace(rewards=rt)).tolist() == [False, True, True, False]
+    # r(s, a, s'): only the rewards of reachable outcomes count
+    rs = np.zeros((4, 2, 4))
+    rs[3, :, 0] = 7.0                                         # unreachable from 3: still absorbing
+    rs[2, :, 2] = 1.0
+    assert absorbing_states(m.replace(rewards=rs)).tolist() == [False, True, False, True]
+    with pytest.raises(TypeError, match="mdp: expected a cai.TabularMDP"):
+        absorbing_states("grid")
+    with pytest.raises(TypeError, match="mdp: expected a cai.TabularMDP"):
+        uniform_action_prior(None)

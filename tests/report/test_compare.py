@@ -4,17 +4,30 @@ import torch
 
 import cai
 from cai.cli import main
-from cai.report.compare import ComparisonReport, compare_inference, policy_tv
+from cai.report.compare import ComparisonReport, compare_inference
+from cai.report.table import policy_tv
 from cai.worlds.builders import gridworld, lottery, square_layout
 
 
 def test_policy_tv_by_hand():
     ref = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]], dtype=torch.float64)         # (T=1, S=2, A=2)
     pol = torch.tensor([[[0.5, 0.5], [0.4, 0.6]]], dtype=torch.float64)
-    # TV(state 0) = 0.5, TV(state 1) = 0.1; state 0 is below the visitation threshold
-    assert policy_tv(pol, ref, torch.tensor([[1e-4, 0.5], [0.0, 0.0]]), 1e-3) == pytest.approx(0.1, abs=1e-15)
-    assert policy_tv(pol, ref, torch.tensor([[0.5, 0.5]]), 1e-3) == pytest.approx(0.5, abs=1e-15)
-    assert policy_tv(pol, ref, torch.zeros(1, 2), 1e-3) == 0.0
+    # TV(state 0) = (|0.5| + |0.5|) / 2 = 0.5, TV(state 1) = (0.1 + 0.1) / 2 = 0.1
+    w = torch.tensor([[0.2, 0.6], [9.0, 9.0]], dtype=torch.float64)             # (T+1, S): last row dropped
+    # weighted mean: (0.2 * 0.5 + 0.6 * 0.1) / (0.2 + 0.6) = 0.16 / 0.8 = 0.2
+    assert policy_tv(pol, ref, w) == pytest.approx(0.2, abs=1e-15)
+    assert policy_tv(pol, ref, w, skip=torch.tensor([False, True])) == pytest.approx(0.5, abs=1e-15)
+    assert policy_tv(pol, ref, w, skip=torch.tensor([True, True])) == 0.0
+    assert policy_tv(pol, ref, torch.zeros(1, 2)) == 0.0
+    # the max over states with weight >= threshold: only state 1 has 0.6 >= 0.3
+    assert policy_tv(pol, ref, w, reduce="max", threshold=0.3) == pytest.approx(0.1, abs=1e-15)
+    assert policy_tv(pol, ref, w, reduce="max") == pytest.approx(0.5, abs=1e-15)
+    # stationary: (S, A) policies and an (S,) occupancy: (1 * 0.5 + 3 * 0.1) / 4 = 0.2
+    assert policy_tv(pol[0], ref[0], torch.tensor([1.0, 3.0])) == pytest.approx(0.2, abs=1e-15)
+    with pytest.raises(ValueError, match="weights: expected shape"):
+        policy_tv(pol, ref, torch.ones(3, 3))
+    with pytest.raises(ValueError, match="reduce"):
+        policy_tv(pol, ref, w, reduce="median")
 
 
 def test_report_on_slippery_grid():
@@ -75,5 +88,5 @@ def test_full_size_grid_all_routes_reach_soft_vi():
     for fit, tv, gap in ((fit_policy_closed_form(mdp, progress=False), 0.02, 1e-3),
                          (fit_policy_svi(mdp, progress=False), 0.02, 1e-3),
                          (fit_policy_svi(mdp, guide="amortized", progress=False), 0.05, 1e-2)):
-        assert policy_tv(fit.policy, sv.policy, visits, 1e-3) <= tv, fit.method
+        assert policy_tv(fit.policy, sv.policy, visits, reduce="max", threshold=1e-3) <= tv, fit.method
         assert 0 <= sv.max_elbo.item() - fit.elbo <= gap, fit.method

@@ -167,6 +167,11 @@ def test_sweep_temperature_identities():
     assert bool((sw.log_evidence >= sw.soft_value - 1e-9).all())
     assert bool((sw.entropy[1:] > sw.entropy[:-1]).all()) and float(sw.entropy[0]) < 0.1
     assert float(sw.entropy.max()) <= np.log(4) + 1e-12
+    # the entropy per decision leaves out the cells with nothing to decide: goal, lava and the exit
+    # (one action each), so it is the on-policy mean over the free cells only
+    free = torch.ones(m.n_states, dtype=torch.bool)
+    free[m.metadata["goals"] + m.metadata["lava"] + [m.n_states - 1]] = False
+    torch.testing.assert_close(sw.entropy, (d * H * free).sum((-1, -2)) / (d * free).sum((-1, -2)))
 
 
 def test_temperature_sweep_figure(tmp_path):

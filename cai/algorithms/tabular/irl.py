@@ -126,7 +126,8 @@ def validate_demonstrations(demonstrations: Union[Trajectories, Sequence], mdp: 
 
     Raises:
         ValueError: empty demonstrations, wrong lengths, indices out of range (including the
-            ``-1`` of dead trajectories), or a transition the dynamics give probability 0.
+            ``-1`` of dead trajectories), a forbidden action (reward ``-inf``, e.g. any action but
+            the first in a grid world's exit), or a transition the dynamics give probability 0.
         TypeError: non-integer indices.
     """
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
@@ -178,6 +179,13 @@ def validate_demonstrations(demonstrations: Union[Trajectories, Sequence], mdp: 
         has_next[i, : s.numel() - 1] = True
     dev = mdp.device
     states, actions, mask, has_next = states.to(dev), actions.to(dev), mask.to(dev), has_next.to(dev)
+    allowed = mdp.allowed
+    allowed = allowed.reshape(-1, *allowed.shape[-2:]).any(0)            # (S, A): allowed at some step
+    taken = allowed[states[:, :Lmax], actions] | ~mask
+    if not bool(taken.all()):
+        i, t = (~taken).nonzero()[0].tolist()
+        raise ValueError(f"demonstrations[{i}]: action {int(actions[i, t])} at t={t} in state {int(states[i, t])} "
+                         f"is forbidden there (reward -inf)")
     # every observed transition must be possible under the dynamics
     idx = has_next.nonzero()
     if idx.numel():
@@ -337,6 +345,10 @@ class MaxEntIRL:
         Soft value iteration (``causal``) or backward messages (``exact``); differentiable in
         ``reward``.
         """
+        allowed = self.mdp.allowed
+        if not bool(allowed.all()):                         # keep the MDP's forbidden actions (an exit state's)
+            allowed = allowed.reshape(-1, *allowed.shape[-2:]).any(0)
+            reward = torch.where(allowed, reward, torch.full_like(reward, -math.inf))
         mdp_r = self.mdp.replace(rewards=reward, reward_layout="sa")
         if self.variant == CAUSAL:
             return mdp_r, soft_value_iteration(mdp_r, self._alpha, self.action_prior)

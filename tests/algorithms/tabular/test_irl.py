@@ -196,3 +196,23 @@ def test_gradient_with_discount(variant, discount, horizon):
     w = (-1 - torch.rand(4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))).requires_grad_(True)
     ga, = torch.autograd.grad(irl.objective(demos, weights=w), w)
     torch.testing.assert_close(irl.gradient(demos, w.detach()), ga, atol=1e-8, rtol=0)
+
+
+def test_learned_reward_keeps_the_single_action_exit():
+    # the grid's goal and exit have one action; a reward learned from features must not give the
+    # other three back (they would pay alpha log 4 per step), and a demonstration may not take them
+    from cai.mdp.tabular import absorbing_states
+
+    mdp = gridworld("S..\n...\n..G", horizon=6)
+    phi = torch.eye(mdp.n_states, dtype=torch.float64)
+    demos = cai.sample_trajectories(mdp, cai.soft_value_iteration(mdp, 1.0).policy, 20,
+                                    generator=torch.Generator().manual_seed(0))
+    irl = MaxEntIRL(mdp, phi, alpha=1.0, n_iter=5).fit(demos)
+    exit_state = int(absorbing_states(mdp).nonzero()[0])
+    assert float(irl.policy_[:, exit_state, 0].min()) == 1.0
+    assert bool(torch.isneginf(irl.solve(irl.reward_)[0].rewards[exit_state, 1:]).all())
+    bad = [(list(map(int, demos.states[0])), [int(a) for a in demos.actions[0][:-1]] + [2])]
+    bad[0][0][-2] = exit_state
+    bad[0][0][-1] = exit_state
+    with pytest.raises(ValueError, match="forbidden"):
+        irl.log_likelihood(bad)
