@@ -103,9 +103,10 @@ class Explorer:
         controls = Controls(alpha=alpha, slip=controls.slip, horizon=controls.horizon)
         self.spec: GridWorldSpec = spec
         self.controls: Controls = controls
+        t0 = time.perf_counter()
         self.frame: Frame = solve(spec, controls)
+        self.last_solve_s: float = time.perf_counter() - t0
         self.message: str = ""
-        self.last_solve_s: float = 0.0
         self._worlds = grid_worlds()
         self._build_widgets()
         self._push()
@@ -116,22 +117,21 @@ class Explorer:
         fmt = CustomJSTickFormatter(code="return Number(Math.pow(10, tick).toPrecision(3)).toString()")
         c = self.controls
         options = [_CUSTOM] + list(self._worlds)
-        self.world = pn.widgets.Select(name="world", options=options,
+        self.world = pn.widgets.Select(label="world", options=options,
                                        value=self.spec.name if self.spec.name in self._worlds else _CUSTOM, width=200)
-        self.alpha = pn.widgets.FloatSlider(name="alpha (log scale)", start=lo, end=hi, step=0.05,
+        self.alpha = pn.widgets.FloatSlider(label="alpha (log scale)", start=lo, end=hi, step=0.05,
                                             value=round(math.log10(c.alpha), 2), format=fmt, width=260)
-        self.slip = pn.widgets.FloatSlider(name="slip", start=0.0, end=0.5, step=0.01, value=c.slip, width=200)
-        self.horizon = pn.widgets.IntSlider(name="horizon T", start=HORIZON_RANGE[0], end=HORIZON_RANGE[1],
+        self.slip = pn.widgets.FloatSlider(label="slip", start=0.0, end=0.5, step=0.01, value=c.slip, width=200)
+        self.horizon = pn.widgets.IntSlider(label="horizon T", start=HORIZON_RANGE[0], end=HORIZON_RANGE[1],
                                             value=c.horizon, width=200)
-        self.t = pn.widgets.Player(name="time step t", start=0, end=c.horizon, value=0, interval=300,
+        self.t = pn.widgets.Player(label="time step t", start=0, end=c.horizon, value=0, interval=300,
                                    loop_policy="loop", width=260, show_value=True)
-        self.brush = pn.widgets.RadioButtonGroup(name="brush", options=list(BRUSHES), value="wall",
-                                                 button_type="default")
-        self.methods = pn.widgets.CheckButtonGroup(name="methods", value=list(METHODS), options={
+        self.brush = pn.widgets.RadioButtonGroup(label="brush", options=list(BRUSHES), value="wall")
+        self.methods = pn.widgets.CheckButtonGroup(label="methods", value=list(METHODS), options={
             METHOD_LABELS[m]: m for m in METHODS})
-        self.layout_text = pn.widgets.TextAreaInput(name="layout (# wall, S start, G goal, L lava, . free)",
+        self.layout_text = pn.widgets.TextAreaInput(label="layout (# wall, S start, G goal, L lava, . free)",
                                                     value=self.spec.layout, height=160, width=260)
-        self.apply = pn.widgets.Button(name="apply layout", button_type="primary", width=120)
+        self.apply = pn.widgets.Button(label="apply layout", width=120)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["cai-message"])
         self.status = pn.pane.Markdown("", css_classes=["cai-status"])
         self.canvas = ExplorerCanvas(on_cell=self.click)
