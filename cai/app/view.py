@@ -143,6 +143,7 @@ class Explorer:
         self.t.param.watch(lambda e: setattr(self.canvas, "t", int(e.new)), "value")
         self.methods.param.watch(lambda e: setattr(self.canvas, "methods", [m for m in METHODS if m in e.new]),
                                  "value")
+        self.brush.param.watch(lambda e: self._show_status(), "value")
         self.apply.on_click(lambda e: self.set_layout(self.layout_text.value))
 
     def panel(self) -> pn.viewable.Viewable:
@@ -188,8 +189,11 @@ class Explorer:
         if self.t.value > T:
             self.t.value = T
         self.canvas.param.update(record=self.frame.to_json(), t=int(self.t.value))
+        self._show_status()
+
+    def _show_status(self) -> None:
         self.status.object = (f"solved by exact inference, soft VI and hard VI in {self.last_solve_s * 1000:.0f} ms; "
-                              "brush: " + self.brush.value)
+                              f"brush: {self.brush.value}")
 
     def set_controls(self, **changes) -> bool:
         """Change ``alpha``, ``slip`` and/or ``horizon`` and re-solve; ``False`` (and a message) if invalid."""

@@ -52,8 +52,8 @@ function caiGrid(rec, arr, opts, onCell) {
       svg.appendChild(rect);
       var cx = 1 + c * size + size / 2, cy = 1 + r * size + size / 2;
       if (ch === "S" || ch === "G" || ch === "L") {
-        var lab = caiSvg("text", {x: 3 + c * size, y: 11 + r * size, "font-size": 10, fill: "#fff", stroke: "#000",
-          "stroke-width": 0.3, "pointer-events": "none"});
+        var lab = caiSvg("text", {x: 3 + c * size, y: 11 + r * size, "font-size": 10, fill: "#000", stroke: "#fff",
+          "stroke-width": 2.5, "paint-order": "stroke", "pointer-events": "none"});
         lab.textContent = ch;
         svg.appendChild(lab);
       }
@@ -67,8 +67,9 @@ function caiGrid(rec, arr, opts, onCell) {
         }
       }
       if (opts.text && ch !== "#" && size >= 34) {
-        var tx = caiSvg("text", {x: cx, y: 1 + (r + 1) * size - 3, "font-size": 8, "text-anchor": "middle",
-          fill: "#fff", stroke: "#000", "stroke-width": 0.2, "pointer-events": "none", "class": "cai-cell-value"});
+        var tx = caiSvg("text", {x: cx, y: 1 + (r + 1) * size - 3, "font-size": 9, "text-anchor": "middle",
+          fill: "#000", stroke: "#fff", "stroke-width": 2.5, "paint-order": "stroke", "pointer-events": "none",
+          "class": "cai-cell-value"});
         tx.textContent = Number(arr[i].toPrecision(3));
         svg.appendChild(tx);
       }
