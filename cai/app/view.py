@@ -7,6 +7,7 @@ exported page).
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Callable, Dict, Optional
@@ -40,10 +41,11 @@ _ESM = DRAW_JS + """
 export function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "cai-explorer";
-  const draw = () => caiExplorerDraw(root, model.record, {t: model.t, methods: model.methods},
+  let rec = model.record ? JSON.parse(model.record) : null;
+  const draw = () => caiExplorerDraw(root, rec, {t: model.t, methods: model.methods},
                                      (r, c) => model.send_msg({row: r, col: c}));
   draw();
-  model.on("record", draw);
+  model.on("record", () => { rec = model.record ? JSON.parse(model.record) : null; draw(); });
   model.on("t", draw);
   model.on("methods", draw);
   return root;
@@ -54,7 +56,8 @@ export function render({ model, el }) {
 class ExplorerCanvas(JSComponent):
     """The grids and the numbers, drawn in the browser from one :meth:`Frame.to_json` record."""
 
-    record = param.Dict(default={}, doc="Frame.to_json() of the current solution")
+    record = param.String(default="", doc="Frame.to_json() of the current solution, as JSON text (one "
+                          "string: Bokeh sends it as is, without walking a nested dict)")
     t = param.Integer(default=0, doc="time step shown")
     methods = param.List(default=list(METHODS), doc="methods shown side by side")
 
@@ -188,7 +191,8 @@ class Explorer:
         self.t.end = T
         if self.t.value > T:
             self.t.value = T
-        self.canvas.param.update(record=self.frame.to_json(), t=int(self.t.value))
+        record = json.dumps(self.frame.to_json(), allow_nan=False, separators=(",", ":"))
+        self.canvas.param.update(record=record, t=int(self.t.value))
         self._show_status()
 
     def _show_status(self) -> None:

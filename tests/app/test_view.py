@@ -1,5 +1,7 @@
 """The Panel view without a browser: each action re-solves with cai, or shows a message and keeps
 the previous state."""
+import json
+
 import pytest
 
 pytest.importorskip("panel", reason="the explorer's view needs cai[app] (Panel)")
@@ -32,7 +34,7 @@ def test_click_and_slider_resolve_with_cai(ex):
     mdp = gridworld("S#..\n.L..\n...G", slip=0.1, horizon=6)
     ref = cai.backward_messages(mdp, alpha=2.5)
     assert ex.frame.log_evidence == pytest.approx(float(ref.log_evidence), abs=1e-12)
-    rec = ex.canvas.record
+    rec = json.loads(ex.canvas.record)
     assert rec["numbers"]["log_evidence"] == float(f"{float(ref.log_evidence):.6g}")
     assert rec["numbers"]["max_elbo"] == float(f"{float(cai.soft_value_iteration(mdp, alpha=2.5).max_elbo):.6g}")
     assert ex.message == "" and not ex.alert.visible
@@ -73,3 +75,16 @@ def test_time_and_methods_only_redraw(ex):
     ex.t.value = 3
     ex.methods.value = ["exact", "hard"]
     assert ex.canvas.t == 3 and ex.canvas.methods == ["exact", "hard"] and ex.canvas.record is record
+
+
+def test_benchmark_smoke(capsys):
+    """benchmarks/bench_explorer.py runs (its timings are recorded in benchmarks/README.md, not asserted)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_explorer.py"
+    spec = importlib.util.spec_from_file_location("bench_explorer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick"]) == 0
+    assert "alpha slider" in capsys.readouterr().out
