@@ -480,9 +480,10 @@ def _cmd_explore(args) -> int:
     horizon = DEFAULT if args.horizon is None else args.horizon
     world, mdp = load_world(args.world, horizon=horizon, slip=args.slip)
     try:
-        from cai.app.model import Controls, spec_from_mdp
+        from cai.app.model import Controls, check_controls, check_layout, spec_from_mdp
         spec, own = spec_from_mdp(mdp, world)
-        controls = Controls(alpha=args.alpha, slip=own.slip, horizon=own.horizon)
+        check_layout(spec.layout)
+        controls = check_controls(Controls(alpha=args.alpha, slip=own.slip, horizon=own.horizon))
         if args.html:
             from cai.app.export import export_html
 
