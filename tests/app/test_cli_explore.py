@@ -56,3 +56,11 @@ def test_bad_layout_file_is_named(tmp_path, capsys):
     bad.write_text("S#.\n##.\n..G\n")
     assert main(["explore", str(bad), "--no-browser"]) == 2
     assert "reachable" in capsys.readouterr().err
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["explore", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: cai explore" in out and "--html" in out and "--no-browser" in out
