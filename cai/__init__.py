@@ -6,6 +6,7 @@ marginals, and every number is checked against direct soft dynamic programming.
 """
 from cai._version import __version__
 from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning, soft_reinforce
+from cai.app import explore
 from cai.dp import PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation, soft_value_iteration, value_iteration
 from cai.exact import (
                  DivergenceError,
@@ -72,4 +73,5 @@ __all__ = [
     "SAC",
     "SQL",
     "SoftDQN",
+    "explore",
 ]

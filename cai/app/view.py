@@ -124,6 +124,7 @@ class Explorer:
                                        value=self.spec.name if self.spec.name in self._worlds else _CUSTOM, width=200)
         self.alpha = pn.widgets.FloatSlider(label="alpha (log scale)", start=lo, end=hi, step=0.05,
                                             value=round(math.log10(c.alpha), 2), format=fmt, width=260)
+        self.alpha_text = pn.widgets.TextInput(label="alpha (type a value, Enter)", value=f"{c.alpha:g}", width=200)
         self.slip = pn.widgets.FloatSlider(label="slip", start=0.0, end=0.5, step=0.01, value=c.slip, width=200)
         self.horizon = pn.widgets.IntSlider(label="horizon T", start=HORIZON_RANGE[0], end=HORIZON_RANGE[1],
                                             value=c.horizon, width=200)
@@ -141,6 +142,7 @@ class Explorer:
 
         self.world.param.watch(lambda e: self.load_world(e.new), "value")
         self.alpha.param.watch(lambda e: self.set_controls(alpha=10 ** e.new), "value_throttled")
+        self.alpha_text.param.watch(lambda e: self.type_alpha(e.new), "value")
         self.slip.param.watch(lambda e: self.set_controls(slip=e.new), "value_throttled")
         self.horizon.param.watch(lambda e: self.set_controls(horizon=e.new), "value_throttled")
         self.t.param.watch(lambda e: setattr(self.canvas, "t", int(e.new)), "value")
@@ -152,7 +154,7 @@ class Explorer:
     def panel(self) -> pn.viewable.Viewable:
         """The whole explorer as one Panel layout."""
         controls = pn.Column(
-            "### cai explore", self.world, self.alpha, self.slip, self.horizon, self.t,
+            "### cai explore", self.world, self.alpha, self.alpha_text, self.slip, self.horizon, self.t,
             pn.pane.Markdown("click a cell to paint it with:"), self.brush, self.methods,
             self.layout_text, self.apply, width=300)
         return pn.Row(controls, pn.Column(self.alert, self.canvas, self.status))
@@ -179,6 +181,8 @@ class Explorer:
         c = self.controls
         with param.parameterized.discard_events(self.alpha):
             self.alpha.value = round(math.log10(c.alpha), 2)
+        with param.parameterized.discard_events(self.alpha_text):
+            self.alpha_text.value = f"{c.alpha:g}"
         with param.parameterized.discard_events(self.slip):
             self.slip.value = c.slip
         with param.parameterized.discard_events(self.horizon):
@@ -187,6 +191,11 @@ class Explorer:
     def _push(self) -> None:
         """Send the current frame to the browser."""
         self.alert.visible = bool(self.message)
+        c = self.controls
+        with param.parameterized.discard_events(self.alpha):
+            self.alpha.value = round(math.log10(c.alpha), 2)
+        with param.parameterized.discard_events(self.alpha_text):
+            self.alpha_text.value = f"{c.alpha:g}"
         T = self.controls.horizon
         self.t.end = T
         if self.t.value > T:
@@ -208,6 +217,15 @@ class Explorer:
             return False
         return self._update(self.spec, controls)
 
+    def type_alpha(self, text: str) -> bool:
+        """Set alpha from typed text; ``False`` (and a message) if it is not a number in range."""
+        try:
+            alpha = float(text)
+        except (TypeError, ValueError):
+            self._fail(f"alpha: expected a number in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}], got {text!r}")
+            return False
+        return self.set_controls(alpha=alpha)
+
     def set_layout(self, layout: str) -> bool:
         """Replace the layout and re-solve; ``False`` (and a message) if it is invalid."""
         try:
@@ -220,6 +238,9 @@ class Explorer:
         ok = self._update(spec, self.controls)
         if ok:
             self.layout_text.value = spec.layout
+            if self.world.value != _CUSTOM and self._worlds[self.world.value].metadata["layout"] != spec.layout:
+                with param.parameterized.discard_events(self.world):
+                    self.world.value = _CUSTOM
         return ok
 
     def click(self, row: int, col: int) -> bool:

@@ -45,6 +45,8 @@ def test_click_and_slider_resolve_with_cai(ex):
     (lambda e: (setattr(e.brush, "value", "wall"), e.click(1, 3), e.click(2, 2))[2], "reachable"),
     (lambda e: e.set_layout("S..\n.X.\n..G"), "unknown cell 'X'"),
     (lambda e: e.set_controls(alpha=1e4), "alpha"),
+    (lambda e: e.type_alpha("-3"), "alpha"),
+    (lambda e: e.type_alpha("warm"), "alpha"),
     (lambda e: e.set_controls(slip=1.5), "slip"),
     (lambda e: e.set_controls(horizon=0), "horizon"),
     (lambda e: e.click(7, 7), "cell"),
@@ -57,7 +59,7 @@ def test_bad_input_shows_a_message_and_keeps_the_state(ex, action, match):
     assert match in ex.message and ex.alert.visible and match in ex.alert.object
     if match != "reachable":                  # the first wall of that case was valid and kept
         assert ex.spec is before_spec and ex.frame is before_frame and ex.canvas.record is record
-    assert ex.controls.alpha == 0.5 and ex.alpha.value == pytest.approx(-0.3, abs=0.01)
+    assert ex.controls.alpha == 0.5 and ex.alpha.value == pytest.approx(-0.3, abs=0.01) and ex.alpha_text.value == "0.5"
     assert ex.set_controls(alpha=1.0)         # and it goes on working
     assert ex.message == "" and not ex.alert.visible
 
@@ -88,3 +90,22 @@ def test_benchmark_smoke(capsys):
     spec.loader.exec_module(mod)
     assert mod.main(["--quick"]) == 0
     assert "alpha slider" in capsys.readouterr().out
+
+
+def test_top_level_explore_and_custom_world_label():
+    import panel as pn
+
+    assert cai.explore is explore
+    ex = Explorer(make_world("square"), name="square")
+    assert ex.world.value == "square"
+    ex.brush.value = "wall"
+    assert ex.click(1, 1)
+    assert ex.world.value == "(custom layout)" and ex.spec.layout.splitlines()[1][1] == "#"
+    assert isinstance(ex.panel(), pn.viewable.Viewable)
+
+
+def test_typed_alpha_moves_the_slider(ex):
+    ex.alpha_text.value = "0.25"
+    assert ex.controls.alpha == 0.25 and ex.alpha.value == pytest.approx(-0.6, abs=0.01)
+    assert ex.frame.log_evidence == pytest.approx(
+        float(cai.backward_messages(gridworld(LAYOUT, horizon=6), alpha=0.25).log_evidence), abs=1e-12)
