@@ -25,6 +25,9 @@ def explore(mdp=None, **kwargs):
         ImportError: Panel is not installed (``pip install 'cai[app]'``).
         ValueError: ``mdp`` is not a finite-horizon grid world.
     """
+    import panel as pn
+
     from cai.app.view import Explorer
 
+    pn.extension()                      # loads Panel's JavaScript into the notebook (harmless elsewhere)
     return Explorer(mdp, **kwargs).panel()

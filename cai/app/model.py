@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -33,7 +33,7 @@ from cai.worlds.builders import GRID_ACTIONS, gridworld, parse_layout
 __all__ = [
     "BRUSHES", "METHODS", "METHOD_LABELS", "DEFINITIONS", "ALPHA_RANGE", "HORIZON_RANGE",
     "Controls", "GridWorldSpec", "MethodResult", "Frame",
-    "check_layout", "check_controls", "edit_layout", "spec_from_mdp", "solve", "with_controls",
+    "check_layout", "check_controls", "edit_layout", "spec_from_mdp", "solve",
 ]
 
 #: brush name -> layout character
@@ -285,9 +285,14 @@ def spec_from_mdp(mdp: TabularMDP, name: str = "grid") -> Tuple[GridWorldSpec, C
     :func:`cai.worlds.gridworld` (any registry grid world, or a loaded layout).
 
     The rewards are read back from the MDP's reward table (a world without lava gets
-    ``lava_reward = -goal_reward``).
+    ``lava_reward = -goal_reward``); alpha starts at 1; a horizon beyond :data:`HORIZON_RANGE` is
+    clipped to it.
+
+    Returns:
+        ``(GridWorldSpec, Controls)``.
 
     Raises:
+        TypeError: ``mdp`` is not a :class:`~cai.TabularMDP`.
         ValueError: ``mdp`` is not a finite-horizon grid world.
     """
     if not isinstance(mdp, TabularMDP):
@@ -366,7 +371,3 @@ def _solve(spec: GridWorldSpec, controls: Controls) -> Frame:
                  log_evidence=float(exact.log_evidence), max_elbo=float(soft.max_elbo),
                  p_lava_posterior=_lava_probability(post.state, lava))
 
-
-def with_controls(controls: Controls, **changes) -> Controls:
-    """``controls`` with some fields changed (validated)."""
-    return check_controls(replace(controls, **changes))
