@@ -15,7 +15,9 @@ $(STAMP): setup.cfg pyproject.toml
 	# torch first, from the local CPU wheel where there is one (never the multi-GB CUDA build)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "torch==2.13.0" || \
 		$(PIP) install --quiet "torch>=2.1" --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install --quiet -e ".[test,gym,ray]"
+	$(PIP) install --quiet -e ".[test,gym,ray,app]"
+	# headless Chromium for the explorer's browser tests (tests/app/test_browser.py skips without it)
+	if [ "$$(id -u)" = 0 ]; then command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver) || true; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,6 +6,7 @@ marginals, and every number is checked against direct soft dynamic programming.
 """
 from cai._version import __version__
 from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning, soft_reinforce
+from cai.app import explore
 from cai.dp import (
     PolicyMarginals,
     elbo,
@@ -82,4 +83,5 @@ __all__ = [
     "SAC",
     "SQL",
     "SoftDQN",
+    "explore",
 ]

@@ -10,6 +10,7 @@
     cai sweep    SPEC [--out DIR] [--engine serial|joblib|ray] [--workers N]
     cai worlds
     cai --version
+    cai explore  [WORLD] [--port N] [--no-browser] [--html FILE] [--alpha A] [--slip P] [--horizon T]
 
 ``WORLD`` is a name from ``cai worlds`` or the path of a text layout file (``#`` wall, ``S``
 start, ``G`` goal, ``L`` lava, ``.`` free). Errors in arguments or layout files print one line on
@@ -125,6 +126,16 @@ def _horizon(text: str):
         return _steps(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+
+
+def _port(text: str) -> int:
+    try:
+        x = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number in [1, 65535], got {text!r}") from None
+    if not 1 <= x <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in [1, 65535], got {text!r}")
+    return x
 
 
 def _steps(text: str) -> int:
@@ -464,6 +475,28 @@ def _cmd_sweep(args) -> int:
         n_err = int(df["error"].notna().sum())
         print(f"cai sweep: {spec['study']}: {len(df)} configurations ({n_err} failed) on {engine.name} -> "
               f"{out / 'results.csv'}, {out / 'figure.png'}")
+def _cmd_explore(args) -> int:
+    """Serve the live explorer, or write it as one self-contained HTML page with ``--html``."""
+    horizon = DEFAULT if args.horizon is None else args.horizon
+    world, mdp = load_world(args.world, horizon=horizon, slip=args.slip)
+    try:
+        from cai.app.model import Controls, check_controls, check_layout, spec_from_mdp
+        spec, own = spec_from_mdp(mdp, world)
+        check_layout(spec.layout)
+        controls = check_controls(Controls(alpha=args.alpha, slip=own.slip, horizon=own.horizon))
+        if args.html:
+            from cai.app.export import export_html
+
+            out = export_html(spec, args.html, name=world, controls=controls)
+            print(f"wrote {out} (open it in a browser; it works offline)")
+            return 0
+        from cai.app.view import serve
+    except ImportError as exc:
+        raise UsageError(f"cai explore needs Panel: pip install 'control-as-inference[app]' ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"world {world!r}: {exc}") from None
+    print(f"cai explore: serving {world} at http://localhost:{args.port}/ (Ctrl-C stops it)", flush=True)
+    serve(mdp, name=world, port=args.port, show=not args.no_browser, alpha=args.alpha)
     return 0
 
 
@@ -553,6 +586,18 @@ def _parser() -> _Parser:
     sw.add_argument("--workers", type=_steps, default=None, help="overrides the spec's workers")
     sw.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     sw.set_defaults(fn=_cmd_sweep)
+    e = sub.add_parser("explore", help="the live explorer in the browser (needs control-as-inference[app])",
+                       description="Edit a grid world and move alpha, slip, horizon and time in the browser; "
+                                   "exact inference, soft VI and hard VI re-solve and redraw side by side.")
+    e.add_argument("world", nargs="?", default="demo", help="a grid world name or a layout file (default demo)")
+    e.add_argument("--port", type=_port, default=5006, help="port on localhost (default 5006)")
+    e.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    e.add_argument("--html", default=None, metavar="FILE",
+                   help="write one self-contained page (solutions precomputed over alphas and slips) and exit")
+    e.add_argument("--alpha", type=_positive_float, default=1.0, help="initial temperature (default 1)")
+    e.add_argument("--slip", type=_probability, default=None, help="slip probability (default: the world's)")
+    e.add_argument("--horizon", type=_steps, default=None, help="number of decisions (default: the world's)")
+    e.set_defaults(fn=_cmd_explore)
 
     w = sub.add_parser("worlds", help="list the named worlds", description="List the named worlds.")
     w.set_defaults(fn=_cmd_worlds)
