@@ -62,6 +62,7 @@ def policy_marginals(mdp: TabularMDP, policy, initial=None) -> PolicyMarginals:
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"policy_marginals: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    mdp.check_unchanged("policy_marginals")
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     if T is None:
         raise ValueError("policy_marginals: mdp: expected a finite horizon, got horizon=None "
@@ -107,6 +108,7 @@ def policy_visitation(mdp: TabularMDP, policy, initial=None, *, tol: float = 1e-
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"policy_visitation: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    mdp.check_unchanged("policy_visitation")
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     p = as_tensor("policy", policy, mdp.dtype, mdp.device)
     if T is not None:

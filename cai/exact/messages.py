@@ -251,6 +251,7 @@ def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-1
         )
     if messages.mdp is not mdp:
         raise ValueError("forward_messages: messages: were computed for a different MDP object")
+    mdp.check_unchanged("forward_messages")
     a = messages.alpha
     PT = transpose_csr(mdp.transition_matrix) if mdp.reward_layout != "sas" else None
     if initial is None:
@@ -303,6 +304,7 @@ def posterior_dynamics(mdp, messages: Solution, t: Optional[int] = None) -> torc
         raise TypeError("posterior_dynamics: messages: expected the result of cai.backward_messages")
     if messages.mdp is not mdp:
         raise ValueError("posterior_dynamics: messages: were computed for a different MDP object")
+    mdp.check_unchanged("posterior_dynamics")
     if mdp.horizon is not None and t is None:
         return torch.stack([posterior_dynamics(mdp, messages, s) for s in range(mdp.horizon)], -4)
     a = messages.alpha.unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)

@@ -134,9 +134,10 @@ def test_reward_errors():
 def test_initial_horizon_discount_name_errors():
     P = _P()
     r = np.zeros((3, 2))
-    _bad(r"initial: expected shape \(S,\) = \(3,\), got \(2,\)", P, r, [0.5, 0.5], horizon=2)
-    _bad("initial: expected probabilities summing to 1", P, r, [0.5, 0.5, 0.5], horizon=2)
-    _bad("initial: expected non-negative", P, r, [1.5, -0.5, 0.0], horizon=2)
+    _bad(r"initial: expected a distribution of shape \(3,\), got shape \(2,\)", P, r, [0.5, 0.5], horizon=2)
+    _bad("initial: expected a distribution summing to 1", P, r, [0.5, 0.5, 0.5], horizon=2)
+    _bad("initial: expected a distribution \\(finite, non-negative\\)", P, r, [1.5, -0.5, 0.0], horizon=2)
+    _bad("initial: expected a distribution \\(finite, non-negative\\)", P, r, [float("nan"), 1.0, 0.0], horizon=2)
     _bad("horizon: expected an integer >= 1 or None, got 0", P, r, None, horizon=0)
     _bad("horizon: expected an integer >= 1 or None, got 2.5", P, r, None, horizon=2.5)
     for g in (0.0, 1.5, -0.1):

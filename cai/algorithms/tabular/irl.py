@@ -256,6 +256,7 @@ class MaxEntIRL:
                  initial: str = "mdp", init_weights=None, progress: bool = False):
         if not isinstance(mdp, TabularMDP):
             raise TypeError(f"MaxEntIRL: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+        mdp.check_unchanged("MaxEntIRL")
         if mdp.batch_shape != torch.Size([]):   # the reward is replaced; its batch would be lost
             raise ValueError(f"mdp: expected an unbatched MDP, got reward batch shape {tuple(mdp.batch_shape)}")
         if variant not in (CAUSAL, EXACT):

@@ -348,6 +348,7 @@ class LMDP:
         """
         if not isinstance(mdp, TabularMDP):
             raise TypeError(f"from_mdp: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+        mdp.check_unchanged("from_mdp")
         if mdp.reward_layout != "sa" or mdp.batch_shape != torch.Size([]):
             raise ValueError(f"mdp: expected unbatched (S, A) rewards, got layout {mdp.reward_layout!r} with "
                              f"batch shape {tuple(mdp.batch_shape)}")
