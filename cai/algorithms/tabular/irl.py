@@ -112,7 +112,7 @@ def validate_demonstrations(demonstrations, mdp: TabularMDP) -> Demonstrations:
 
     Args:
         demonstrations: a :class:`~cai.Trajectories` (``states (n, T+1)``, ``actions (n, T)``),
-            or a non-empty sequence of trajectories, each a pair ``(states, actions)`` (or an
+            the same as a pair of 2-D arrays ``(states, actions)``, or a non-empty sequence of trajectories, each a pair ``(states, actions)`` (or an
             object with ``.states`` and ``.actions``) with ``len(states) == len(actions) + 1``
             (or ``len(actions)``: the final state unobserved). For a finite-horizon MDP every
             trajectory has exactly ``T`` actions; for a stationary MDP any positive length.
@@ -127,6 +127,15 @@ def validate_demonstrations(demonstrations, mdp: TabularMDP) -> Demonstrations:
         TypeError: non-integer indices.
     """
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
+    if (isinstance(demonstrations, (tuple, list)) and len(demonstrations) == 2
+            and all(isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2 for x in demonstrations)):
+        # the batch form (states (n, L+1), actions (n, L)) as two arrays
+        st, ac = demonstrations
+        if st.shape[0] != ac.shape[0]:
+            raise ValueError(f"demonstrations: expected states (n, L+1) and actions (n, L) with the same n, got "
+                             f"{tuple(st.shape)} and {tuple(ac.shape)}")
+        demonstrations = Trajectories(torch.as_tensor(np.asarray(st.detach().cpu() if isinstance(st, torch.Tensor) else st)),
+                                      torch.as_tensor(np.asarray(ac.detach().cpu() if isinstance(ac, torch.Tensor) else ac)))
     if isinstance(demonstrations, Trajectories):
         pairs = list(zip(demonstrations.states, demonstrations.actions))  # noqa: B905 (same n; python 3.9)
     elif isinstance(demonstrations, (str, bytes)) or not isinstance(demonstrations, Sequence):

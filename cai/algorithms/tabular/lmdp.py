@@ -26,9 +26,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
+from cai.mdp.io import load_arrays, save_arrays
 from cai.mdp.tabular import ROW_SUM_TOL, TabularMDP
 from cai.ops.logspace import log_matmul_exp, logsumexp
 
@@ -129,7 +131,27 @@ class LMDP:
 
     @property
     def n_states(self) -> int:
+        """Number of states ``S``."""
         return int(self.passive.shape[0])
+
+    def save(self, path) -> str:
+        """Write the LMDP to an ``.npz`` file: ``passive (S, S)``, ``state_cost (S,)``,
+        ``terminal (S,)`` (bool) and, when set, ``state_names``. ``".npz"`` is appended when
+        missing; returns the path written. :meth:`load` restores it bit for bit."""
+        d = {"passive": self.passive.numpy(), "state_cost": self.state_cost.numpy(), "terminal": self.terminal.numpy()}
+        if self.state_names is not None:
+            d["state_names"] = np.array(self.state_names, dtype=str)
+        return save_arrays(path, d)
+
+    @classmethod
+    def load(cls, path) -> LMDP:
+        """Read an LMDP written by :meth:`save`."""
+        f = load_arrays(path, "LMDP.load")
+        if not {"passive", "state_cost", "terminal"} <= set(f):
+            raise ValueError(f"LMDP.load: path: expected a file written by LMDP.save, got keys {sorted(f)}")
+        names = [str(x) for x in f["state_names"]] if "state_names" in f else None
+        return cls(torch.as_tensor(f["passive"]), torch.as_tensor(f["state_cost"]),
+                   torch.as_tensor(f["terminal"]), state_names=names)
 
     def __repr__(self) -> str:
         return f"LMDP(S={self.n_states}, terminal={int(self.terminal.sum())})"
@@ -311,7 +333,6 @@ class LMDP:
         """
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
-        S = self.n_states
         fc = self._final_cost(final_cost)
         term = self.terminal
         log_zT = torch.where(term, -self.state_cost, -fc)
