@@ -165,7 +165,7 @@ def reinforce_gradient(mdp: TabularMDP, logits, trajectories: Trajectories, alph
         raise ValueError(f"trajectories: expected states in [0, {S - 1}] and actions in [0, {A - 1}], got a "
                          f"state up to {int(s.max())} and an action up to {int(act.max())}")
     n, L = act.shape
-    if mdp.horizon is not None and L != mdp.horizon:
+    if mdp.horizon is not None and mdp.horizon != L:
         raise ValueError(f"trajectories: expected {mdp.horizon} actions per trajectory (the MDP's horizon), got {L}")
     if n < 1 or L < 1:
         raise ValueError(f"trajectories: expected at least one trajectory of at least one step, got actions {tuple(act.shape)}")
