@@ -351,3 +351,22 @@ def test_gymnasium_bad_input():
         from_gymnasium(object())
     with pytest.raises(ValueError, match="sparse"):
         from_gymnasium("frozenlake", sparse=True)
+
+
+def test_gym_ids_resolve_to_the_installed_versions():
+    from cai.worlds.gym import resolve_env_id
+
+    old = {"CliffWalking-v0": None, "FrozenLake-v1": None, "Taxi-v3": None}       # gymnasium 0.29
+    new = {"CliffWalking-v1": None, "FrozenLake-v1": None, "Taxi-v3": None, "Taxi-v4": None}
+    assert resolve_env_id("CliffWalking-v1", old) == "CliffWalking-v0"
+    assert resolve_env_id("CliffWalking-v1", new) == "CliffWalking-v1"
+    assert resolve_env_id("Taxi-v3", new) == "Taxi-v3"
+    assert resolve_env_id("Taxi-v9", new) == "Taxi-v4"
+    with pytest.raises(ValueError, match="env: expected a registered gymnasium environment id"):
+        resolve_env_id("NoSuchWorld-v0", new)
+
+
+def test_gym_unknown_name_is_a_value_error():
+    pytest.importorskip("gymnasium")
+    with pytest.raises(ValueError, match="env: expected a registered gymnasium environment id or one of"):
+        from_gymnasium("nosuchworld")
