@@ -23,9 +23,11 @@ import math
 import warnings
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from cai.mdp.checks import check_initial
+from cai.mdp.io import load_arrays, save_arrays
 from cai.mdp.tabular import check_model
 from cai.ops.backup import EXACT, exact_successor, q_backup, soft_max
 from cai.ops.logspace import log_matmul_exp, logsumexp, transpose_csr
@@ -188,6 +190,22 @@ class ForwardMessages(NamedTuple):
     def state_visitation(self) -> torch.Tensor:
         """Expected state visitation counts ``sum_{t<T} p(s_t | O)``, ``(*b, S)``."""
         return self.visitation.sum(-1)
+
+    def save(self, path) -> str:
+        """Write the marginals to an ``.npz`` file: ``log_state``, ``log_state_action`` and
+        ``stationary``; ``".npz"`` is appended when missing. Returns the path written."""
+        return save_arrays(path, {"log_state": self.log_state.detach().cpu().numpy(),
+                                  "log_state_action": self.log_state_action.detach().cpu().numpy(),
+                                  "stationary": np.array(bool(self.stationary))})
+
+    @classmethod
+    def load(cls, path) -> ForwardMessages:
+        """Read marginals written by :meth:`save` (bit for bit)."""
+        f = load_arrays(path, "ForwardMessages.load")
+        if not {"log_state", "log_state_action", "stationary"} <= set(f):
+            raise ValueError(f"ForwardMessages.load: path: expected a file written by ForwardMessages.save, "
+                             f"got keys {sorted(f)}")
+        return cls(torch.as_tensor(f["log_state"]), torch.as_tensor(f["log_state_action"]), bool(f["stationary"]))
 
 
 def log_normaliser(sol: Solution, t, v_next: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ complete the graphical model and are arguments of inference, so one MDP serves a
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
@@ -308,6 +309,20 @@ class TabularMDP:
         state = {k: getattr(self, k) for k in self.__slots__ if k not in ("_versions", "_min_p")}
         state["metadata"] = dict(self.metadata)
         return state
+
+    def __deepcopy__(self, memo) -> TabularMDP:
+        state = self.__getstate__()
+        P = state.pop("transitions")
+        if self.is_sparse:   # torch cannot deep-copy a CSR tensor (no storage): copy its parts
+            P = make_csr(P.crow_indices().clone(), P.col_indices().clone(), P.values().clone(), size=tuple(P.shape))
+        else:
+            P = copy.deepcopy(P, memo)
+        state = copy.deepcopy(state, memo)
+        state["transitions"] = P
+        new = TabularMDP.__new__(TabularMDP)
+        memo[id(self)] = new
+        new.__setstate__(state)
+        return new
 
     def __setstate__(self, state: dict) -> None:
         for k, v in state.items():
