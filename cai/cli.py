@@ -591,6 +591,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
+        for key, value in vars(args).items():     # argparse turns "--alpha=--" into an empty list
+            if isinstance(value, list) and key != "variational":
+                raise UsageError(f"--{key.replace('_', '-')}: expected one value, got none")
         return int(args.fn(args) or 0)
     except UsageError as exc:
         print(str(exc) if str(exc).startswith("cai") else f"cai: error: {exc}", file=sys.stderr)

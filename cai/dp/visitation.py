@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from cai.mdp.checks import as_tensor, check_initial, check_policy
+from cai.mdp.checks import as_tensor, check_initial, check_policy, check_positive_int, check_tol
 from cai.mdp.tabular import TabularMDP
 from cai.ops.logspace import matmul, transpose_csr
 from cai.ops.recursion import ConvergenceWarning
@@ -119,6 +119,8 @@ def policy_visitation(mdp: TabularMDP, policy, initial=None, *, tol: float = 1e-
         raise ValueError(f"policy: expected shape (S, A) = ({S}, {A}), got {tuple(p.shape)}")
     p = check_policy(p, (S, A), mdp.dtype, mdp.device)
     mu = check_initial(mdp, initial)
+    tol = check_tol("tol", tol)
+    max_iter = check_positive_int("max_iter", max_iter, "an integer >= 1")
     PT = transpose_csr(mdp.transition_matrix)              # (S, S*A)
 
     def push(d):                                           # d (S, A) -> mu' (S,)

@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import torch
 
-from cai.mdp.checks import check_initial
+from cai.mdp.checks import check_initial, check_positive_int, check_tol
 from cai.mdp.io import load_arrays, save_arrays
 from cai.mdp.tabular import check_model
 from cai.ops.backup import EXACT, exact_successor, q_backup, soft_max
@@ -270,6 +270,8 @@ def forward_messages(mdp, messages: Solution, *, initial=None, tol: float = 1e-1
     if messages.mdp is not mdp:
         raise ValueError("forward_messages: messages: were computed for a different MDP object")
     mdp.check_unchanged("forward_messages")
+    tol = check_tol("tol", tol)
+    max_iter = check_positive_int("max_iter", max_iter, "an integer >= 1")
     a = messages.alpha
     PT = transpose_csr(mdp.transition_matrix) if mdp.reward_layout != "sas" else None
     if initial is None:

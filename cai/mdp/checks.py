@@ -5,6 +5,7 @@ expected and what came, so that bad input never surfaces later as a shape error 
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Sequence
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_distribution",
     "check_dtype_device",
     "SUPPORTED_DTYPES",
+    "check_tol",
 ]
 
 
@@ -152,6 +154,13 @@ def check_positive_int(name: str, v, what: str = "a positive integer") -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"{name}: expected {what}, got {v!r}")
     return int(v)
+
+
+def check_tol(name: str, v) -> float:
+    """``v`` as a finite ``float`` >= 0 (a tolerance); ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+    return float(v)
 
 
 def check_distribution(name: str, x, n: int, dtype, device) -> torch.Tensor:
