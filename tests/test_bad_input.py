@@ -464,7 +464,8 @@ OUT_FOR_SOLVE = st.sampled_from(["/proc/cai/x.npz", "x.csv", "x", "/proc/cai/x.j
 @pytest.mark.parametrize("sub", list(SUBCOMMAND_OPTIONS))
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(data=st.data())
-def test_cli_bad_option_is_one_line_exit_2(sub, data):
+def test_cli_bad_option_is_one_line_exit_2(sub, data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                    # nothing may be written in the repository
     opt = data.draw(st.sampled_from(SUBCOMMAND_OPTIONS[sub]))
     value = data.draw(OUT_FOR_SOLVE if (sub, opt) == ("solve", "--out") else OPTIONS[opt])
     argv = [sub] + (["chain"] if sub in ("solve", "compare") else []) + [f"{opt}={value}"]
@@ -477,7 +478,8 @@ def test_cli_bad_option_is_one_line_exit_2(sub, data):
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(world=st.text("abcdefghijklmnopqrstuvwxyz-./", min_size=1, max_size=12))
-def test_cli_bad_world_is_one_line_exit_2(world):
+def test_cli_bad_world_is_one_line_exit_2(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     from cai.worlds.registry import WORLDS, canonical_name
 
     if canonical_name(world) in WORLDS:
