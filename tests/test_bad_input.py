@@ -429,6 +429,36 @@ def test_finite_valid_input_never_yields_nan(case):
     _no_nan(fm.log_state, fm.log_state_action)
 
 
+@st.composite
+def small_lg_systems(draw):
+    n, m = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 31)))
+    scale = 10.0 ** draw(st.floats(-2, 2))
+
+    def psd(k):
+        X = torch.randn(k, k, generator=g, dtype=torch.float64)
+        return scale * X @ X.T
+
+    H = psd(n + m) + torch.eye(n + m, dtype=torch.float64)          # concave reward: finite evidence
+    system = LinearGaussianSystem(
+        A=torch.randn(n, n, generator=g, dtype=torch.float64), B=torch.randn(n, m, generator=g, dtype=torch.float64),
+        H=H, horizon=draw(st.integers(1, 4)), W=psd(n), Sigma0=psd(n), H_T=psd(n),
+        h=scale * torch.randn(n + m, generator=g, dtype=torch.float64), mu0=torch.randn(n, generator=g, dtype=torch.float64),
+    )
+    return system, 10.0 ** draw(st.floats(-2, 2))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(small_lg_systems())
+def test_finite_valid_linear_gaussian_never_yields_nan(case):
+    system, alpha = case
+    for fn in (lg_backward_messages, lg_soft_value_iteration):
+        msg = fn(system, alpha)
+        _no_nan(*msg[:10])
+        assert math.isfinite(float(msg.log_partition))
+        _no_nan(*lg_forward_messages(system, msg))
+
+
 # ---------------------------------------------------------------------------------------------
 # the command line: exit status 2 and exactly one line on stderr
 
