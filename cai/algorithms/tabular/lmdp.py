@@ -138,7 +138,7 @@ class LMDP:
         """Write the LMDP to an ``.npz`` file: ``passive (S, S)``, ``state_cost (S,)``,
         ``terminal (S,)`` (bool) and, when set, ``state_names``. ``".npz"`` is appended when
         missing; returns the path written. :meth:`load` restores it bit for bit."""
-        d = {"passive": self.passive.numpy(), "state_cost": self.state_cost.numpy(), "terminal": self.terminal.numpy()}
+        d = {k: getattr(self, k).detach().cpu().numpy() for k in ("passive", "state_cost", "terminal")}
         if self.state_names is not None:
             d["state_names"] = np.array(self.state_names, dtype=str)
         return save_arrays(path, d)
@@ -247,7 +247,7 @@ class LMDP:
     def _irreducible(self) -> bool:
         from scipy.sparse.csgraph import connected_components
 
-        n, _ = connected_components((self.passive > 0).numpy(), directed=True, connection="strong")
+        n, _ = connected_components((self.passive > 0).detach().cpu().numpy(), directed=True, connection="strong")
         return n == 1
 
     def solve_average_cost(self, method: str = "eig", *, tol: float = 1e-13, max_iter: int = 100_000) -> LMDPSolution:
