@@ -143,7 +143,9 @@ def test_forward_messages_lmdp_and_linear_gaussian_travel(tmp_path):
     system = LinearGaussianSystem.from_lqr(torch.eye(2), torch.ones(2, 1), torch.eye(2), torch.eye(1), horizon=3,
                                            W=0.1 * torch.eye(2), mu0=torch.tensor([1.0, -1.0]), Sigma0=0.2 * torch.eye(2))
     for back in (_pickle(system), copy.deepcopy(system), LinearGaussianSystem.load(system.save(tmp_path / "lg"))):
-        assert back == system
+        assert back == system and hash(back) == hash(system)
+        assert back != LinearGaussianSystem(**{**{k: getattr(system, k) for k in LinearGaussianSystem._TENSORS},
+                                               "horizon": 3, "mu0": torch.zeros(2)})
         _same(tuple(lg_backward_messages(back, 0.5)), tuple(lg_backward_messages(system, 0.5)))
     msg = lg_backward_messages(system, 0.5)
     _same(tuple(_pickle(msg)), tuple(msg))

@@ -216,6 +216,10 @@ class LinearGaussianSystem:
             for f in fields(self)
         )
 
+    def __hash__(self) -> int:
+        """Consistent with ``==``: equal systems share horizon, dtype and shapes."""
+        return hash((self.horizon, self.dtype, tuple(self.A.shape), tuple(self.B.shape)))
+
     @property
     def state_dim(self) -> int:
         """Number of state dimensions ``n``."""
