@@ -144,7 +144,7 @@ def test_forward_messages_lmdp_and_linear_gaussian_travel(tmp_path):
                                            W=0.1 * torch.eye(2), mu0=torch.tensor([1.0, -1.0]), Sigma0=0.2 * torch.eye(2))
     for back in (_pickle(system), copy.deepcopy(system), LinearGaussianSystem.load(system.save(tmp_path / "lg"))):
         assert back == system and hash(back) == hash(system)
-        assert back != LinearGaussianSystem(**{**{k: getattr(system, k) for k in LinearGaussianSystem._TENSORS},
+        assert back != LinearGaussianSystem(**{**{k: getattr(system, k) for k in LinearGaussianSystem.TENSOR_FIELDS},
                                                "horizon": 3, "mu0": torch.zeros(2)})
         _same(tuple(lg_backward_messages(back, 0.5)), tuple(lg_backward_messages(system, 0.5)))
     msg = lg_backward_messages(system, 0.5)

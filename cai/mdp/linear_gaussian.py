@@ -185,13 +185,14 @@ class LinearGaussianSystem:
         return cls(A=A, B=B, H=H, horizon=horizon, H_T=Q_T, **kwargs)
 
     # ------------------------------------------------------------------------------------------
-    _TENSORS = ("A", "B", "H", "c", "W", "h", "H_T", "h_T", "mu0", "Sigma0")
+    #: the tensor fields, in the order of the constructor (what save() writes)
+    TENSOR_FIELDS = ("A", "B", "H", "c", "W", "h", "H_T", "h_T", "mu0", "Sigma0")
 
     def save(self, path) -> str:
         """Write the system to an ``.npz`` file: one array per field (``A``, ``B``, ``H``, ``c``,
         ``W``, ``h``, ``H_T``, ``h_T``, ``mu0``, ``Sigma0``), ``horizon`` and ``dtype``.
         ``".npz"`` is appended to ``path`` when missing; returns the path written."""
-        d = {k: getattr(self, k).detach().cpu().numpy() for k in self._TENSORS}
+        d = {k: getattr(self, k).detach().cpu().numpy() for k in self.TENSOR_FIELDS}
         d.update(horizon=np.array(self.horizon), dtype=np.array(str(self.dtype).replace("torch.", "")))
         return save_arrays(path, d)
 
@@ -199,11 +200,11 @@ class LinearGaussianSystem:
     def load(cls, path) -> LinearGaussianSystem:
         """Read a system written by :meth:`save` (bit for bit)."""
         f = load_arrays(path, "LinearGaussianSystem.load")
-        missing = [k for k in (*cls._TENSORS, "horizon", "dtype") if k not in f]
+        missing = [k for k in (*cls.TENSOR_FIELDS, "horizon", "dtype") if k not in f]
         if missing:
             raise ValueError(f"LinearGaussianSystem.load: path: expected a file written by "
                              f"LinearGaussianSystem.save, missing {missing}")
-        kw = {k: torch.as_tensor(f[k]) for k in cls._TENSORS}
+        kw = {k: torch.as_tensor(f[k]) for k in cls.TENSOR_FIELDS}
         return cls(horizon=int(f["horizon"]), dtype=getattr(torch, str(f["dtype"])), **kw)
 
     def __eq__(self, other) -> bool:
@@ -211,7 +212,7 @@ class LinearGaussianSystem:
         if not isinstance(other, LinearGaussianSystem):
             return NotImplemented
         return all(
-            torch.equal(getattr(self, f.name), getattr(other, f.name)) if f.name in self._TENSORS
+            torch.equal(getattr(self, f.name), getattr(other, f.name)) if f.name in self.TENSOR_FIELDS
             else getattr(self, f.name) == getattr(other, f.name)
             for f in fields(self)
         )
