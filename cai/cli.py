@@ -73,7 +73,7 @@ def load_world(spec: str, *, horizon: Union[int, None, str] = DEFAULT, discount:
         except ImportError as exc:
             raise UsageError(f"world {key!r} needs an optional dependency: {exc}") from None
         except (ValueError, TypeError) as exc:
-            raise UsageError(f"world {key!r}: {exc}") from None
+            raise _setting_error(exc, f"world {key!r}") from None
     path = Path(spec)
     looks_like_file = path.suffix != "" or "/" in spec or path.exists()
     if not looks_like_file:
@@ -85,7 +85,29 @@ def load_world(spec: str, *, horizon: Union[int, None, str] = DEFAULT, discount:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read layout file {spec!r}: {exc}") from None
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"malformed layout file {spec!r}: {exc}") from None
+        raise _setting_error(exc, f"malformed layout file {spec!r}") from None
+
+
+#: the registry's and the builders' argument names that are command-line options
+_OPTIONS = ("horizon", "discount", "slip")
+
+
+def _setting_error(exc: Exception, context: str) -> UsageError:
+    """An error about ``--horizon``/``--discount``/``--slip`` names the option; any other is ``context``'s."""
+    msg = str(exc)
+    for name in _OPTIONS:
+        if msg.startswith(f"{name}:"):
+            return UsageError(f"--{name}: {msg[len(name) + 1:].strip()} ({context.replace('malformed ', '')})")
+    return UsageError(f"{context}: {msg}")
+
+
+def _out_dir(path: Path) -> Path:
+    """Create the ``--out`` folder (and its parents); a one-line usage error when that fails."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create the folder {str(path)!r}: {exc.strerror or exc}") from None
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,7 +277,11 @@ def _cmd_solve(args) -> int:
     out = Path(args.out) if args.out else Path(f"{world}-{args.method}.npz")
     if out.suffix.lower() not in (".npz", ".json"):
         raise UsageError(f"--out: expected a file ending in .npz or .json, got {str(out)!r}")
-    _write_solution(out, mdp, sol, args.method, args.alpha, world, prior_name)
+    _out_dir(out.parent)
+    try:
+        _write_solution(out, mdp, sol, args.method, args.alpha, world, prior_name)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {str(out)!r}: {exc.strerror or exc}") from None
     if not args.quiet:
         extra = f", log p(O) = {float(sol.log_evidence):.6g}" if sol.log_evidence is not None else ""
         used = "" if args.method == "vi" else f", {prior_name} action prior"
@@ -312,11 +338,15 @@ def _cmd_graph(args) -> int:
 
     annotations, caption = None, None
     T = args.steps or 3
+    if args.all_steps and not args.world and T > MAX_ALL_STEPS:
+        raise _too_wide(T, args.dpi)
     title = f"control as inference, T = {T}"
     if args.world:
         import cai
 
         world, mdp, T, note = _graph_world(args)
+        if args.all_steps and T > MAX_ALL_STEPS:
+            raise _too_wide(T, args.dpi)
         if note and not args.quiet:
             print(f"cai graph: note: {note}", file=sys.stderr)
         sol = cai.backward_messages(mdp, alpha=args.alpha)
@@ -324,14 +354,31 @@ def _cmd_graph(args) -> int:
         caption = message_caption(sol, marginals=True)
         title = f"control as inference, T = {T}: exact messages of {world} at its start state"
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _out_dir(out.parent)
     ax = draw_unrolled(T, annotations=annotations, action_edges=args.action_edges, title=title, caption=caption,
                        max_steps=None if args.all_steps else 6)
-    ax.figure.savefig(out, dpi=args.dpi, bbox_inches="tight")
-    plt.close(ax.figure)
+    try:
+        ax.figure.savefig(out, dpi=args.dpi, bbox_inches="tight")
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {str(out)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:                     # e.g. an unknown image format
+        raise UsageError(f"--out: cannot write {str(out)!r}: {exc}") from None
+    finally:
+        plt.close(ax.figure)
     if not args.quiet:
         print(f"wrote {out}")
     return 0
+
+
+#: the most decisions ``cai graph --all-steps`` draws in full (2 inches each: ~16,000 pixels at 130 dpi)
+MAX_ALL_STEPS = 60
+
+
+def _too_wide(T: int, dpi: int) -> UsageError:
+    px = int((2.0 * T + 2.0) * dpi)
+    return UsageError(f"--all-steps: drawing all {T} steps would make an image about {px:,} pixels wide; "
+                      f"--all-steps draws at most {MAX_ALL_STEPS} steps (leave it out to draw the first and last "
+                      f"steps with an ellipsis)")
 
 
 def _use_agg():
@@ -352,8 +399,7 @@ def _cmd_demo(args) -> int:
     from cai.viz.graph import draw_unrolled, message_annotations, message_caption
 
     t_start = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(Path(args.out))
     mdp = load_world("demo", horizon=args.horizon, slip=args.slip)[1]
     alpha = args.alpha
     from cai.report.table import Measure, inference_table
@@ -369,8 +415,12 @@ def _cmd_demo(args) -> int:
 
     def save(fig, name):
         path = out / name
-        fig.savefig(path, dpi=args.dpi, bbox_inches="tight")
-        plt.close(fig)
+        try:
+            fig.savefig(path, dpi=args.dpi, bbox_inches="tight")
+        except OSError as exc:
+            raise UsageError(f"--out: cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        finally:
+            plt.close(fig)
         written.append(path)
 
     T = mdp.horizon
@@ -609,9 +659,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
+        for key, value in vars(args).items():     # argparse turns "--alpha=--" into an empty list
+            if isinstance(value, list) and key != "variational":
+                raise UsageError(f"--{key.replace('_', '-')}: expected one value, got none")
         return int(args.fn(args) or 0)
     except UsageError as exc:
         print(str(exc) if str(exc).startswith("cai") else f"cai: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:                         # a file the command could not read or write
+        print(f"cai: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # pragma: no cover
         return 130

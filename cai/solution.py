@@ -1,14 +1,19 @@
 """The record every backward solver returns."""
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Callable, Optional
 
+import numpy as np
 import torch
 
+from cai.mdp.io import load_arrays, prefixed, save_arrays, unprefixed
+from cai.mdp.tabular import TabularMDP
 from cai.methods import METHODS, SOFT_POLICY_ITERATION, SOFT_VI
 from cai.ops.backup import q_backup
 from cai.ops.recursion import Recursion
+from cai.typing import Device, PathLike
 
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
@@ -86,23 +91,6 @@ class Solution:
         object.__setattr__(new, "log_evidence", log_evidence)
         return new
 
-    def __getstate__(self) -> dict:
-        self._materialise()
-        state = dict(self.__dict__)
-        if self.mdp.horizon is None:
-            Qs, pis = [self._Q], [self._log_pi]
-        else:
-            Qs = list(self._Q.unbind(-3))
-            pis = list(self._log_pi.unbind(-3))
-        rec = self._rec
-        state["_rec"] = Recursion(V=rec.V, Q=Qs, log_policy=pis, iterations=rec.iterations, residual=rec.residual)
-        state["_aggregate"] = None              # every step is stored: the aggregator is never called
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
-
     @property
     def horizon(self) -> Optional[int]:
         return self.mdp.horizon
@@ -169,8 +157,9 @@ class Solution:
 
     @property
     def value(self) -> torch.Tensor:
-        """``sum_s p0(s) V_0(s)``, shape ``(*b,)``."""
-        return (self.mdp.initial * self.V0).sum(-1)
+        """``sum_s p0(s) V_0(s)``, shape ``(*b,)`` (states with ``p0(s) = 0`` do not count, even at ``V = -inf``)."""
+        p0, v0 = self.mdp.initial, self.V0
+        return torch.where(p0 > 0, p0 * v0, torch.zeros((), dtype=v0.dtype, device=v0.device)).sum(-1)
 
     @property
     def max_elbo(self) -> torch.Tensor:
@@ -179,6 +168,92 @@ class Solution:
             raise AttributeError(f"max_elbo is defined for soft value iteration, not for {self.method!r}")
         return self.value / self.alpha
 
+    # ------------------------------------------------------------------------------------------
+    # pickling, copying, files
+
+    def __getstate__(self) -> dict:
+        """Everything but the solver's closure: ``Q`` and the policy are materialised (so a
+        solution kept with ``keep="values"`` travels at its full size)."""
+        self._materialise()
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_rec", "_aggregate", "_Q", "_log_pi")}
+        state["Q"], state["log_policy"] = self._Q, self._log_pi
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        Q, log_pi = state.pop("Q"), state.pop("log_policy")
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        if state["mdp"].horizon is None:
+            rec = Recursion([state["V"]], [Q], [log_pi], state["iterations"], state["residual"])
+        else:
+            rec = Recursion(list(state["V"].unbind(-2)), list(Q.unbind(-3)), list(log_pi.unbind(-3)),
+                            state["iterations"], state["residual"])
+        object.__setattr__(self, "_rec", rec)
+        object.__setattr__(self, "_aggregate", _stored_aggregate)
+        object.__setattr__(self, "_Q", Q)
+        object.__setattr__(self, "_log_pi", log_pi)
+
+    def save(self, path: PathLike) -> str:
+        """Write the solution and its MDP to an ``.npz`` file; :meth:`load` rebuilds it bit for bit.
+
+        Format (NumPy arrays): the MDP's arrays (:meth:`cai.TabularMDP.to_arrays`) under
+        ``mdp/``; ``V``, ``Q``, ``log_policy`` (materialised), ``alpha``; ``log_prior`` and
+        ``log_evidence`` when present; ``method`` and ``mode`` (strings); ``iterations`` (-1 for
+        none) and ``residual`` (NaN for none).
+
+        Args:
+            path: file name; ``".npz"`` is appended when missing.
+
+        Returns:
+            The path written.
+        """
+        self._materialise()
+
+        def arr(t):
+            return t.detach().cpu().numpy()
+
+        d = prefixed("mdp", self.mdp.to_arrays())
+        d.update(V=arr(self.V), Q=arr(self._Q), log_policy=arr(self._log_pi), alpha=arr(self.alpha),
+                 method=np.array(self.method), mode=np.array(self._mode),
+                 iterations=np.array(-1 if self.iterations is None else self.iterations),
+                 residual=np.array(np.nan if self.residual is None else self.residual))
+        if self.log_prior is not None:
+            d["log_prior"] = arr(self.log_prior)
+        if self.log_evidence is not None:
+            d["log_evidence"] = arr(self.log_evidence)
+        return save_arrays(path, d)
+
+    @classmethod
+    def load(cls, path: PathLike, device: Device = None) -> Solution:
+        """Read a solution written by :meth:`save` (with a new, equal :class:`~cai.TabularMDP`).
+
+        Raises:
+            ValueError: naming ``path`` when the file does not exist or is not a saved solution.
+        """
+        f = load_arrays(path, "Solution.load")
+        if "V" not in f or "method" not in f:
+            raise ValueError(f"Solution.load: path: expected a file written by Solution.save, got one with keys {sorted(f)[:6]}")
+        mdp = TabularMDP.from_arrays(unprefixed("mdp", f), device=device)
+
+        def ten(k):
+            return torch.as_tensor(f[k], device=mdp.device) if k in f else None
+
+        iterations, residual = int(f["iterations"]), float(f["residual"])
+        sol = cls.__new__(cls)
+        sol.__setstate__(dict(
+            mdp=mdp, alpha=ten("alpha"), _mode=str(f["mode"]), method=str(f["method"]),
+            log_prior=ten("log_prior"), log_evidence=ten("log_evidence"),
+            iterations=None if iterations < 0 else iterations,
+            residual=None if math.isnan(residual) else residual,
+            V=ten("V"), Q=ten("Q"), log_policy=ten("log_policy"),
+        ))
+        return sol
+
     def __repr__(self) -> str:
         extra = "" if self.iterations is None else f", iterations={self.iterations}, residual={self.residual:.3g}"
         return f"Solution(method={self.method!r}, V={tuple(self.V.shape)}{extra})"
+
+
+def _stored_aggregate(Q, t):  # pragma: no cover - a loaded solution stores every step
+    raise RuntimeError("a loaded Solution has every step stored; its aggregate is never called")

@@ -283,3 +283,44 @@ def test_python_dash_m(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "unknown world" in r.stderr
     r = subprocess.run([sys.executable, "-m", "cai", "--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0 and "demo" in r.stdout
+
+
+# --- issue 11: every error path is one line with status 2, naming the option -----------------
+
+def test_layout_errors_name_the_option_or_the_file(tmp_path, capsys):
+    layout = tmp_path / "room.txt"
+    layout.write_text("S..\n..G\n")
+    code, _, err = _run(capsys, "solve", str(tmp_path / "missing.txt"))
+    assert "layout file" in _one_line_error(code, err) and "does not exist" in err
+    code, _, err = _run(capsys, "solve", str(layout), "--horizon", "none")
+    line = _one_line_error(code, err)
+    assert line.startswith("cai: error: --discount:") and "malformed" not in line
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["solve", "lottery", "--slip", "0.2"], "--slip"),
+    (["solve", "lottery", "--horizon", "5"], "--horizon"),
+    (["compare", "lottery", "--slip", "0.2"], "--slip"),
+])
+def test_lottery_refuses_slip_and_horizon(capsys, argv, option):
+    code, _, err = _run(capsys, *argv)
+    assert _one_line_error(code, err).startswith(f"cai: error: {option}:")
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--out", "/proc/cai-cannot-write/x", "--horizon", "3", "--no-gif"],
+    ["solve", "chain", "--out", "/proc/cai-cannot-write/x.npz", "-q"],
+    ["graph", "--out", "/proc/cai-cannot-write/g.png", "-q"],
+])
+def test_unwritable_out_is_one_line(capsys, argv):
+    code, _, err = _run(capsys, *argv)
+    assert _one_line_error(code, err).startswith("cai: error: --out: cannot")
+
+
+def test_graph_all_steps_is_capped(tmp_path, capsys):
+    out = tmp_path / "g.png"
+    code, _, err = _run(capsys, "graph", "--steps", "1000", "--all-steps", "--out", str(out))
+    line = _one_line_error(code, err)
+    assert "--all-steps" in line and "260,260 pixels" in line and not out.exists()
+    code, _, err = _run(capsys, "graph", "--steps", "12", "--all-steps", "--out", str(out), "--dpi", "20", "-q")
+    assert code == 0 and out.exists(), err

@@ -31,7 +31,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from cai.mdp.checks import as_tensor, check_initial, check_policy
+from cai.mdp.checks import as_tensor, check_initial, check_policy, check_positive_int, check_tol
 from cai.mdp.tabular import TabularMDP
 from cai.ops.logspace import matmul, transpose_csr
 from cai.ops.recursion import ConvergenceWarning
@@ -70,6 +70,7 @@ def policy_marginals(mdp: TabularMDP, policy: ArrayLike, initial: Optional[Array
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"policy_marginals: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    mdp.check_unchanged("policy_marginals")
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     if T is None:
         raise ValueError("policy_marginals: mdp: expected a finite horizon, got horizon=None "
@@ -117,6 +118,7 @@ def policy_visitation(mdp: TabularMDP, policy: ArrayLike, initial: Optional[Arra
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"policy_visitation: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    mdp.check_unchanged("policy_visitation")
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     p = as_tensor("policy", policy, mdp.dtype, mdp.device)
     if T is not None:
@@ -131,6 +133,8 @@ def policy_visitation(mdp: TabularMDP, policy: ArrayLike, initial: Optional[Arra
         raise ValueError(f"policy: expected shape (S, A) = ({S}, {A}), got {tuple(p.shape)}")
     p = check_policy(p, (S, A), mdp.dtype, mdp.device)
     mu = check_initial(mdp, initial)
+    tol = check_tol("tol", tol)
+    max_iter = check_positive_int("max_iter", max_iter, "an integer >= 1")
     PT = transpose_csr(mdp.transition_matrix)              # (S, S*A)
 
     def push(d):                                           # d (S, A) -> mu' (S,)

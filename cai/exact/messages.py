@@ -23,9 +23,11 @@ import math
 import warnings
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 
-from cai.mdp.checks import check_initial
+from cai.mdp.checks import check_initial, check_positive_int, check_tol
+from cai.mdp.io import load_arrays, save_arrays
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.methods import EXACT
 from cai.ops.backup import LOG_EXPECTATION, action_log_weights, action_operator, exact_successor, q_backup, soft_max
@@ -33,7 +35,7 @@ from cai.ops.logspace import log_matmul_exp, logsumexp, transpose_csr
 from cai.ops.recursion import DIVERGENCE_TOL, ConvergenceWarning, DivergenceError, Recursion, backward
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
-from cai.typing import Alpha, ArrayLike
+from cai.typing import Alpha, ArrayLike, PathLike
 
 __all__ = [
     "backward_messages",
@@ -189,6 +191,22 @@ class ForwardMessages(NamedTuple):
         """Expected state visitation counts ``sum_{t<T} p(s_t | O)``, ``(*b, S)``."""
         return self.visitation.sum(-1)
 
+    def save(self, path: PathLike) -> str:
+        """Write the marginals to an ``.npz`` file: ``log_state``, ``log_state_action`` and
+        ``stationary``; ``".npz"`` is appended when missing. Returns the path written."""
+        return save_arrays(path, {"log_state": self.log_state.detach().cpu().numpy(),
+                                  "log_state_action": self.log_state_action.detach().cpu().numpy(),
+                                  "stationary": np.array(bool(self.stationary))})
+
+    @classmethod
+    def load(cls, path: PathLike) -> ForwardMessages:
+        """Read marginals written by :meth:`save` (bit for bit)."""
+        f = load_arrays(path, "ForwardMessages.load")
+        if not {"log_state", "log_state_action", "stationary"} <= set(f):
+            raise ValueError(f"ForwardMessages.load: path: expected a file written by ForwardMessages.save, "
+                             f"got keys {sorted(f)}")
+        return cls(torch.as_tensor(f["log_state"]), torch.as_tensor(f["log_state_action"]), bool(f["stationary"]))
+
 
 def log_normaliser(sol: Solution, t, v_next: torch.Tensor) -> torch.Tensor:
     r"""``D_t(s,a)``, the log normaliser of the posterior dynamics, in nats: ``(*b, S, A)``.
@@ -251,6 +269,9 @@ def forward_messages(mdp: TabularMDP, messages: Solution, *, initial: Optional[A
         )
     if messages.mdp is not mdp:
         raise ValueError("forward_messages: messages: were computed for a different MDP object")
+    mdp.check_unchanged("forward_messages")
+    tol = check_tol("tol", tol)
+    max_iter = check_positive_int("max_iter", max_iter, "an integer >= 1")
     a = messages.alpha
     PT = transpose_csr(mdp.transition_matrix) if mdp.reward_layout != "sas" else None
     if initial is None:
@@ -303,6 +324,7 @@ def posterior_dynamics(mdp: TabularMDP, messages: Solution, t: Optional[int] = N
         raise TypeError("posterior_dynamics: messages: expected the result of cai.backward_messages")
     if messages.mdp is not mdp:
         raise ValueError("posterior_dynamics: messages: were computed for a different MDP object")
+    mdp.check_unchanged("posterior_dynamics")
     if mdp.horizon is not None and t is None:
         return torch.stack([posterior_dynamics(mdp, messages, s) for s in range(mdp.horizon)], -4)
     a = messages.alpha.unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)

@@ -72,6 +72,7 @@ def sample_trajectories(mdp: TabularMDP, policy: ArrayLike, n: int, *, generator
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"sample_trajectories: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    mdp.check_unchanged("sample_trajectories")
     n = check_positive_int("n", n, "a positive integer number of trajectories")
     _check_generator(generator)
     S, A = mdp.n_states, mdp.n_actions
@@ -117,6 +118,7 @@ def sample_posterior(mdp: TabularMDP, messages: Solution, n: int, *,
         raise TypeError("sample_posterior: messages: expected the result of cai.backward_messages")
     if messages.mdp is not mdp:
         raise ValueError("sample_posterior: messages: were computed for a different MDP object")
+    mdp.check_unchanged("sample_posterior")
     if mdp.horizon is None:
         raise ValueError("sample_posterior: mdp: expected a finite horizon, got horizon=None")
     if messages.V.dim() != 2:

@@ -37,6 +37,7 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -148,7 +149,7 @@ def quadratic_value(P: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.
     return -0.5 * _dot(x, _mv(P, x)) + _dot(p, x) + v
 
 
-def _log_expected_exp(P, p, v, cov, alpha):
+def _log_expected_exp(P, p, v, cov, alpha, name: str = "W"):
     """Rewrite ``alpha log E_{w ~ N(0, cov)}[exp(V(y + w) / alpha)]`` as a quadratic in ``y``.
 
     ``V(y) = -1/2 y^T P y + p^T y + v``. With ``S = (cov^-1 + P / alpha)^-1 = (I + cov P / alpha)^-1 cov``
@@ -166,12 +167,20 @@ def _log_expected_exp(P, p, v, cov, alpha):
     n = P.shape[-1]
     eye = torch.eye(n, dtype=P.dtype, device=P.device)
     G = eye + cov @ P / alpha
-    sign, logdet = torch.linalg.slogdet(G)
-    if (sign <= 0).any():
+    if not bool(torch.isfinite(G).all()):
+        raise ValueError(f"alpha: cov P / alpha overflows {P.dtype} at alpha={alpha!r}; raise the temperature")
+    # The integral is finite iff cov^-1 + P/alpha is positive definite on the support of cov, i.e.
+    # iff I + C P C / alpha > 0 with C = cov^(1/2). G = I + cov P / alpha has the same eigenvalues
+    # (those of C P C and cov P coincide), all real; a positive determinant alone is not enough
+    # (two negative eigenvalues have one).
+    lam = torch.linalg.eigvals(G.detach()).real.amin(-1)
+    if bool((lam <= 1e-12).any()):
         raise ValueError(
-            "W/Sigma0: expected E[exp(V/alpha)] to be finite (cov^-1 + P/alpha positive definite), "
-            "got a diverging Gaussian integral; the reward is too convex for this noise and temperature"
+            f"{name}: expected E[exp(V/alpha)] to be finite (cov^-1 + P/alpha positive definite), "
+            f"got a diverging Gaussian integral (smallest eigenvalue of I + cov P / alpha: {lam.min().item():.3g}); "
+            "the reward is too convex for this noise and temperature"
         )
+    _, logdet = torch.linalg.slogdet(G)
     S = _sym(torch.linalg.solve(G, cov.expand(G.shape)))
     PS = P @ S
     P_new = _sym(P - PS @ P / alpha)
@@ -192,8 +201,14 @@ def _joint_dynamics(system: LinearGaussianSystem) -> torch.Tensor:
     return torch.cat([system.A.expand(batch + (n, n)), system.B.expand(batch + (n, m))], dim=-1)
 
 
+def _check_system(system, fn: str) -> None:
+    if not isinstance(system, LinearGaussianSystem):
+        raise TypeError(f"{fn}: system: expected a cai.LinearGaussianSystem, got {type(system).__name__}")
+
+
 def _backward(system: LinearGaussianSystem, alpha: float, exact: bool) -> LinearGaussianMessages:
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+    _check_system(system, "lg_backward_messages" if exact else "lg_soft_value_iteration")
+    if isinstance(alpha, bool) or not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha: expected a finite number > 0, got {alpha!r}")
     alpha = float(alpha)
     n, m, T = system.state_dim, system.action_dim, system.horizon
@@ -240,7 +255,7 @@ def _backward(system: LinearGaussianSystem, alpha: float, exact: bool) -> Linear
     # Log partition over the initial state.
     mu0, Sigma0 = system.mu0, system.Sigma0
     if exact:
-        Pb, pb, vb, _ = _log_expected_exp(P, p, v, Sigma0, alpha)
+        Pb, pb, vb, _ = _log_expected_exp(P, p, v, Sigma0, alpha, "Sigma0")
     else:
         Pb, pb, vb = _expected_value(P, p, v, Sigma0)
     log_partition = quadratic_value(Pb, pb, vb, mu0) / alpha
@@ -313,7 +328,24 @@ def lg_forward_messages(system: LinearGaussianSystem, messages: LinearGaussianMe
         LinearGaussianMarginals: means and covariances for ``t = 0..T`` (states) and
         ``t = 0..T-1`` (state-action pairs).
     """
-    n, T = system.state_dim, system.horizon
+    _check_system(system, "lg_forward_messages")
+    if not isinstance(messages, LinearGaussianMessages):
+        raise TypeError(f"lg_forward_messages: messages: expected the result of lg_backward_messages or "
+                        f"lg_soft_value_iteration, got {type(messages).__name__}")
+    n, m, T = system.state_dim, system.action_dim, system.horizon
+    if tuple(messages.K.shape[-3:]) != (T, m, n) or tuple(messages.V_quad.shape[-3:]) != (T + 1, n, n):
+        raise ValueError(
+            f"lg_forward_messages: messages: expected messages of this system (T={T}, n={n}, m={m}: K of "
+            f"trailing shape {(T, m, n)}), got K of shape {tuple(messages.K.shape)}; they were computed for "
+            f"another system"
+        )
+    try:
+        torch.broadcast_shapes(messages.V_const.shape[:-1], system.batch_shape)
+    except RuntimeError:
+        raise ValueError(
+            f"lg_forward_messages: messages: expected the batch shape {tuple(system.batch_shape)} of this "
+            f"system, got {tuple(messages.V_const.shape[:-1])}; they were computed for another system"
+        ) from None
     alpha = messages.alpha
     batch = messages.V_const.shape[:-1]
     eye = torch.eye(n, dtype=messages.V_quad.dtype, device=messages.V_quad.device)
@@ -326,7 +358,7 @@ def lg_forward_messages(system: LinearGaussianSystem, messages: LinearGaussianMe
     if messages.exact:
         # p(x_0 | O) ∝ N(x_0; mu0, Sigma0) exp(V_0(x_0) / alpha).
         P, p, v = value_params(0)
-        _, _, _, S = _log_expected_exp(P, p, v, cov, alpha)
+        _, _, _, S = _log_expected_exp(P, p, v, cov, alpha, "Sigma0")
         mean, cov = mean + _mv(S, p - _mv(P, mean)) / alpha, S
     F = _joint_dynamics(system)
     Ft = F.transpose(-1, -2)

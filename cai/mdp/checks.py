@@ -5,6 +5,7 @@ expected and what came, so that bad input never surfaces later as a shape error 
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -28,6 +29,10 @@ __all__ = [
     "describe",
     "check_positive_int",
     "check_initial",
+    "check_distribution",
+    "check_dtype_device",
+    "SUPPORTED_DTYPES",
+    "check_tol",
 ]
 
 
@@ -158,6 +163,42 @@ def check_positive_int(name: str, v: object, what: str = "a positive integer") -
     return int(v)
 
 
+def check_tol(name: str, v: float) -> float:
+    """``v`` as a finite ``float`` >= 0 (a tolerance); ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def check_distribution(name: str, x: ArrayLike, n: int, dtype: torch.dtype, device: Device) -> torch.Tensor:
+    """A probability vector of shape ``(n,)``: finite, non-negative, summing to 1.
+
+    Args:
+        name: the argument's name, used in error messages.
+        x: the array-like to check.
+        n: the required length.
+        dtype, device: of the returned tensor.
+
+    Returns:
+        ``(n,)`` tensor.
+
+    Raises:
+        TypeError: for non-numeric input.
+        ValueError: wrong shape, a negative, NaN or infinite entry, or a sum other than 1
+            (tolerance :data:`ROW_SUM_TOL`).
+    """
+    mu = as_tensor(name, x, dtype, device)
+    if tuple(mu.shape) != (n,):
+        raise ValueError(f"{name}: expected a distribution of shape ({n},), got shape {tuple(mu.shape)}")
+    if not bool(torch.isfinite(mu).all()) or bool((mu < 0).any()):
+        raise ValueError(f"{name}: expected a distribution (finite, non-negative), got a negative, NaN or "
+                         f"infinite entry")
+    if abs(float(mu.sum()) - 1) > ROW_SUM_TOL:
+        raise ValueError(f"{name}: expected a distribution summing to 1 (tolerance {ROW_SUM_TOL:g}), "
+                         f"got a sum of {float(mu.sum()):.10g}")
+    return mu
+
+
 def check_initial(mdp: TabularMDP, initial: Optional[ArrayLike]) -> torch.Tensor:
     """An initial state distribution for ``mdp``: ``mdp.initial`` when ``None``, else validated.
 
@@ -166,17 +207,35 @@ def check_initial(mdp: TabularMDP, initial: Optional[ArrayLike]) -> torch.Tensor
 
     Raises:
         ValueError: wrong shape, a negative, NaN or infinite entry, or a sum other than 1
-            (tolerance :data:`cai.mdp.tabular.ROW_SUM_TOL`).
+            (tolerance :data:`ROW_SUM_TOL`).
     """
     if initial is None:
         return mdp.initial
-    S = mdp.n_states
-    mu = as_tensor("initial", initial, mdp.dtype, mdp.device)
-    if tuple(mu.shape) != (S,):
-        raise ValueError(f"initial: expected a distribution of shape ({S},), got shape {tuple(mu.shape)}")
-    if not bool(torch.isfinite(mu).all()) or bool((mu < 0).any()):
-        raise ValueError("initial: expected a distribution (finite, non-negative), got a negative, NaN or infinite entry")
-    if abs(float(mu.sum()) - 1) > ROW_SUM_TOL:
-        raise ValueError(f"initial: expected a distribution summing to 1 (tolerance {ROW_SUM_TOL:g}), "
-                         f"got a sum of {float(mu.sum()):.10g}")
-    return mu
+    return check_distribution("initial", initial, mdp.n_states, mdp.dtype, mdp.device)
+
+
+#: floating dtypes the checks (which go through NumPy) and the kernels support
+SUPPORTED_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
+def check_dtype_device(dtype: torch.dtype, device: Device) -> Optional[torch.device]:
+    """Validate a floating ``dtype`` and a ``device`` for stored tensors; return the device.
+
+    Raises:
+        TypeError: ``dtype`` is not a floating torch dtype.
+        ValueError: ``dtype`` is one NumPy cannot hold (bfloat16), or ``device`` is not a
+            device torch knows, or is ``"meta"`` (which holds no values to check).
+    """
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype: expected a floating torch dtype, got {dtype!r}")
+    if dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"dtype: expected one of torch.float16, torch.float32, torch.float64, got {dtype}")
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from exc
+    if device.type == "meta":
+        raise ValueError("device: expected a device that holds values, got 'meta' (inputs could not be checked)")
+    return device

@@ -17,20 +17,25 @@ trailing dimensions are the ones listed below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
-from cai.typing import ArrayLike
+from cai.mdp.checks import as_tensor, check_dtype_device
+from cai.mdp.io import load_arrays, save_arrays
+from cai.typing import ArrayLike, PathLike
 
 __all__ = ["LinearGaussianSystem"]
 
 
-def _as_tensor(value, dtype, device) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.to(dtype=dtype, device=device) if device is not None else value.to(dtype)
-    return torch.as_tensor(value, dtype=dtype, device=device)
+def _as_tensor(name: str, value, dtype, device) -> torch.Tensor:
+    """``value`` as a finite tensor of ``dtype`` (``TypeError``/``ValueError`` naming ``name``)."""
+    t = as_tensor(name, value, dtype, device)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: expected finite values, got an infinite or NaN entry")
+    return t
 
 
 def _check_trailing(name: str, tensor: torch.Tensor, shape: tuple) -> None:
@@ -49,7 +54,7 @@ def _check_symmetric(name: str, tensor: torch.Tensor) -> None:
 
 
 def _check_psd(name: str, tensor: torch.Tensor) -> None:
-    eig = torch.linalg.eigvalsh(tensor.detach())
+    eig = torch.linalg.eigvalsh(tensor.detach().to(torch.float64))
     scale = 1.0 + tensor.detach().abs().amax()
     if (eig < -1e-10 * scale).any():
         raise ValueError(
@@ -103,9 +108,10 @@ class LinearGaussianSystem:
 
     def __post_init__(self):
         dtype = self.dtype
-        A = _as_tensor(self.A, dtype, None)
+        check_dtype_device(dtype, None)
+        A = _as_tensor("A", self.A, dtype, None)
         device = A.device
-        B = _as_tensor(self.B, dtype, device)
+        B = _as_tensor("B", self.B, dtype, device)
         if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
             raise ValueError(f"A: expected trailing shape (n, n), got shape {tuple(A.shape)}")
         n = A.shape[-1]
@@ -120,7 +126,7 @@ class LinearGaussianSystem:
         def field(name, value, shape):
             if value is None:
                 return torch.zeros(shape, dtype=dtype, device=device)
-            t = _as_tensor(value, dtype, device)
+            t = _as_tensor(name, value, dtype, device)
             _check_trailing(name, t, shape)
             return t
 
@@ -163,17 +169,59 @@ class LinearGaussianSystem:
             LinearGaussianSystem: the system with ``H = [[Q, N], [N^T, R]]`` and ``H_T = Q_T``.
         """
         dtype = kwargs.get("dtype", torch.float64)
-        Q = _as_tensor(Q, dtype, None)
-        R = _as_tensor(R, dtype, Q.device)
+        check_dtype_device(dtype, None)
+        Q = _as_tensor("Q", Q, dtype, None)
+        R = _as_tensor("R", R, dtype, Q.device)
+        for name, t in (("Q", Q), ("R", R)):
+            if t.dim() < 2 or t.shape[-1] != t.shape[-2]:
+                raise ValueError(f"{name}: expected trailing shape (k, k), got shape {tuple(t.shape)}")
         n, m = Q.shape[-1], R.shape[-1]
         if N is None:
             N = torch.zeros(Q.shape[:-2] + (n, m), dtype=dtype, device=Q.device)
-        N = _as_tensor(N, dtype, Q.device)
+        N = _as_tensor("N", N, dtype, Q.device)
+        _check_trailing("N", N, (n, m))
         batch = torch.broadcast_shapes(Q.shape[:-2], R.shape[:-2], N.shape[:-2])
         top = torch.cat([Q.expand(batch + (n, n)), N.expand(batch + (n, m))], dim=-1)
         bottom = torch.cat([N.transpose(-1, -2).expand(batch + (m, n)), R.expand(batch + (m, m))], dim=-1)
         H = torch.cat([top, bottom], dim=-2)
         return cls(A=A, B=B, H=H, horizon=horizon, H_T=Q_T, **kwargs)
+
+    # ------------------------------------------------------------------------------------------
+    #: the tensor fields, in the order of the constructor (what save() writes)
+    TENSOR_FIELDS = ("A", "B", "H", "c", "W", "h", "H_T", "h_T", "mu0", "Sigma0")
+
+    def save(self, path: PathLike) -> str:
+        """Write the system to an ``.npz`` file: one array per field (``A``, ``B``, ``H``, ``c``,
+        ``W``, ``h``, ``H_T``, ``h_T``, ``mu0``, ``Sigma0``), ``horizon`` and ``dtype``.
+        ``".npz"`` is appended to ``path`` when missing; returns the path written."""
+        d = {k: getattr(self, k).detach().cpu().numpy() for k in self.TENSOR_FIELDS}
+        d.update(horizon=np.array(self.horizon), dtype=np.array(str(self.dtype).replace("torch.", "")))
+        return save_arrays(path, d)
+
+    @classmethod
+    def load(cls, path: PathLike) -> LinearGaussianSystem:
+        """Read a system written by :meth:`save` (bit for bit)."""
+        f = load_arrays(path, "LinearGaussianSystem.load")
+        missing = [k for k in (*cls.TENSOR_FIELDS, "horizon", "dtype") if k not in f]
+        if missing:
+            raise ValueError(f"LinearGaussianSystem.load: path: expected a file written by "
+                             f"LinearGaussianSystem.save, missing {missing}")
+        kw = {k: torch.as_tensor(f[k]) for k in cls.TENSOR_FIELDS}
+        return cls(horizon=int(f["horizon"]), dtype=getattr(torch, str(f["dtype"])), **kw)
+
+    def __eq__(self, other) -> bool:
+        """Field by field, tensors compared with :func:`torch.equal` (same shapes and values)."""
+        if not isinstance(other, LinearGaussianSystem):
+            return NotImplemented
+        return all(
+            torch.equal(getattr(self, f.name), getattr(other, f.name)) if f.name in self.TENSOR_FIELDS
+            else getattr(self, f.name) == getattr(other, f.name)
+            for f in fields(self)
+        )
+
+    def __hash__(self) -> int:
+        """Consistent with ``==``: equal systems share horizon, dtype and shapes."""
+        return hash((self.horizon, self.dtype, tuple(self.A.shape), tuple(self.B.shape)))
 
     @property
     def state_dim(self) -> int:

@@ -6,6 +6,7 @@ complete the graphical model and are arguments of inference, so one MDP serves a
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
@@ -15,7 +16,16 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_action_prior, check_alpha, describe
+from cai.mdp.checks import (
+    ROW_SUM_TOL,
+    as_tensor,
+    check_action_prior,
+    check_alpha,
+    check_distribution,
+    check_dtype_device,
+    describe,
+)
+from cai.mdp.io import load_arrays, save_arrays
 from cai.typing import Alpha, ArrayLike, Device, PathLike
 
 __all__ = ["TabularMDP", "ROW_SUM_TOL", "check_model", "absorbing_states", "uniform_action_prior", "ACTION_PRIORS"]
@@ -117,7 +127,7 @@ class TabularMDP:
     __slots__ = (
         "transitions", "rewards", "reward_layout", "terminal_rewards", "initial", "horizon",
         "discount", "state_names", "action_names", "batch_shape", "metadata", "_frozen",
-        "_min_p",
+        "_min_p", "_versions",
     )
 
     def __init__(
@@ -136,9 +146,7 @@ class TabularMDP:
         dtype: torch.dtype = torch.float64,
         device: Device = None,
     ) -> None:
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise TypeError(f"dtype: expected a floating torch dtype, got {dtype!r}")
-        device = torch.device(device) if device is not None else None
+        device = check_dtype_device(dtype, device)
 
         # --- transitions -------------------------------------------------------------------
         sparse_in = _is_scipy_sparse(transitions) or (
@@ -242,16 +250,7 @@ class TabularMDP:
         if initial is None:
             p0 = torch.full((S,), 1.0 / S, dtype=dtype, device=r.device)
         else:
-            p0 = as_tensor("initial", initial, dtype, device)
-            if tuple(p0.shape) != (S,):
-                raise ValueError(f"initial: expected shape (S,) = ({S},), got {tuple(p0.shape)}")
-            if bool(torch.isnan(p0).any()) or bool((p0 < 0).any()):
-                raise ValueError("initial: expected non-negative probabilities, got a negative or NaN entry")
-            if abs(p0.sum().item() - 1) > ROW_SUM_TOL:
-                raise ValueError(
-                    f"initial: expected probabilities summing to 1 (tolerance {ROW_SUM_TOL:g}), "
-                    f"got {p0.sum().item():.10g}"
-                )
+            p0 = check_distribution("initial", initial, S, dtype, device)
 
         for nm, names, n in (("state_names", state_names, S), ("action_names", action_names, A)):
             if isinstance(names, str):
@@ -274,6 +273,63 @@ class TabularMDP:
         object.__setattr__(self, "metadata", MappingProxyType(dict(metadata or {})))
         object.__setattr__(self, "_min_p", None)
         object.__setattr__(self, "_frozen", True)
+        object.__setattr__(self, "_versions", self._tensor_versions())
+
+    # ------------------------------------------------------------------------------------------
+    # immutability of the stored tensors, pickling
+
+    def _stored_tensors(self):
+        P = self.transitions
+        parts = (P.crow_indices(), P.col_indices(), P.values()) if self.is_sparse else (P,)
+        return (*parts, self.rewards, self.terminal_rewards, self.initial)
+
+    def _tensor_versions(self) -> tuple:
+        return tuple(t._version for t in self._stored_tensors())
+
+    def check_unchanged(self, fn: str = "TabularMDP") -> None:
+        """Raise if a stored tensor was modified in place since construction.
+
+        ``TabularMDP`` validates its tensors once, when it is built; an in-place change
+        (``mdp.transitions[0, 0] = 0``, or a change to the array it was built from, which it
+        may share) would let solvers return numbers for an unvalidated model. Every solver calls
+        this check (through :func:`check_model`) before it starts.
+
+        Raises:
+            ValueError: naming the first modified tensor.
+        """
+        names = ("transitions", "transitions", "transitions") if self.is_sparse else ("transitions",)
+        names = (*names, "rewards", "terminal_rewards", "initial")
+        for nm, old, new in zip(names, self._versions, self._tensor_versions()):
+            if old != new:
+                raise ValueError(
+                    f"{fn}: mdp: {nm} was modified in place after the TabularMDP was built (it validates "
+                    f"its inputs once); build a new one, e.g. mdp.replace({nm}=...)"
+                )
+
+    def __getstate__(self) -> dict:
+        state = {k: getattr(self, k) for k in self.__slots__ if k not in ("_versions", "_min_p")}
+        state["metadata"] = dict(self.metadata)
+        return state
+
+    def __deepcopy__(self, memo) -> TabularMDP:
+        state = self.__getstate__()
+        P = state.pop("transitions")
+        if self.is_sparse:   # torch cannot deep-copy a CSR tensor (no storage): copy its parts
+            P = make_csr(P.crow_indices().clone(), P.col_indices().clone(), P.values().clone(), size=tuple(P.shape))
+        else:
+            P = copy.deepcopy(P, memo)
+        state = copy.deepcopy(state, memo)
+        state["transitions"] = P
+        new = TabularMDP.__new__(TabularMDP)
+        memo[id(self)] = new
+        new.__setstate__(state)
+        return new
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, MappingProxyType(v) if k == "metadata" else v)
+        object.__setattr__(self, "_min_p", None)
+        object.__setattr__(self, "_versions", self._tensor_versions())
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -417,8 +473,14 @@ class TabularMDP:
         return self.replace(device=device if device is not None else self.device,
                             dtype=dtype if dtype is not None else self.dtype)
 
-    def save(self, path: PathLike) -> None:
-        """Write the MDP to an ``.npz`` file; :meth:`load` restores it exactly."""
+    def to_arrays(self) -> dict:
+        """The MDP as a dict of NumPy arrays (the contents of the file :meth:`save` writes).
+
+        Keys: ``P`` (dense ``(S, A, S)``) or ``P_crow``, ``P_col``, ``P_values``, ``P_shape``
+        (sparse CSR); ``rewards``, ``reward_layout``, ``terminal_rewards``, ``initial``,
+        ``horizon`` (-1 for none), ``discount`` (NaN for none), ``dtype`` and, when set,
+        ``state_names``, ``action_names`` and ``metadata`` (a JSON string).
+        """
         d = {
             "rewards": self.rewards.detach().cpu().numpy(),
             "reward_layout": np.array(self.reward_layout),
@@ -440,31 +502,47 @@ class TabularMDP:
             d["action_names"] = np.array(self.action_names, dtype=str)
         if self.metadata:
             d["metadata"] = np.array(json.dumps(dict(self.metadata)))
-        np.savez(path, **d)
+        return d
+
+    @classmethod
+    def from_arrays(cls, f: Mapping[str, np.ndarray], device: Device = None) -> TabularMDP:
+        """Rebuild an MDP from the mapping :meth:`to_arrays` returns (validated again)."""
+        dtype = getattr(torch, str(f["dtype"]))
+        if "P" in f:
+            P = torch.as_tensor(f["P"])
+        else:
+            P = make_csr(torch.as_tensor(f["P_crow"]), torch.as_tensor(f["P_col"]),
+                         torch.as_tensor(f["P_values"]), size=tuple(f["P_shape"].tolist()))
+        horizon = int(f["horizon"])
+        discount = float(f["discount"])
+        return cls(
+            P, torch.as_tensor(f["rewards"]), torch.as_tensor(f["initial"]),
+            horizon=None if horizon < 0 else horizon,
+            discount=None if math.isnan(discount) else discount,
+            terminal_rewards=torch.as_tensor(f["terminal_rewards"]),
+            reward_layout=str(f["reward_layout"]),
+            state_names=[str(x) for x in f["state_names"]] if "state_names" in f else None,
+            action_names=[str(x) for x in f["action_names"]] if "action_names" in f else None,
+            metadata=json.loads(str(f["metadata"])) if "metadata" in f else None,
+            dtype=dtype, device=device,
+        )
+
+    def save(self, path: PathLike) -> str:
+        """Write the MDP to an ``.npz`` file (the arrays of :meth:`to_arrays`).
+
+        Args:
+            path: file name; ``".npz"`` is appended when missing (so ``save("x")`` and
+                ``load("x")`` both use ``x.npz``).
+
+        Returns:
+            The path written.
+        """
+        return save_arrays(path, self.to_arrays())
 
     @classmethod
     def load(cls, path: PathLike, device: Device = None) -> TabularMDP:
-        """Read an MDP written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as f:
-            dtype = getattr(torch, str(f["dtype"]))
-            if "P" in f:
-                P = torch.as_tensor(f["P"])
-            else:
-                P = make_csr(torch.as_tensor(f["P_crow"]), torch.as_tensor(f["P_col"]),
-                             torch.as_tensor(f["P_values"]), size=tuple(f["P_shape"].tolist()))
-            horizon = int(f["horizon"])
-            discount = float(f["discount"])
-            return cls(
-                P, torch.as_tensor(f["rewards"]), torch.as_tensor(f["initial"]),
-                horizon=None if horizon < 0 else horizon,
-                discount=None if math.isnan(discount) else discount,
-                terminal_rewards=torch.as_tensor(f["terminal_rewards"]),
-                reward_layout=str(f["reward_layout"]),
-                state_names=[str(x) for x in f["state_names"]] if "state_names" in f else None,
-                action_names=[str(x) for x in f["action_names"]] if "action_names" in f else None,
-                metadata=json.loads(str(f["metadata"])) if "metadata" in f else None,
-                dtype=dtype, device=device,
-            )
+        """Read an MDP written by :meth:`save` (bit for bit; ``".npz"`` is appended when missing)."""
+        return cls.from_arrays(load_arrays(path, "TabularMDP.load"), device=device)
 
     def __repr__(self) -> str:
         parts = [f"S={self.n_states}", f"A={self.n_actions}"]
@@ -488,6 +566,7 @@ def check_model(mdp: TabularMDP, alpha: Alpha, action_prior: Optional[ArrayLike]
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"{fn}: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+    mdp.check_unchanged(fn)
     a = check_alpha(alpha, mdp.dtype, mdp.device)
     log_prior = check_action_prior(action_prior, mdp.n_states, mdp.n_actions, mdp.dtype, mdp.device)
     if log_prior is not None:

@@ -136,6 +136,14 @@ def q_backup(
     inplace = not with_live and not needs_grad(PM, r, v_next, alpha)
     if mode == EXPECTATION:
         cols, b = _flat_cols(v_next, S)
+        dead = torch.isneginf(cols)
+        if bool(dead.any()):
+            # V = -inf (a policy that takes a forbidden action): P @ V would meet 0 * (-inf) = NaN
+            # where P(s'|s,a) = 0; the expectation is -inf exactly where such an s' is reachable
+            reach_dead = matmul(PM, dead.to(cols.dtype)).t().reshape(*b, S, A) > 0
+            ev = matmul(PM, torch.where(dead, torch.zeros_like(cols), cols)).t().reshape(*b, S, A)
+            ev = torch.where(reach_dead, torch.full_like(ev, -math.inf), ev)
+            return r + gamma * ev
         ev = matmul(PM, cols).t().reshape(*b, S, A)
         if inplace and _owns_broadcast(ev, r):
             if gamma != 1:                                     # gamma * ev with gamma = 1 is ev

@@ -10,13 +10,13 @@ policy evaluation.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, List, Optional
 
 import torch
 
+from cai.mdp.checks import check_positive_int, check_tol
 from cai.ops.backup import LOG_EXPECTATION, q_backup, successor_mode
 
 if TYPE_CHECKING:
@@ -99,10 +99,8 @@ def backward(
     Returns:
         :class:`Recursion`.
     """
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-        raise ValueError(f"tol: expected a number >= 0, got {tol!r}")
+    max_iter = check_positive_int("max_iter", max_iter, "an integer >= 1")
+    tol = check_tol("tol", tol)
     mode = successor_mode(mode)
     b = torch.broadcast_shapes(batch_shape_of(mdp, alpha), batch_shape)
     S = mdp.n_states

@@ -1,6 +1,7 @@
 """Helpers shared by the figure modules of :mod:`cai.viz`: geometry of grid worlds, array access, cells."""
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
-__all__ = ["action_moves"]
+__all__ = ["action_moves", "check_step"]
 
 _MOVES = {"up": (-1, 0), "north": (-1, 0), "down": (1, 0), "south": (1, 0),
           "left": (0, -1), "west": (0, -1), "right": (0, 1), "east": (0, 1)}
@@ -62,18 +63,46 @@ def action_moves(mdp: TabularMDP) -> np.ndarray:
     return np.array([_MOVES.get(n.lower(), (0, 0)) for n in names], dtype=float)
 
 
-def _values_at(values, t: int, name: str, n_states: int) -> np.ndarray:
+def check_step(t: int, n_steps: int, name: str = "t") -> int:
+    """``t`` as an ``int`` in ``[0, n_steps - 1]``; ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (numbers.Integral, np.integer)) \
+            or not (0 <= int(t) < n_steps):
+        raise ValueError(f"{name}: expected an integer step in [0, {n_steps - 1}], got {t!r}")
+    return int(t)
+
+
+def _unbatched(sol, name: str, mdp):
+    """Refuse a batched Solution (a temperature sweep, a batch of rewards): plots show one."""
+    core = 2 if sol.mdp.horizon is not None else 1
+    if sol.V.dim() != core:
+        raise ValueError(f"{name}: expected an unbatched Solution, got one with batch shape "
+                         f"{tuple(sol.V.shape[:-core])}; plot one member, e.g. by solving at one temperature")
+    if sol.mdp.n_states != mdp.n_states or sol.mdp.n_actions != mdp.n_actions:
+        raise ValueError(f"{name}: expected a Solution of this MDP (S={mdp.n_states}, A={mdp.n_actions}), got one "
+                         f"with S={sol.mdp.n_states}, A={sol.mdp.n_actions}")
+
+
+def _values_at(values, t: int, name: str, mdp) -> np.ndarray:
     """``(S,)`` values from a Solution (``V[t]``), a ``(T+1, S)`` array (row ``t``) or ``(S,)``."""
     from cai.solution import Solution
 
+    S, T = mdp.n_states, mdp.horizon
     if isinstance(values, Solution):
-        V = values.V
-        values = V[t] if values.mdp.horizon is not None else V
+        _unbatched(values, name, mdp)
+        if values.mdp.horizon is None:
+            check_step(t, 1)
+            return _np(values.V)
+        values = values.V
     v = _np(values)
     if v.ndim == 2:
-        v = v[t]
-    if v.shape != (n_states,):
-        raise ValueError(f"{name}: expected {n_states} values per state (or a Solution), got shape {v.shape}")
+        if T is None or v.shape != (T + 1, S):
+            want = f"(T+1, S) = ({T + 1}, {S}) or " if T is not None else ""
+            raise ValueError(f"{name}: expected values of shape {want}(S,) = ({S},), got shape {v.shape}")
+        v = v[check_step(t, T + 1)]
+    else:
+        check_step(t, 1 if T is None else T + 1)
+    if v.shape != (S,):
+        raise ValueError(f"{name}: expected {S} values per state (or a Solution), got shape {v.shape}")
     return v
 
 
@@ -81,13 +110,23 @@ def _per_sa_at(x, t: int, name: str, mdp, what: str) -> np.ndarray:
     """``(S, A)`` Q-values or policy at step ``t`` from a Solution or an array."""
     from cai.solution import Solution
 
-    S, A = mdp.n_states, mdp.n_actions
+    S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     if isinstance(x, Solution):
-        tt = t if x.mdp.horizon is not None else None
-        x = x.q_at(tt) if what == "Q" else x.policy_at(tt)
+        _unbatched(x, name, mdp)
+        if x.mdp.horizon is None:
+            check_step(t, 1)
+            tt = None
+        else:
+            tt = check_step(t, x.mdp.horizon)
+        return _np(x.q_at(tt) if what == "Q" else x.policy_at(tt))
     arr = _np(x)
     if arr.ndim == 3:
-        arr = arr[t]
+        if T is None or arr.shape != (T, S, A):
+            want = f"(T, S, A) = ({T}, {S}, {A}), " if T is not None else ""
+            raise ValueError(f"{name}: expected shape {want}(S, A) = ({S}, {A}) or a Solution, got {arr.shape}")
+        arr = arr[check_step(t, T)]
+    else:
+        check_step(t, 1 if T is None else T)
     if arr.shape != (S, A):
         raise ValueError(f"{name}: expected shape (S, A) = ({S}, {A}), (T, S, A) or a Solution, got {arr.shape}")
     return arr

@@ -108,8 +108,9 @@ def transition_graph(mdp: TabularMDP, policy: Optional[ArrayLike] = None, *, thr
 
     Args:
         mdp: :class:`~cai.TabularMDP`.
-        policy: optional stationary policy ``(S, A)`` (e.g. ``solution.policy_at(0)``) that sets
-            the edge weights; default uniform over actions.
+        policy: optional stationary policy ``(S, A)`` (e.g. ``solution.policy_at(0)``), or an
+            unbatched stationary :class:`~cai.Solution`, that sets the edge weights; default
+            uniform over actions.
         threshold: drop edges whose weight is not above this.
 
     Returns:
@@ -119,9 +120,15 @@ def transition_graph(mdp: TabularMDP, policy: Optional[ArrayLike] = None, *, thr
         (``sum_a pi(a|s) P(s'|s,a)``).
     """
     from cai.mdp.checks import check_policy
+    from cai.solution import Solution
 
     S, A = mdp.n_states, mdp.n_actions
     P = mdp.dense_transitions().detach().cpu().numpy()
+    if isinstance(policy, Solution):
+        if policy.mdp.horizon is not None or policy.V.dim() != 1:
+            raise ValueError(f"policy: expected a stationary policy (S, A) or an unbatched stationary Solution, got a "
+                             f"Solution with V of shape {tuple(policy.V.shape)}; pass solution.policy_at(t)")
+        policy = policy.policy
     if policy is None:
         pi = np.full((S, A), 1.0 / A)
     else:

@@ -50,7 +50,7 @@ def value_heatmap(mdp: TabularMDP, values: Union[Solution, ArrayLike], *, t: int
     Returns:
         The Axes.
     """
-    v = _values_at(values, t, "values", mdp.n_states)
+    v = _values_at(values, t, "values", mdp)
     ax = _new_ax(ax)
     if _grid(mdp) is None:
         names = mdp.state_names or [str(s) for s in range(mdp.n_states)]
@@ -185,8 +185,8 @@ def compare_solutions(mdp: TabularMDP, exact: Solution, variational: Solution, *
         ``numpy`` array of the 3 Axes.
     """
     plt = _plt()
-    v1 = _values_at(exact, t, "exact", mdp.n_states)
-    v2 = _values_at(variational, t, "variational", mdp.n_states)
+    v1 = _values_at(exact, t, "exact", mdp)
+    v2 = _values_at(variational, t, "variational", mdp)
     if ax is None:
         w, h = _panel_size(mdp, 4.4)
         fig, axes = plt.subplots(1, 3, figsize=(3 * w + 1.5, h + 0.5))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 import numpy as np
 
 from cai.typing import ArrayLike, PathLike
-from cai.viz.common import _as_image, _draw_cells, _grid, _np, _panel_size, _plt
+from cai.viz.common import _as_image, _draw_cells, _grid, _np, _panel_size, _plt, check_step
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,9 +82,9 @@ def state_marginals(mdp: TabularMDP, marginals: Union[ForwardMessages, ArrayLike
     off_grid = _off_grid_mass(mdp, m)                                  # (T+1,)
     if times is None:
         times = _default_times(T1)
-    for t in times:
-        if not (0 <= t < T1):
-            raise ValueError(f"times: expected steps in [0, {T1 - 1}], got {t}")
+    if isinstance(times, (str, bytes)) or not isinstance(times, Sequence) or len(times) == 0:
+        raise ValueError(f"times: expected a non-empty sequence of steps in [0, {T1 - 1}], got {times!r}")
+    times = [check_step(t, T1, "times") for t in times]
     if ax is None:
         ncols = min(ncols, len(times))
         nrows = int(np.ceil(len(times) / ncols))

@@ -40,7 +40,7 @@ The list of terminal states is kept in ``mdp.metadata["terminal_states"]``.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 import numpy as np
 
@@ -49,7 +49,7 @@ from cai.mdp.tabular import TabularMDP
 if TYPE_CHECKING:
     import gymnasium
 
-__all__ = ["from_gymnasium", "GYM_WORLDS", "GRID_MOVES"]
+__all__ = ["from_gymnasium", "GYM_WORLDS", "GRID_MOVES", "resolve_env_id"]
 
 #: The toy-text worlds this module knows (gymnasium ids and ``make`` keyword arguments).
 GYM_WORLDS = {
@@ -76,10 +76,33 @@ def _import_gymnasium():
     return gymnasium
 
 
+def _version(env_id: str):
+    """``("CliffWalking", 1)`` for ``"CliffWalking-v1"``; version ``-1`` when there is none."""
+    base, sep, v = env_id.rpartition("-v")
+    return (base, int(v)) if sep and v.isdigit() else (env_id, -1)
+
+
+def resolve_env_id(env_id: str, registry: Mapping[str, object]) -> str:
+    """``env_id`` if ``registry`` has it, else the newest registered version of the same environment
+    (gymnasium 0.29 has ``CliffWalking-v0`` only, 1.x ``CliffWalking-v1``; ``Taxi-v3`` became ``v4``).
+
+    Raises:
+        ValueError: naming ``env`` when no version of the environment is registered.
+    """
+    if env_id in registry:
+        return env_id
+    base = _version(env_id)[0]
+    versions = sorted((_version(k)[1], k) for k in registry if _version(k)[0] == base)
+    if not versions:
+        raise ValueError(
+            f"env: expected a registered gymnasium environment id or one of {sorted(GYM_WORLDS)}, got {env_id!r}"
+        )
+    return versions[-1][1]
+
+
 def _make(env_id: str, make_kwargs):
     gym = _import_gymnasium()
-    if env_id not in gym.registry and env_id.startswith("Taxi-v3") and "Taxi-v4" in gym.registry:
-        env_id = "Taxi-v4"
+    env_id = resolve_env_id(env_id, gym.registry)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Taxi-v3 is deprecated in favour of v4
         return gym.make(env_id, **(make_kwargs or {}))

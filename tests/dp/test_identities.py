@@ -183,3 +183,30 @@ def test_elbo_gradient_is_finite_for_policies_with_zeros():
     logits = torch.tensor([0.0, -math.inf], dtype=torch.float64).expand(2, 3, 2).clone().requires_grad_(True)
     cai.elbo(mdp, torch.softmax(logits, -1), 1.0).backward()
     assert torch.isfinite(logits.grad).all()
+
+
+def test_policy_on_forbidden_actions_is_minus_inf_not_nan():
+    # a uniform policy on a grid puts mass on the goal's and exit's forbidden actions: its value is
+    # -inf exactly where such a step is reachable (0 * -inf must not give NaN), checked against a
+    # direct NumPy recursion that treats unreachable successors as absent
+    from cai.worlds import gridworld
+
+    mdp = gridworld("S.G\n...", slip=0.2, horizon=4)
+    T, S, A = 4, mdp.n_states, mdp.n_actions
+    pi = np.full((T, S, A), 1.0 / A)
+    sol = cai.soft_policy_evaluation(mdp, pi, 0.5)
+    P, r = mdp.dense_transitions().numpy(), mdp.rewards.numpy()
+    V = mdp.terminal_rewards.numpy().copy()
+    expected = [V]
+    for _ in range(T):
+        ev = np.array([[sum(P[s, a, s2] * V[s2] for s2 in range(S) if P[s, a, s2] > 0) for a in range(A)]
+                       for s in range(S)])
+        Q = r + ev
+        V = np.array([sum(1.0 / A * (Q[s, a] - 0.5 * np.log(1.0 / A)) for a in range(A)) for s in range(S)])
+        expected.insert(0, V)
+    expected = np.stack(expected)
+    assert not torch.isnan(sol.V).any() and not torch.isnan(sol.Q).any()
+    assert np.array_equal(np.isneginf(sol.V.numpy()), np.isneginf(expected)) and np.isneginf(expected).any()
+    fin = np.isfinite(expected)
+    np.testing.assert_allclose(sol.V.numpy()[fin], expected[fin], rtol=0, atol=1e-12)
+    assert not torch.isnan(cai.elbo(mdp, pi, 0.5)) and not torch.isnan(sol.value)

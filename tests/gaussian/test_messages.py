@@ -356,3 +356,57 @@ def test_tabular_soft_vi_of_finer_grids_approaches_the_gaussian_solution():
     # Riemann sums of smooth Gaussian integrals: the error falls fast with the spacing
     assert all(e1 > e2 for e1, e2 in zip(errors, errors[1:])), errors
     assert errors[0] > 0.1 and errors[-1] < 1e-5, errors
+
+
+# --- issue 11: divergence in several directions, bad fields named ------------------------------
+
+def _convex_start(hxx, alpha=1.0):
+    """Horizon 1, x_1 = 0 whatever happens (A = B = 0, W = 0), r = -1/2 x^T Hxx x - 1/2 |u|^2:
+    V_0(x) = -1/2 x^T Hxx x + alpha log(2 pi alpha) (m = 2), so with x_0 ~ N(0, I)
+    log p(O) = log(2 pi alpha) + sum_i -1/2 log(1 + h_i / alpha), finite iff every 1 + h_i/alpha > 0."""
+    H = torch.zeros(4, 4, dtype=torch.float64)
+    H[:2, :2] = torch.diag(torch.tensor(hxx, dtype=torch.float64))
+    H[2:, 2:] = torch.eye(2, dtype=torch.float64)
+    return LinearGaussianSystem(A=torch.zeros(2, 2), B=torch.zeros(2, 2), H=H, horizon=1, Sigma0=torch.eye(2))
+
+
+def test_log_partition_closed_form_and_divergence_in_two_directions():
+    lp = lg_backward_messages(_convex_start([-0.5, 0.3])).log_partition
+    expected = math.log(2 * math.pi) - 0.5 * math.log(1 - 0.5) - 0.5 * math.log(1 + 0.3)
+    assert abs(lp.item() - expected) < 1e-12
+    # one diverging direction: det(I + Sigma0 P / alpha) < 0; two: the determinant is positive
+    # again (16), and only the eigenvalues show that the integral diverges
+    for hxx in ([-5.0, 1.0], [-5.0, -5.0]):
+        with pytest.raises(ValueError, match="Sigma0: expected E\\[exp\\(V/alpha\\)\\] to be finite"):
+            lg_backward_messages(_convex_start(hxx))
+    # the same through the process noise W (the backup over x_{t+1}): H_T convex in two directions
+    sys_w = LinearGaussianSystem(A=torch.eye(2), B=torch.eye(2), H=torch.eye(4), horizon=1,
+                                 W=torch.eye(2), H_T=-5 * torch.eye(2))
+    with pytest.raises(ValueError, match="^W: expected E\\[exp"):
+        lg_backward_messages(sys_w)
+
+
+@pytest.mark.parametrize("field", ["A", "B", "H", "W", "c", "h", "H_T", "h_T", "mu0", "Sigma0"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_field_is_named(field, bad):
+    shapes = {"A": (2, 2), "B": (2, 1), "H": (3, 3), "W": (2, 2), "c": (2,), "h": (3,), "H_T": (2, 2),
+              "h_T": (2,), "mu0": (2,), "Sigma0": (2, 2)}
+    kw = {"A": torch.eye(2), "B": torch.ones(2, 1), "H": torch.eye(3), "horizon": 2}
+    kw[field] = torch.full(shapes[field], bad)
+    with pytest.raises(ValueError, match=f"^{field}: expected finite values"):
+        LinearGaussianSystem(**kw)
+
+
+def test_wrong_types_and_other_systems_messages():
+    with pytest.raises(TypeError, match="^A: expected an array-like of numbers"):
+        LinearGaussianSystem(A="eye", B=torch.ones(2, 1), H=torch.eye(3), horizon=2)
+    with pytest.raises(TypeError, match="dtype: expected a floating torch dtype"):
+        LinearGaussianSystem(A=torch.eye(2), B=torch.ones(2, 1), H=torch.eye(3), horizon=2, dtype=torch.int64)
+    s1 = LinearGaussianSystem(A=torch.eye(2), B=torch.ones(2, 1), H=torch.eye(3), horizon=2)
+    s2 = LinearGaussianSystem(A=torch.eye(3), B=torch.ones(3, 1), H=torch.eye(4), horizon=2)
+    s3 = LinearGaussianSystem(A=torch.eye(2), B=torch.ones(2, 1), H=torch.eye(3), horizon=5)
+    for other in (s2, s3):
+        with pytest.raises(ValueError, match="lg_forward_messages: messages: expected messages of this system"):
+            lg_forward_messages(other, lg_backward_messages(s1))
+    with pytest.raises(TypeError, match="lg_backward_messages: system: expected a cai.LinearGaussianSystem"):
+        lg_backward_messages("system")

@@ -134,9 +134,10 @@ def test_reward_errors():
 def test_initial_horizon_discount_name_errors():
     P = _P()
     r = np.zeros((3, 2))
-    _bad(r"initial: expected shape \(S,\) = \(3,\), got \(2,\)", P, r, [0.5, 0.5], horizon=2)
-    _bad("initial: expected probabilities summing to 1", P, r, [0.5, 0.5, 0.5], horizon=2)
-    _bad("initial: expected non-negative", P, r, [1.5, -0.5, 0.0], horizon=2)
+    _bad(r"initial: expected a distribution of shape \(3,\), got shape \(2,\)", P, r, [0.5, 0.5], horizon=2)
+    _bad("initial: expected a distribution summing to 1", P, r, [0.5, 0.5, 0.5], horizon=2)
+    _bad("initial: expected a distribution \\(finite, non-negative\\)", P, r, [1.5, -0.5, 0.0], horizon=2)
+    _bad("initial: expected a distribution \\(finite, non-negative\\)", P, r, [float("nan"), 1.0, 0.0], horizon=2)
     _bad("horizon: expected an integer >= 1 or None, got 0", P, r, None, horizon=0)
     _bad("horizon: expected an integer >= 1 or None, got 2.5", P, r, None, horizon=2.5)
     for g in (0.0, 1.5, -0.1):
@@ -235,3 +236,54 @@ def test_absorbing_states_and_uniform_prior_by_hand():
         absorbing_states("grid")
     with pytest.raises(TypeError, match="mdp: expected a cai.TabularMDP"):
         uniform_action_prior(None)
+
+
+# --- issue 11: in-place changes, dtypes and devices, file names ------------------------------
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_in_place_change_is_detected_before_the_next_solve(sparse):
+    P = _P()
+    mdp = cai.TabularMDP(sp.csr_matrix(P.reshape(6, 3)) if sparse else P, np.zeros((3, 2)), horizon=2)
+    cai.soft_value_iteration(mdp)                       # fine before
+    if sparse:
+        mdp.transitions.values()[0] = 0.0
+    else:
+        mdp.transitions[0, 0, :] = 0.0                  # a row that no longer sums to 1
+    for fn, call in [("soft_value_iteration", lambda: cai.soft_value_iteration(mdp)),
+                     ("backward_messages", lambda: cai.backward_messages(mdp)),
+                     ("policy_visitation", lambda: cai.policy_visitation(mdp, np.full((3, 2), 0.5))),
+                     ("sample_trajectories", lambda: cai.sample_trajectories(mdp, np.full((3, 2), 0.5), 2))]:
+        with pytest.raises(ValueError, match=f"{fn}: mdp: transitions was modified in place"):
+            call()
+
+
+def test_change_to_the_shared_input_array_is_detected():
+    r = torch.zeros(3, 2, dtype=torch.float64)
+    mdp = cai.TabularMDP(_P(), r, horizon=2)          # float64 tensors are stored without a copy
+    r[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="rewards was modified in place"):
+        cai.soft_value_iteration(mdp)
+    rebuilt = mdp.replace(rewards=torch.zeros(3, 2))   # the way out the message names
+    assert torch.isfinite(cai.soft_value_iteration(rebuilt).V).all()
+
+
+def test_unsupported_dtype_and_device_are_named():
+    mdp = cai.TabularMDP(_P(), np.zeros((3, 2)), horizon=2)
+    with pytest.raises(ValueError, match="dtype: expected one of torch.float16, torch.float32, torch.float64"):
+        mdp.to(dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="device: expected a device that holds values, got 'meta'"):
+        mdp.to("meta")
+    with pytest.raises(ValueError, match="device: expected a torch device"):
+        mdp.to("no-such-device")
+    with pytest.raises(TypeError, match="dtype: expected a floating torch dtype"):
+        cai.TabularMDP(_P(), np.zeros((3, 2)), horizon=2, dtype=torch.int64)
+
+
+def test_save_without_suffix_loads_without_suffix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mdp = cai.TabularMDP(_P(), np.arange(6.0).reshape(3, 2), horizon=2)
+    assert mdp.save("x") == "x.npz" and (tmp_path / "x.npz").exists()
+    back = cai.TabularMDP.load("x")
+    assert torch.equal(back.transitions, mdp.transitions) and torch.equal(back.rewards, mdp.rewards)
+    with pytest.raises(ValueError, match="TabularMDP.load: path: .*does not exist"):
+        cai.TabularMDP.load("y")

@@ -172,3 +172,13 @@ def test_elided_drawing_annotates_only_drawn_nodes(tmp_path):
     assert sum(t.get_bbox_patch() is not None for t in ax.texts) == 6 + 4 + 1
     assert any(message_caption(ex).startswith(t.get_text()[:40]) for t in ax.texts)
     _png(ax, tmp_path / "elided.png")
+
+
+def test_transition_graph_takes_a_stationary_solution():
+    m = chain(4, slip=0.2, horizon=None, discount=0.9)
+    sol = cai.soft_value_iteration(m, 0.5)
+    a, b = transition_graph(m, sol), transition_graph(m, sol.policy)
+    assert {e: d["weight"] for e, d in a.edges.items()} == {e: d["weight"] for e, d in b.edges.items()}
+    finite = chain(4, horizon=3)
+    with pytest.raises(ValueError, match="policy: expected a stationary policy .* pass solution.policy_at\\(t\\)"):
+        draw_transition_graph(finite, policy=cai.soft_value_iteration(finite))

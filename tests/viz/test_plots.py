@@ -193,3 +193,38 @@ def test_bad_inputs(solved):
         viz.state_marginals(m, torch.zeros(5))
     with pytest.raises(ValueError, match="horizon"):
         sweep_temperature(m.replace(horizon=None, discount=0.9), [1.0])
+
+
+# --- issue 11: steps and batches are checked, never indexed blindly ---------------------------
+
+def test_step_out_of_range_or_not_an_integer_is_named():
+    mdp = chain(5, horizon=4)
+    sol = cai.soft_value_iteration(mdp, 0.5)
+    post = cai.forward_messages(mdp, cai.backward_messages(mdp, 0.5))
+    for t in (5, -1, 2.5, True, "1"):
+        with pytest.raises(ValueError, match="^t: expected an integer step in \\[0, 4\\]"):
+            viz.value_heatmap(mdp, sol, t=t)
+    with pytest.raises(ValueError, match="^t: expected an integer step in \\[0, 3\\]"):
+        viz.policy_arrows(gridworld("S.G", horizon=4), cai.soft_value_iteration(gridworld("S.G", horizon=4)), t=4)
+    for times in ([2.5], [0, 9], [-1]):
+        with pytest.raises(ValueError, match="^times: expected an integer step in \\[0, 4\\]"):
+            viz.state_marginals(mdp, post, times=times)
+    with pytest.raises(ValueError, match="^times: expected a non-empty sequence"):
+        viz.state_marginals(mdp, post, times=3)
+    plt.close("all")
+
+
+def test_batched_solution_is_refused_with_its_batch_shape():
+    """A temperature sweep is a batch: plotting it with t must not draw batch member t."""
+    mdp = gridworld("S..\n..G", horizon=3)
+    sweep = cai.soft_value_iteration(mdp, torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64))
+    for draw in (lambda: viz.value_heatmap(mdp, sweep, t=1), lambda: viz.soft_q_heatmap(mdp, sweep, t=1),
+                 lambda: viz.policy_arrows(mdp, sweep, t=1), lambda: viz.compare_solutions(mdp, sweep, sweep)):
+        with pytest.raises(ValueError, match="expected an unbatched Solution, got one with batch shape \\(3,\\)"):
+            draw()
+    stationary = gridworld("S..\n..G", horizon=None, discount=0.9)
+    batch = cai.soft_value_iteration(stationary, torch.tensor([0.5, 1.0], dtype=torch.float64))
+    S = stationary.n_states
+    with pytest.raises(ValueError, match=f"^values: expected values of shape \\(S,\\) = \\({S},\\), got shape \\(2, {S}\\)"):
+        viz.value_heatmap(stationary, batch.V, t=1)       # a (2, S) array is not a time axis here
+    plt.close("all")

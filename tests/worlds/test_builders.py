@@ -382,3 +382,22 @@ def test_options_fork_structure_and_registry():
     for bad in (dict(n_options=1), dict(corridor_bonus=float("inf")), dict(slip=0.1)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             options_fork(**bad)
+
+
+def test_gym_ids_resolve_to_the_installed_versions():
+    from cai.worlds.gym import resolve_env_id
+
+    old = {"CliffWalking-v0": None, "FrozenLake-v1": None, "Taxi-v3": None}       # gymnasium 0.29
+    new = {"CliffWalking-v1": None, "FrozenLake-v1": None, "Taxi-v3": None, "Taxi-v4": None}
+    assert resolve_env_id("CliffWalking-v1", old) == "CliffWalking-v0"
+    assert resolve_env_id("CliffWalking-v1", new) == "CliffWalking-v1"
+    assert resolve_env_id("Taxi-v3", new) == "Taxi-v3"
+    assert resolve_env_id("Taxi-v9", new) == "Taxi-v4"
+    with pytest.raises(ValueError, match="env: expected a registered gymnasium environment id"):
+        resolve_env_id("NoSuchWorld-v0", new)
+
+
+def test_gym_unknown_name_is_a_value_error():
+    pytest.importorskip("gymnasium")
+    with pytest.raises(ValueError, match="env: expected a registered gymnasium environment id or one of"):
+        from_gymnasium("nosuchworld")

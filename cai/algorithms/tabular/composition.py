@@ -116,8 +116,8 @@ def _check_weights(weights, k: int, dtype, device) -> torch.Tensor:
     w = as_tensor("weights", weights, dtype, device)
     if tuple(w.shape) != (k,):
         raise ValueError(f"weights: expected shape ({k},) (one per task), got {tuple(w.shape)}")
-    if bool((w < 0).any()) or abs(float(w.sum()) - 1) > 1e-9:
-        raise ValueError(f"weights: expected non-negative weights summing to 1, got {w.tolist()}; scaling a "
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or abs(float(w.sum()) - 1) > 1e-9:
+        raise ValueError(f"weights: expected finite non-negative weights summing to 1, got {w.tolist()}; scaling a "
                          f"reward by c changes its soft Q like a temperature alpha / c, so only convex "
                          f"combinations compose")
     return w

@@ -115,7 +115,7 @@ def validate_demonstrations(demonstrations: Union[Trajectories, Sequence], mdp: 
 
     Args:
         demonstrations: a :class:`~cai.Trajectories` (``states (n, T+1)``, ``actions (n, T)``),
-            or a non-empty sequence of trajectories, each a pair ``(states, actions)`` (or an
+            the same as a pair of 2-D arrays ``(states, actions)``, or a non-empty sequence of trajectories, each a pair ``(states, actions)`` (or an
             object with ``.states`` and ``.actions``) with ``len(states) == len(actions) + 1``
             (or ``len(actions)``: the final state unobserved). For a finite-horizon MDP every
             trajectory has exactly ``T`` actions; for a stationary MDP any positive length.
@@ -131,6 +131,15 @@ def validate_demonstrations(demonstrations: Union[Trajectories, Sequence], mdp: 
         TypeError: non-integer indices.
     """
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
+    if (isinstance(demonstrations, (tuple, list)) and len(demonstrations) == 2
+            and all(isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2 for x in demonstrations)):
+        # the batch form (states (n, L+1), actions (n, L)) as two arrays
+        st, ac = demonstrations
+        if st.shape[0] != ac.shape[0]:
+            raise ValueError(f"demonstrations: expected states (n, L+1) and actions (n, L) with the same n, got "
+                             f"{tuple(st.shape)} and {tuple(ac.shape)}")
+        demonstrations = Trajectories(torch.as_tensor(np.asarray(st.detach().cpu() if isinstance(st, torch.Tensor) else st)),
+                                      torch.as_tensor(np.asarray(ac.detach().cpu() if isinstance(ac, torch.Tensor) else ac)))
     if isinstance(demonstrations, Trajectories):
         pairs = list(zip(demonstrations.states, demonstrations.actions))  # noqa: B905 (same n; python 3.9)
     elif isinstance(demonstrations, (str, bytes)) or not isinstance(demonstrations, Sequence):
@@ -267,6 +276,7 @@ class MaxEntIRL:
                  initial: str = "mdp", init_weights: Optional[ArrayLike] = None, progress: bool = False) -> None:
         if not isinstance(mdp, TabularMDP):
             raise TypeError(f"MaxEntIRL: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+        mdp.check_unchanged("MaxEntIRL")
         if mdp.batch_shape != torch.Size([]):   # the reward is replaced; its batch would be lost
             raise ValueError(f"mdp: expected an unbatched MDP, got reward batch shape {tuple(mdp.batch_shape)}")
         if variant not in (CAUSAL, EXACT):

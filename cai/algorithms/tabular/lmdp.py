@@ -26,12 +26,14 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
+from cai.mdp.io import load_arrays, save_arrays
 from cai.mdp.tabular import ROW_SUM_TOL, TabularMDP
 from cai.ops.logspace import log_matmul_exp, logsumexp
-from cai.typing import ArrayLike
+from cai.typing import ArrayLike, PathLike
 
 __all__ = ["LMDP", "LMDPSolution", "controlled_from_policy"]
 
@@ -131,7 +133,27 @@ class LMDP:
 
     @property
     def n_states(self) -> int:
+        """Number of states ``S``."""
         return int(self.passive.shape[0])
+
+    def save(self, path: PathLike) -> str:
+        """Write the LMDP to an ``.npz`` file: ``passive (S, S)``, ``state_cost (S,)``,
+        ``terminal (S,)`` (bool) and, when set, ``state_names``. ``".npz"`` is appended when
+        missing; returns the path written. :meth:`load` restores it bit for bit."""
+        d = {k: getattr(self, k).detach().cpu().numpy() for k in ("passive", "state_cost", "terminal")}
+        if self.state_names is not None:
+            d["state_names"] = np.array(self.state_names, dtype=str)
+        return save_arrays(path, d)
+
+    @classmethod
+    def load(cls, path: PathLike) -> LMDP:
+        """Read an LMDP written by :meth:`save`."""
+        f = load_arrays(path, "LMDP.load")
+        if not {"passive", "state_cost", "terminal"} <= set(f):
+            raise ValueError(f"LMDP.load: path: expected a file written by LMDP.save, got keys {sorted(f)}")
+        names = [str(x) for x in f["state_names"]] if "state_names" in f else None
+        return cls(torch.as_tensor(f["passive"]), torch.as_tensor(f["state_cost"]),
+                   torch.as_tensor(f["terminal"]), state_names=names)
 
     def __repr__(self) -> str:
         return f"LMDP(S={self.n_states}, terminal={int(self.terminal.sum())})"
@@ -147,14 +169,34 @@ class LMDP:
         lw = torch.log(self.passive) + log_z.unsqueeze(-2)
         return torch.exp(lw - logsumexp(lw, -1).unsqueeze(-1))
 
+    def _final_cost(self, final_cost) -> torch.Tensor:
+        S = self.n_states
+        if final_cost is None:
+            return torch.zeros(S, dtype=self.passive.dtype)
+        fc = as_tensor("final_cost", final_cost)
+        if tuple(fc.shape) != (S,):
+            raise ValueError(f"final_cost: expected shape ({S},), got {tuple(fc.shape)}")
+        if not bool(torch.isfinite(fc).all()):
+            raise ValueError("final_cost: expected finite costs, got an infinite or NaN entry")
+        return fc
+
     def _check_dense(self, what):
         if self.n_states > DENSE_MAX_STATES:
             raise ValueError(f"{what}: the dense solve supports S <= {DENSE_MAX_STATES}, got S={self.n_states}")
 
-    def solve_first_exit(self) -> LMDPSolution:
-        r"""Solve the first-exit problem by one linear solve.
+    def _controlled_from_log(self, log_z: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.terminal.unsqueeze(-1), self.passive, self._log_controlled(log_z))
 
-        ``(I - G_N P_NN) z_N = G_N P_NT z_T`` with ``z_T = exp(-q_T)``.
+    def solve_first_exit(self, *, tol: float = 1e-14, max_iter: int = 100_000) -> LMDPSolution:
+        r"""Solve the first-exit problem: ``(I - G_N P_NN) z_N = G_N P_NT z_T``, ``z_T = exp(-q_T)``.
+
+        One dense linear solve when ``z`` is representable; when a cost is so large that
+        ``exp(-q)`` or ``z`` underflows (costs above ~700), the same fixed point is found in log
+        space, ``log z_N = -q_N + log(P_NN z_N + P_NT z_T)``, iterated from ``z_N = 0`` (a
+        monotone iteration that converges at the spectral rate of ``G_N P_NN``).
+
+        Args:
+            tol, max_iter: control of the log-space iteration (change of ``log z``).
 
         Raises:
             ValueError: without terminal states, or when the problem has no finite solution
@@ -164,68 +206,119 @@ class LMDP:
             raise ValueError("terminal: the first-exit problem needs at least one terminal state, got none")
         self._check_dense("solve_first_exit")
         N, T_ = ~self.terminal, self.terminal
-        G = torch.exp(-self.state_cost[N])
+        qN, qT = self.state_cost[N], self.state_cost[T_]
+        G = torch.exp(-qN)
         M = G.unsqueeze(-1) * self.passive[N][:, N]
         rho = torch.linalg.eigvals(M).abs().max().item()
         if rho >= 1 - 1e-12:
             raise ValueError(f"state_cost: the first-exit problem has no finite solution: the spectral radius of "
                              f"diag(exp(-q)) P restricted to non-terminal states is {rho:.6g} >= 1 (some states "
                              f"can avoid the terminal set at no cost)")
-        zT = torch.exp(-self.state_cost[T_])
+        zT = torch.exp(-qT)
         b = G * (self.passive[N][:, T_] @ zT)
         zN = torch.linalg.solve(torch.eye(int(N.sum()), dtype=M.dtype) - M, b)
-        z = torch.empty(self.n_states, dtype=M.dtype)
-        z[N], z[T_] = zN, zT
-        resid = ((zN - (M @ zN + b)).abs().max() / z.max()).item()
-        return LMDPSolution(z, -torch.log(z), self.controlled_dynamics(z), None, "first_exit", resid)
+        log_z = torch.empty(self.n_states, dtype=M.dtype)
+        log_z[T_] = -qT
+        if bool((G > 0).all()) and bool((zT > 0).all()) and bool((zN > 0).all()) and bool(torch.isfinite(zN).all()):
+            log_z[N] = torch.log(zN)
+            resid = ((zN - (M @ zN + b)).abs().max() / torch.cat([zN, zT]).max()).item()
+        else:
+            log_PN = torch.log(self.passive[N])                          # (|N|, S)
+
+            def bellman(lz_N):
+                full = log_z.clone()
+                full[N] = lz_N
+                return -qN + logsumexp(log_PN + full.unsqueeze(0), -1)
+
+            lz = torch.full_like(qN, -math.inf)
+            for _ in range(max_iter):
+                new = bellman(lz)
+                done = bool(torch.isfinite(lz).all()) and (new - lz).abs().max().item() <= tol
+                lz = new
+                if done:
+                    break
+            else:
+                raise ValueError(f"max_iter: the log-space first-exit iteration did not converge in {max_iter} "
+                                 f"iterations (spectral radius {rho:.6g})")
+            log_z[N] = lz
+            top = log_z.max()
+            resid = (torch.exp(lz - top) - torch.exp(bellman(lz) - top)).abs().max().item()
+        z = torch.exp(log_z)
+        return LMDPSolution(z, -log_z, self._controlled_from_log(log_z), None, "first_exit", resid)
+
+    def _irreducible(self) -> bool:
+        from scipy.sparse.csgraph import connected_components
+
+        n, _ = connected_components((self.passive > 0).detach().cpu().numpy(), directed=True, connection="strong")
+        return n == 1
 
     def solve_average_cost(self, method: str = "eig", *, tol: float = 1e-13, max_iter: int = 100_000) -> LMDPSolution:
         r"""Solve the infinite-horizon average-cost problem: ``exp(-c) z = G P z``.
 
+        The costs are first shifted by their minimum ``q_min`` (which scales ``G`` and the Perron
+        root by ``exp(q_min)`` and leaves ``z`` unchanged), so costs of any size are solved.
+
         Args:
-            method: ``"eig"`` (dense eigen-decomposition, the Perron root and its vector) or
-                ``"power"`` (power iteration; needs an aperiodic passive chain).
-            tol, max_iter: power-iteration control (relative change of ``z``).
+            method: ``"eig"`` (dense eigen-decomposition, the Perron root and its vector; when
+                ``z`` is not representable it falls back to ``"power"``) or ``"power"`` (power
+                iteration in log space on ``M + beta I`` with ``beta`` the current upper bound on
+                the Perron root, so periodic chains converge too; it stops when the
+                Collatz-Wielandt bounds ``min_s (Mz)_s / z_s <= lambda <= max_s (Mz)_s / z_s`` agree
+                to ``tol`` in log, relative to the largest log term).
+            tol, max_iter: power-iteration control.
 
         Returns:
             :class:`LMDPSolution` with ``average_cost`` ``c`` and ``z`` normalised to ``max z = 1``.
 
         Raises:
-            ValueError: with terminal states, or for an unknown method.
+            ValueError: with terminal states, passive dynamics that are not irreducible, or for an
+                unknown method.
         """
         if bool(self.terminal.any()):
             raise ValueError("terminal: the average-cost problem has no terminal states, got some; "
                              "use solve_first_exit")
         if method not in ("eig", "power"):
             raise ValueError(f"method: expected 'eig' or 'power', got {method!r}")
-        M = torch.exp(-self.state_cost).unsqueeze(-1) * self.passive
+        if not self._irreducible():
+            raise ValueError("passive: expected irreducible passive dynamics (every state reaches every other) "
+                             "for the average-cost problem, got a reducible chain")
+        q_min = self.state_cost.min()
+        qs = self.state_cost - q_min
+        log_z = None
         if method == "eig":
             self._check_dense("solve_average_cost")
-            vals, vecs = torch.linalg.eig(M)
-            k = int(vals.real.argmax())                       # Perron root: real and of largest modulus
-            lam = vals[k].real.item()
-            z = vecs[:, k].real
-            z = z / z[z.abs().argmax()]
-        else:
-            z = torch.ones(self.n_states, dtype=M.dtype)
-            lam = 1.0
+            M = torch.exp(-qs).unsqueeze(-1) * self.passive
+            try:
+                vals, vecs = torch.linalg.eig(M)
+            except RuntimeError:                               # pragma: no cover - LAPACK failure
+                vals = None
+            if vals is not None and bool(torch.isfinite(vals).all()):
+                k = int(vals.real.argmax())                   # Perron root: real and of largest modulus
+                z = vecs[:, k].real
+                z = z / z[z.abs().argmax()]
+                if bool((z > 0).all()):
+                    log_z, log_lam = torch.log(z), math.log(vals[k].real.item())
+        if log_z is None:                                      # power iteration in log space
+            log_M = torch.log(self.passive) - qs.unsqueeze(-1)
+            log_z = torch.zeros(self.n_states, dtype=log_M.dtype)
             for _ in range(max_iter):
-                y = M @ z
-                lam = y.max().item()
-                y = y / lam
-                done = (y - z).abs().max().item() <= tol
-                z = y
-                if done:
+                log_Mz = logsumexp(log_M + log_z.unsqueeze(0), -1)
+                ratio = log_Mz - log_z
+                hi, lo = ratio.max(), ratio.min()
+                # log ratios carry rounding of the size of the largest log term
+                if (hi - lo).item() <= tol * (1.0 + log_M[torch.isfinite(log_M)].abs().max().item()
+                                              + log_z.abs().max().item()):
                     break
+                log_z = torch.logaddexp(log_Mz, hi + log_z)   # (M + beta I) z with beta = upper bound
+                log_z = log_z - log_z.max()
             else:
-                raise ValueError(f"method: power iteration did not converge in max_iter={max_iter} "
-                                 f"iterations (periodic passive dynamics?); use method='eig'")
-        if not bool((z > 0).all()):
-            raise ValueError("passive: the principal eigenvector is not positive; the passive dynamics "
-                             "must be irreducible for the average-cost problem")
-        z = z / z.max()
-        resid = ((M @ z - lam * z).abs().max()).item()
-        return LMDPSolution(z, -torch.log(z), self.controlled_dynamics(z), -math.log(lam), "average_cost", resid)
+                raise ValueError(f"max_iter: power iteration did not converge in max_iter={max_iter} iterations")
+            log_lam = (0.5 * (hi + lo)).item()
+        log_z = log_z - log_z.max()
+        z = torch.exp(log_z)
+        log_M = torch.log(self.passive) - qs.unsqueeze(-1)
+        resid = (torch.exp(logsumexp(log_M + log_z.unsqueeze(0), -1)) - math.exp(log_lam) * z).abs().max().item()
+        return LMDPSolution(z, -log_z, self._controlled_from_log(log_z), q_min.item() - log_lam, "average_cost", resid)
 
     def solve_finite_horizon(self, horizon: int, final_cost: Optional[ArrayLike] = None) -> LMDPSolution:
         r"""Solve the ``horizon``-step problem in log space: ``log z_t = -q + log P z_{t+1}``.
@@ -242,10 +335,7 @@ class LMDP:
         """
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
-        S = self.n_states
-        fc = torch.zeros(S, dtype=self.passive.dtype) if final_cost is None else as_tensor("final_cost", final_cost)
-        if tuple(fc.shape) != (S,) or not bool(torch.isfinite(fc).all()):
-            raise ValueError(f"final_cost: expected finite values of shape ({S},), got {tuple(fc.shape)}")
+        fc = self._final_cost(final_cost)
         term = self.terminal
         log_zT = torch.where(term, -self.state_cost, -fc)
         log_z = [log_zT]
@@ -318,9 +408,7 @@ class LMDP:
             prior[S] = 1.0 / K
         r = torch.zeros(S2, K, dtype=torch.float64)
         r[:S] = -a * self.state_cost.unsqueeze(-1)
-        fc = torch.zeros(S, dtype=torch.float64) if final_cost is None else as_tensor("final_cost", final_cost)
-        if tuple(fc.shape) != (S,):
-            raise ValueError(f"final_cost: expected shape ({S},), got {tuple(fc.shape)}")
+        fc = self._final_cost(final_cost)
         rT = torch.zeros(S2, dtype=torch.float64)
         rT[:S] = -a * torch.where(term, self.state_cost, fc)
         names = None
@@ -351,6 +439,7 @@ class LMDP:
         """
         if not isinstance(mdp, TabularMDP):
             raise TypeError(f"from_mdp: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
+        mdp.check_unchanged("from_mdp")
         if mdp.reward_layout != "sa" or mdp.batch_shape != torch.Size([]):
             raise ValueError(f"mdp: expected unbatched (S, A) rewards, got layout {mdp.reward_layout!r} with "
                              f"batch shape {tuple(mdp.batch_shape)}")

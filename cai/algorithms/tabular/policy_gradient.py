@@ -154,9 +154,22 @@ def reinforce_gradient(mdp: TabularMDP, logits: torch.Tensor, trajectories: Traj
     pi = softmax_policy(theta, forb)
     log_pi = torch.log(pi)
     s, act = trajectories.states, trajectories.actions
-    if bool((s < 0).any()):
+    if not (isinstance(s, torch.Tensor) and isinstance(act, torch.Tensor)) or s.is_floating_point() \
+            or act.is_floating_point() or s.dtype == torch.bool or act.dtype == torch.bool:
+        raise TypeError("trajectories: expected integer tensors states (n, L+1) and actions (n, L)")
+    if s.dim() != 2 or act.dim() != 2 or s.shape[0] != act.shape[0] or s.shape[1] != act.shape[1] + 1:
+        raise ValueError(f"trajectories: expected states (n, L+1) and actions (n, L), got states "
+                         f"{tuple(s.shape)} and actions {tuple(act.shape)}")
+    if bool((s < 0).any()) or bool((act < 0).any()):
         raise ValueError("trajectories: expected no dead (-1) entries; sample with cai.sample_trajectories")
+    if bool((s >= S).any()) or bool((act >= A).any()):
+        raise ValueError(f"trajectories: expected states in [0, {S - 1}] and actions in [0, {A - 1}], got a "
+                         f"state up to {int(s.max())} and an action up to {int(act.max())}")
     n, L = act.shape
+    if mdp.horizon is not None and mdp.horizon != L:
+        raise ValueError(f"trajectories: expected {mdp.horizon} actions per trajectory (the MDP's horizon), got {L}")
+    if n < 1 or L < 1:
+        raise ValueError(f"trajectories: expected at least one trajectory of at least one step, got actions {tuple(act.shape)}")
     G = _soft_returns(mdp, trajectories, log_pi, log_prior, alpha)         # (n, L)
     st = s[:, :L]
     t_idx = torch.arange(L, device=s.device).unsqueeze(0).expand(n, L)

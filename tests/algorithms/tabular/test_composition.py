@@ -99,3 +99,10 @@ def test_bad_inputs():
         compose([sols[0], cai.soft_value_iteration(other, 1.0)], [0.5, 0.5])
     with pytest.raises(TypeError, match="solutions"):
         compose(sols[0], [1.0])
+
+
+@pytest.mark.parametrize("weights", [[float("nan"), 1.0, 0.0], [float("inf"), 0.0, 0.0], [0.5, 0.5, float("nan")]])
+def test_non_finite_weights_are_refused(weights):
+    sols = [cai.soft_value_iteration(m, 0.7) for m in _tasks(horizon=4)]
+    with pytest.raises(ValueError, match="weights: expected finite non-negative weights"):
+        compose(sols, weights)

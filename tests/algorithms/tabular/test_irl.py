@@ -216,3 +216,15 @@ def test_learned_reward_keeps_the_single_action_exit():
     bad[0][0][-1] = exit_state
     with pytest.raises(ValueError, match="forbidden"):
         irl.log_likelihood(bad)
+
+
+def test_fit_accepts_a_pair_of_arrays_like_trajectories():
+    """``(states (n, T+1), actions (n, T))`` as arrays is the same demonstration set as a Trajectories."""
+    mdp = random_mdp(5, 2, 2, seed=1, horizon=4)
+    tr = cai.sample_trajectories(mdp, torch.full((4, 5, 2), 0.5), 30, generator=torch.Generator().manual_seed(0))
+    a = validate_demonstrations(tr, mdp)
+    for pair in ((tr.states.numpy(), tr.actions.numpy()), (tr.states, tr.actions), [tr.states.numpy(), tr.actions]):
+        b = validate_demonstrations(pair, mdp)
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="demonstrations: expected states \\(n, L\\+1\\) and actions \\(n, L\\) with the same n"):
+        validate_demonstrations((tr.states.numpy()[:3], tr.actions.numpy()), mdp)

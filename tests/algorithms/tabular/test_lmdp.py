@@ -131,3 +131,76 @@ def test_bad_inputs():
         LMDP.from_mdp(random_mdp(4, 2, 1, seed=0, horizon=None, discount=0.9))
     with pytest.raises(ValueError, match="horizon"):
         LMDP(P, torch.zeros(8)).to_mdp()
+
+
+# --- costs too large for exp(-q) (review of issue 11) ----------------------------------------
+
+def test_first_exit_large_costs_log_space_matches_soft_vi():
+    """Costs above 745 underflow exp(-q): the first-exit solve must still return finite v.
+
+    Reference: soft VI (log space) on the embedded MDP over 12 steps; the first-exit problem is
+    the horizon -> infinity limit at rate rho(G_N P_NN) <= exp(-800), so 12 steps agree to
+    rounding (the last step's neglected mass is exp(-800 * 12) relative).
+    """
+    P, g = _passive(seed=4)
+    q = 800.0 + 50 * torch.rand(8, generator=g, dtype=torch.float64)
+    q[[0, 5]] = torch.tensor([900.0, 1000.0], dtype=torch.float64)
+    lm = LMDP(P, q, terminal=[0, 5])
+    fe = lm.solve_first_exit()
+    assert bool(torch.isfinite(fe.v).all())
+    assert fe.residual < 1e-12
+    mdp, prior = lm.to_mdp(alpha=1.0, horizon=12)
+    sv = cai.soft_value_iteration(mdp, 1.0, prior)
+    torch.testing.assert_close(-sv.V[0, :8], fe.v, atol=1e-9, rtol=1e-13)
+    N = ~lm.terminal
+    u = controlled_from_policy(mdp, sv.policy[0])[:8, :8]
+    torch.testing.assert_close(u[N], fe.controlled[N], atol=1e-9, rtol=0)
+
+
+def test_average_cost_shift_invariance_at_large_costs():
+    """c(q + K) = c(q) + K and z is unchanged (G and the Perron root scale by exp(-K))."""
+    P, g = _passive(seed=2, density=0.8)
+    q = torch.rand(8, generator=g, dtype=torch.float64)
+    small = LMDP(P, q).solve_average_cost()
+    for method in ("eig", "power"):
+        big = LMDP(P, q + 2000.0).solve_average_cost(method)
+        assert abs(big.average_cost - (small.average_cost + 2000.0)) < 1e-9
+        torch.testing.assert_close(big.v, small.v, atol=1e-9, rtol=0)
+
+
+def test_average_cost_from_mdp_low_temperature_matches_soft_vi():
+    """LMDP.from_mdp at alpha = 1e-3: costs spread over thousands of nats (exp(-q) underflows).
+
+    Reference: soft VI on the deterministic MDP over 400 steps: V_t - V_{t+1} -> alpha * c (the
+    optimal cycle's reward per step) and V_0 - max V_0 -> -alpha v; with alpha = 1e-3 the
+    contraction towards the optimal cycle is exp(-gap/alpha), so 400 steps are plenty.
+    """
+    S = 6                                   # a ring: action 0 moves on, action 1 stays (aperiodic)
+    P = torch.zeros(S, 2, S, dtype=torch.float64)
+    P[torch.arange(S), 0, (torch.arange(S) + 1) % S] = 1.0
+    P[torch.arange(S), 1, torch.arange(S)] = 1.0
+    r = -torch.tensor([0.9, 0.3, 0.0, 1.5, 0.6, 1.2], dtype=torch.float64)   # state rewards
+    mdp = cai.TabularMDP(P, r, horizon=400)
+    alpha = 1e-3
+    lm = LMDP.from_mdp(mdp, alpha=alpha)
+    assert float(lm.state_cost.max() - lm.state_cost.min()) > 745.0   # the case this test is for
+    ev = lm.solve_average_cost()
+    pw = lm.solve_average_cost("power")
+    sv = cai.soft_value_iteration(mdp, alpha, keep="first")
+    assert abs(ev.average_cost - pw.average_cost) < 1e-9
+    assert abs((sv.V[0] - sv.V[1]).mean().item() / alpha + ev.average_cost) < 1e-6
+    V0 = sv.V[0] / alpha
+    torch.testing.assert_close(-(V0 - V0.max()), ev.v, atol=1e-6, rtol=1e-9)
+
+
+def test_average_cost_refuses_reducible_passive():
+    P = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="passive: expected irreducible"):
+        LMDP(P, torch.zeros(3)).solve_average_cost()
+
+
+def test_to_mdp_final_cost_nan_names_final_cost():
+    P, _ = _passive()
+    lm = LMDP(P, torch.ones(8), terminal=[0])
+    with pytest.raises(ValueError, match="final_cost: expected finite"):
+        lm.to_mdp(horizon=3, final_cost=[float("nan")] + [0.0] * 7)

@@ -72,3 +72,18 @@ def test_bad_inputs():
         soft_reinforce(mdp, lr=0.0, n_iter=1)
     with pytest.raises(ValueError, match="batch_size"):
         soft_reinforce(mdp, batch_size=1, n_iter=1)
+
+
+def test_trajectories_out_of_range_or_too_long_are_named():
+    mdp = random_mdp(4, 2, 2, seed=0, horizon=3)
+    logits = torch.zeros(3, 4, 2, dtype=torch.float64)
+    tr = cai.sample_trajectories(mdp, torch.full((3, 4, 2), 0.5), 5, generator=torch.Generator().manual_seed(0))
+    bad = [cai.Trajectories(tr.states + 4, tr.actions),
+           cai.Trajectories(tr.states, tr.actions + 2),
+           cai.Trajectories(torch.cat([tr.states, tr.states[:, :1]], 1), torch.cat([tr.actions, tr.actions[:, :1]], 1)),
+           cai.Trajectories(tr.states[:, :-1], tr.actions)]
+    for t in bad:
+        with pytest.raises(ValueError, match="^trajectories: expected"):
+            reinforce_gradient(mdp, logits, t)
+    with pytest.raises(TypeError, match="^trajectories: expected integer tensors"):
+        reinforce_gradient(mdp, logits, cai.Trajectories(tr.states.double(), tr.actions))
