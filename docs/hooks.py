@@ -1,8 +1,9 @@
 """MkDocs hooks of the documentation site (see ``mkdocs.yml``).
 
+* the tutorials' own loaders of MathJax and mermaid.js (from a CDN) are dropped: every page
+  uses the one local MathJax;
 * the gallery's figures are drawn at build time by ``cai demo`` (nothing binary is committed);
-* MathJax 2 is copied from the ``jupyter-server-mathjax`` package into ``assets/mathjax``, and
-  the notebooks' own MathJax block is dropped so every page uses that one local copy;
+* MathJax 3 is copied from the ``django-static-mathjax`` package into ``assets/mathjax``;
 * Sphinx roles left in docstrings (``:class:`X` ``) are shown as plain code;
 * the table of ``cai.__all__`` on ``api/cai.md`` links each name to its home.
 """
@@ -37,14 +38,34 @@ CAPTIONS = {
 }
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc|py:\w+):(?=<code>)")
 _NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+# nbconvert's loader of mermaid.js from a CDN (no tutorial draws a mermaid diagram)
+_NB_MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid.*?</script>', re.S)
 _state: dict = {}
 
 
 def _mathjax_dir() -> pathlib.Path:
-    spec = importlib.util.find_spec("jupyter_server_mathjax")   # locate only: importing needs jupyter_server
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the docs need MathJax from jupyter-server-mathjax: pip install -e '.[docs]'")
-    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "static"
+    spec = importlib.util.find_spec("mathjax")          # the django-static-mathjax package (no Django needed)
+    es5 = pathlib.Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5" if spec else None
+    if es5 is None or not (es5 / "tex-mml-chtml.js").is_file():
+        raise RuntimeError("the docs need MathJax 3 from django-static-mathjax: pip install -e '.[docs]'")
+    return es5
+
+
+def on_config(config):
+    """``CAI_DOCS_EXECUTE_ONLY=NAME[,NAME]``: execute only these tutorials (the others render without outputs).
+
+    The test suite builds the whole site with one tutorial executed; every tutorial is executed
+    by ``tests/test_tutorials.py`` anyway, and ``make docs`` executes them all.
+    """
+    only = [n.strip() for n in os.environ.get("CAI_DOCS_EXECUTE_ONLY", "").split(",") if n.strip()]
+    if only:
+        jupyter = config["plugins"]["mkdocs-jupyter"].config
+        names = sorted(p.stem for p in (ROOT / "tutorials").glob("*.ipynb"))
+        missing = [n for n in only if n not in names]
+        if missing:
+            raise ValueError(f"CAI_DOCS_EXECUTE_ONLY: expected names of tutorials/*.ipynb, got {missing}")
+        jupyter["execute_ignore"] = [f"tutorials/{n}.ipynb" for n in names if n not in only]
+    return config
 
 
 def on_files(files, config):
@@ -93,13 +114,20 @@ def on_page_markdown(markdown, page, config, files):
 def on_post_page(output, page, config):
     output = _ROLE.sub("", output)
     # the notebooks' own MathJax block: the theme's (local) MathJax typesets them instead
-    return _NB_MATHJAX.sub("", output)
+    return _NB_MERMAID.sub("", _NB_MATHJAX.sub("", output))
+
+
+def _skip_unused(folder, names):
+    """The combined components other than ``tex-mml-chtml.js``, and the SVG output, are not used."""
+    here = pathlib.Path(folder)
+    if here == _mathjax_dir():
+        return [n for n in names if n.endswith(".js") and n != "tex-mml-chtml.js"]
+    return ["svg"] if here.name == "output" else []
 
 
 def on_post_build(config):
-    """Copy MathJax 2 (scripts, the STIX-Web fonts, English only) into the built site."""
-    src, dest = _mathjax_dir(), pathlib.Path(config["site_dir"]) / "assets" / "mathjax"
+    """Copy MathJax 3 (the tex-mml-chtml component, its fonts and lazily loaded extensions) into the site."""
+    dest = pathlib.Path(config["site_dir"]) / "assets" / "mathjax"
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(src, dest, ignore=lambda d, names: [n for n in names if pathlib.Path(d).name == "localization"
-                                                        and n != "en"])
+    shutil.copytree(_mathjax_dir(), dest, ignore=_skip_unused)

@@ -1,17 +1,16 @@
-// MathJax 2 configuration, read by docs/assets/mathjax/MathJax.js (a local copy: nothing loads from the internet).
-// Theory and guide pages carry pymdownx.arithmatex's <script type="math/tex"> tags; the tutorials'
-// markdown cells carry $...$ and $$...$$, typeset by tex2jax inside .jupyter-wrapper only.
+// MathJax 3 configuration, read by assets/mathjax/tex-mml-chtml.js (a local copy made by
+// docs/hooks.py from the django-static-mathjax package: nothing loads from the internet).
+// Written pages carry pymdownx.arithmatex's <span class="arithmatex">\( \)</span>; the tutorials'
+// markdown cells carry $...$ and $$...$$. Everything else is left alone.
 window.MathJax = {
-  tex2jax: {
-    inlineMath: [["$", "$"], ["\\(", "\\)"]],
-    displayMath: [["$$", "$$"], ["\\[", "\\]"]],
+  tex: {
+    inlineMath: [["\\(", "\\)"], ["$", "$"]],
+    displayMath: [["\\[", "\\]"], ["$$", "$$"]],
     processEscapes: true,
     processEnvironments: true,
-    ignoreClass: "md-container",
-    processClass: "jupyter-wrapper",
   },
-  // the only web font the local copy ships
-  "HTML-CSS": { availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null },
-  messageStyle: "none",
-  showMathMenu: false,
+  options: {
+    ignoreHtmlClass: ".*|",
+    processHtmlClass: "arithmatex|jupyter-wrapper",
+  },
 };
