@@ -44,11 +44,11 @@ lint: $(STAMP)
 
 # the documentation site (mkdocs.yml): tutorials executed in smoke mode, warnings are errors
 docs: $(STAMP)
-	CI=1 MPLBACKEND=Agg NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+	CI=1 NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # serve it at http://127.0.0.1:8000, rebuilding on change (notebook outputs cached between rebuilds)
 docs-serve: $(STAMP)
-	CI=1 MPLBACKEND=Agg NO_MKDOCS_2_WARNING=1 CAI_DOCS_NOTEBOOK_CACHE=true $(PY) -m mkdocs serve
+	CI=1 NO_MKDOCS_2_WARNING=1 CAI_DOCS_NOTEBOOK_CACHE=true $(PY) -m mkdocs serve
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis cai-demo site .cache/mkdocs-jupyter

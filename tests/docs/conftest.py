@@ -36,9 +36,10 @@ def docs_tools_missing() -> list:
 
 
 def build_site(dest: pathlib.Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CI="1", MPLBACKEND="Agg", NO_MKDOCS_2_WARNING="1",
+    env = dict(os.environ, CI="1", NO_MKDOCS_2_WARNING="1",
                CAI_DOCS_EXECUTE_ONLY=EXECUTED_TUTORIAL,
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MPLBACKEND", None)          # the notebooks' kernels draw inline figures
     env.pop("CAI_DOCS_EXECUTE", None)
     env.pop("CAI_DOCS_NOTEBOOK_CACHE", None)
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean",

@@ -143,4 +143,5 @@ def test_page_in_chromium(page, server, driver, shots):
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, f"{page}: console errors: {severe}"
 
-    assert driver.save_screenshot(str(shots / (page.replace("/", "_").replace("index.html", "") + "png")))
+    name = page[: -len("index.html")].strip("/").replace("/", "_") or "index"
+    assert driver.save_screenshot(str(shots / f"{name}.png"))
