@@ -4,7 +4,8 @@
   uses the one local MathJax;
 * the gallery's figures are drawn at build time by ``cai demo`` (nothing binary is committed);
 * MathJax 3 is copied from the ``django-static-mathjax`` package into ``assets/mathjax``;
-* Sphinx roles left in docstrings (``:class:`X` ``) are shown as plain code;
+* Sphinx roles left in docstrings (``:class:`X` ``) are shown as plain code, and the ``::`` that
+  opens a literal block reads ``:``;
 * the table of ``cai.__all__`` on ``api/cai.md`` links each name to its home.
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ CAPTIONS = {
     "temperature_sweep.png": "What the soft policies do as the temperature alpha varies.",
 }
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc|py:\w+):(?=<code>)")
+_RST_LITERAL = re.compile(r"\s*::(?=</p>)")          # "text::" before a literal block reads "text:"
 _NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 # nbconvert's loader of mermaid.js from a CDN (no tutorial draws a mermaid diagram)
 _NB_MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid.*?</script>', re.S)
@@ -112,7 +114,7 @@ def on_page_markdown(markdown, page, config, files):
 
 
 def on_post_page(output, page, config):
-    output = _ROLE.sub("", output)
+    output = _RST_LITERAL.sub(":", _ROLE.sub("", output))
     # the notebooks' own MathJax block: the theme's (local) MathJax typesets them instead
     return _NB_MERMAID.sub("", _NB_MATHJAX.sub("", output))
 
