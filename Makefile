@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench bench-all lint clean
+.PHONY: install demo test test-slow bench bench-all lint docs docs-serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP): setup.cfg pyproject.toml
 	# torch first, from the local CPU wheel where there is one (never the multi-GB CUDA build)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "torch==2.13.0" || \
 		$(PIP) install --quiet "torch>=2.1" --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install --quiet -e ".[test,gym,ray,app]"
-	# headless Chromium for the explorer's browser tests (tests/app/test_browser.py skips without it)
+	$(PIP) install --quiet -e ".[test,gym,ray,app,docs]"
+	# headless Chromium for the browser tests (tests/app, tests/docs; they skip without it)
 	if [ "$$(id -u)" = 0 ]; then command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver) || true; fi
 	touch $(STAMP)
 
@@ -42,5 +42,13 @@ lint: $(STAMP)
 	$(PIP) install --quiet "ruff==0.8.6"
 	$(VENV)/bin/ruff check cai tests benchmarks
 
+# the documentation site (mkdocs.yml): tutorials executed in smoke mode, warnings are errors
+docs: $(STAMP)
+	CI=1 NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# serve it at http://127.0.0.1:8000, rebuilding on change (notebook outputs cached between rebuilds)
+docs-serve: $(STAMP)
+	CI=1 NO_MKDOCS_2_WARNING=1 CAI_DOCS_NOTEBOOK_CACHE=true $(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis cai-demo
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis cai-demo site .cache/mkdocs-jupyter

@@ -91,7 +91,9 @@ class TrajectoryModel:
             representation) or a normalised ``(S, A)`` / ``(A,)`` prior.
 
     Attributes:
-        mdp, alpha (0-dim tensor), log_prior (``(S, A)`` or ``None``).
+        mdp: the model's :class:`~cai.TabularMDP`.
+        alpha: the temperature, a 0-dim tensor.
+        log_prior: ``(S, A)`` log action prior, or ``None`` for the counting measure.
         log_action: ``(S, A)`` logits of the *normalised* action distribution the model samples
             from (``log rho`` or ``-log A``).
         log_count: ``log A`` for the counting measure, else 0: the per-step factor.
