@@ -5,7 +5,20 @@ exp(r(s_t, a_t) / alpha)``; backward messages give soft Q and V, forward message
 marginals, and every number is checked against direct soft dynamic programming.
 """
 from cai._version import __version__
-from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning, soft_reinforce
+from cai.algorithms import (
+                            LMDP,
+                            SAC,
+                            SQL,
+                            MaxEntIRL,
+                            SACConfig,
+                            SoftDQN,
+                            SoftDQNConfig,
+                            SQLConfig,
+                            compose,
+                            q_learning,
+                            soft_q_learning,
+                            soft_reinforce,
+)
 from cai.dp import PolicyMarginals, elbo, policy_marginals, policy_visitation, soft_policy_evaluation, soft_value_iteration, value_iteration
 from cai.exact import (
                  DivergenceError,
@@ -70,6 +83,9 @@ __all__ = [
     "soft_reinforce",
     "LinearGaussianSystem",
     "SAC",
+    "SACConfig",
     "SQL",
+    "SQLConfig",
     "SoftDQN",
+    "SoftDQNConfig",
 ]
