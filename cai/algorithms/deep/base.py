@@ -38,6 +38,7 @@ import numbers
 import os
 import pickle
 import random
+import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -261,7 +262,10 @@ class OffPolicyLearner:
             return None
         try:
             return pickle.dumps(env)
-        except Exception:  # noqa: BLE001 - any failure means "this environment does not pickle"
+        except Exception as e:  # noqa: BLE001 - any failure means "this environment does not pickle"
+            warnings.warn(f"env: {type(env).__name__} could not be pickled ({type(e).__name__}: {e}); the "
+                          "checkpoint does not hold it, and a resume from it starts a new episode in the "
+                          "environment given to load or fit", UserWarning, stacklevel=3)
             return None
 
     def save(self, path: Union[str, os.PathLike]) -> None:

@@ -69,8 +69,9 @@ class TrainingHistory:
         eval_steps: Environment step of each evaluation.
         eval_returns: Returns of the evaluation episodes at that step (one list per evaluation).
         losses: Name -> list of ``(step, value)`` pairs, logged every ``log_every`` updates.
-        wall_time: Seconds spent in ``fit`` (environment steps and updates, evaluations excluded).
-        env_steps: Total environment steps taken in ``fit``.
+        wall_time: Seconds spent in ``fit`` (environment steps and updates, evaluations excluded),
+            summed over the ``fit`` calls of a resumed learner.
+        env_steps: Environment steps taken so far, over every ``fit`` call (the learner's ``num_timesteps_``).
     """
 
     episode_steps: List[int] = field(default_factory=list)

@@ -237,3 +237,26 @@ def test_replay_buffer_state_round_trip_after_wrapping():
         ReplayBuffer(4, (2,), (), discrete=True).load_state_dict(state)
     with pytest.raises(ValueError, match="obs"):
         ReplayBuffer(5, (3,), (), discrete=True).load_state_dict(state)
+
+
+class _UnpicklableEnv(MultiGoalEnv):
+    """Copies (for the evaluation environment) but does not pickle, like a simulator with native handles."""
+
+    def __reduce__(self):
+        raise TypeError("holds a native handle")
+
+    def __deepcopy__(self, memo):
+        return MultiGoalEnv()
+
+
+def test_an_environment_that_does_not_pickle_is_left_out_with_a_warning(tmp_path):
+    cfg = SACConfig(**{**TINY, "learning_starts": 10})
+    agent = SAC(cfg).fit(_UnpicklableEnv(), 20)
+    with pytest.warns(UserWarning, match="could not be pickled"):
+        agent.save(tmp_path / "sac.pt")
+    loaded = SAC.load(tmp_path / "sac.pt")
+    assert loaded.env_ is None and loaded.num_timesteps_ == 20
+    with pytest.raises(ValueError, match="env"):
+        loaded.fit(None, 5, reset_num_timesteps=False)
+    loaded.fit(MultiGoalEnv(), 5, reset_num_timesteps=False)
+    assert loaded.num_timesteps_ == 25
