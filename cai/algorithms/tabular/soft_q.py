@@ -12,19 +12,23 @@ point is the soft Q of :func:`cai.soft_value_iteration`. With the max semiring
 is the hard Q of :func:`cai.value_iteration`. Both are off-policy: any behaviour that tries
 every allowed action converges (with Robbins–Monro steps ``sum eta = inf``, ``sum eta^2 < inf``,
 e.g. :class:`PolynomialStepSize` with ``1/2 < power <= 1``). The default behaviour is Boltzmann
-in the current ``Q`` (the soft-optimal policy's form) mixed with the uniform policy (the action
-prior) with weight ``epsilon = 0.2``::
+in the current ``Q`` (the soft-optimal policy's form) mixed with weight ``epsilon = 0.2`` with
+``u(a|s)``, the action prior normalised over the allowed actions (uniform for the counting measure)::
 
-    b(a|s) = (1 - epsilon) * rho(a|s) exp(Q(s,a) / behaviour_alpha) / Z(s) + epsilon * rho(a|s)
+    b(a|s) = (1 - epsilon) * rho(a|s) exp(Q(s,a) / behaviour_alpha) / Z(s) + epsilon * u(a|s)
 
 The mixture is what makes the default converge: a pure Boltzmann behaviour on the *estimated*
 ``Q`` gives an action whose estimate lags by ``dQ`` a probability ``exp(-dQ / behaviour_alpha)``,
 so once one action's estimate has grown (say at a rewarding goal, where every action is equally
 good) the others are practically never tried again and keep their initial value; the
 convergence theorem's "every allowed action is tried infinitely often" fails in practice. With
-``epsilon > 0`` every allowed action has probability at least ``epsilon * rho(a|s)`` in every
+``epsilon > 0`` every allowed action has probability at least ``epsilon * u(a|s)`` in every
 visited state, whatever ``Q`` is. Since the targets do not depend on the behaviour, the fixed
-point is unchanged.
+point is unchanged. This is dithering, not directed, exploration: it does not make far states
+likely. Where reaching a state takes a long specific path within the horizon (the ``two-route``
+world: 12 steps down one of two corridors), neither it nor a uniform behaviour visits every
+state a soft-optimal agent visits within a few hundred thousand samples; the stationary 3x3
+grid and the ``chain`` and ``lottery`` worlds converge in 100k-300k samples (tests).
 
 Transitions are simulated from the MDP in ``n_envs`` parallel episodes; updates that hit the
 same ``(t, s, a)`` in one batch are averaged (a minibatch step). The same backups over actions
@@ -178,7 +182,7 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
         if behaviour == "uniform":
             return uniform
         boltzmann = normalised(Qt[s] / beta + (0.0 if log_prior is None else log_prior[s]))
-        # epsilon-mixture: every allowed action keeps probability >= epsilon * rho(a|s)
+        # epsilon-mixture: every allowed action keeps probability >= epsilon * u(a|s)
         return (1.0 - epsilon) * boltzmann + epsilon * uniform
 
     def values_next(t_next, s_next):
