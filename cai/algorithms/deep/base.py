@@ -39,7 +39,7 @@ import os
 import pickle
 import random
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class NotFittedError(ValueError, AttributeError):
     """A learner was asked to act or save before ``fit`` (or ``load``) built it."""
 
 
-def make_env(env, name: str = "env"):
+def make_env(env: Any, name: str = "env") -> Any:
     """An environment from a gymnasium id (made with ``gymnasium.make``) or a gymnasium-API object.
 
     Args:
@@ -150,13 +150,15 @@ class OffPolicyLearner:
             raise NotFittedError(f"{type(self).__name__}.{what}: the learner has no networks yet; "
                                  f"call fit(env, total_steps) or {type(self).__name__}.load(path) first")
 
-    def _check_env(self, env, name: str = "env"):
+    def _check_env(self, env, name: str = "env", same_spaces: bool = True) -> Any:
+        """``env`` made from an id if needed; its action space of this learner's kind and, with
+        ``same_spaces`` on a built learner, its spaces those the networks were built for."""
         env = make_env(env, name)
         kind = space_kind(env.action_space)
         if kind != self.action_kind:
             need = "a continuous (Box)" if self.action_kind == "box" else "a discrete (Discrete)"
             raise ValueError(f"{name}: {type(self).__name__} needs {need} action space, got {env.action_space!r}")
-        if self.is_fitted and not (_same_space(env.action_space, self.action_space_)
+        if same_spaces and self.is_fitted and not (_same_space(env.action_space, self.action_space_)
                                    and tuple(env.observation_space.shape) == tuple(self.observation_space_.shape)):
             raise ValueError(f"{name}: expected the spaces the learner was built for (observations "
                              f"{tuple(self.observation_space_.shape)}, actions {self.action_space_!r}), got "
@@ -199,7 +201,8 @@ class OffPolicyLearner:
 
     # ------------------------------------------------------------------ training
     def fit(self, env, total_steps: int, eval_env=None, *,
-            callback: Union[None, Callback, Sequence[Callback]] = None, reset_num_timesteps: bool = True):
+            callback: Union[None, Callback, Sequence[Callback]] = None,
+            reset_num_timesteps: bool = True) -> OffPolicyLearner:
         """Train for ``total_steps`` more environment steps.
 
         Args:
@@ -236,8 +239,8 @@ class OffPolicyLearner:
                                  "when resuming with reset_num_timesteps=False a learner that has an environment)")
             env = self.env_
         else:
-            env = self._check_env(env)
-        eval_env = None if eval_env is None else self._check_env(eval_env, "eval_env")
+            env = self._check_env(env, same_spaces=resume)
+        eval_env = None if eval_env is None else self._check_env(eval_env, "eval_env", same_spaces=resume)
         if resume:
             if env is not getattr(self, "env_", None):
                 self.loop_state_.obs = None  # another environment: start a new episode
@@ -295,7 +298,7 @@ class OffPolicyLearner:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike], env=None):
+    def load(cls, path: Union[str, os.PathLike], env=None) -> OffPolicyLearner:
         """A learner restored from a :meth:`save` checkpoint, ready to act or to resume.
 
         Args:
