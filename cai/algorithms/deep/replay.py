@@ -45,6 +45,8 @@ class ReplayBuffer:
         ValueError: If ``capacity`` is not a positive integer.
     """
 
+    _ARRAYS = ("obs", "action", "reward", "next_obs", "terminated")
+
     def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), discrete: bool = False,
                  device: str = "cpu", seed: Optional[int] = None):
         if int(capacity) != capacity or capacity < 1:
@@ -59,8 +61,6 @@ class ReplayBuffer:
         self._next = 0
         self._size = 0
         self._rng = np.random.default_rng(seed)
-
-    _ARRAYS = ("obs", "action", "reward", "next_obs", "terminated")
 
     def __len__(self) -> int:
         return self._size
