@@ -87,7 +87,7 @@ def make_env(env: Any, name: str = "env") -> Any:
     return env
 
 
-def space_kind(space) -> str:
+def space_kind(space: Any) -> str:
     """``"discrete"`` (has ``n``, no bounds), ``"box"`` (has ``low``, ``high``, ``shape``) or ``"other"``."""
     if hasattr(space, "n") and not hasattr(space, "low"):
         return "discrete"
@@ -96,7 +96,7 @@ def space_kind(space) -> str:
     return "other"
 
 
-def _same_space(a, b) -> bool:
+def _same_space(a: Any, b: Any) -> bool:
     kind = space_kind(a)
     if kind != space_kind(b):
         return False
@@ -132,7 +132,7 @@ class OffPolicyLearner:
     _optimizers: Sequence[str] = ()
     _tensors: Sequence[str] = ()
 
-    def __init__(self, config=None):
+    def __init__(self, config: Any = None) -> None:
         if config is None:
             config = self.config_class()
         if not isinstance(config, self.config_class):
@@ -166,7 +166,7 @@ class OffPolicyLearner:
         return env
 
     # ------------------------------------------------------------------ building
-    def _setup(self, observation_space, action_space) -> None:
+    def _setup(self, observation_space: Any, action_space: Any) -> None:
         """Seed, then build networks, optimisers and buffer for these spaces; zero the counters."""
         self.rng_ = seed_everything(self.config.seed)
         self.observation_space_, self.action_space_ = observation_space, action_space
@@ -177,7 +177,7 @@ class OffPolicyLearner:
         self.loop_state_ = LoopState()
         self._rng_snapshot = None
 
-    def _build(self, observation_space, action_space) -> None:  # pragma: no cover - abstract
+    def _build(self, observation_space: Any, action_space: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _loop_kwargs(self) -> dict:  # pragma: no cover - abstract
@@ -200,7 +200,7 @@ class OffPolicyLearner:
         self.rng_.bit_generator.state = copy.deepcopy(state["learner"])
 
     # ------------------------------------------------------------------ training
-    def fit(self, env, total_steps: int, eval_env=None, *,
+    def fit(self, env: Any, total_steps: int, eval_env: Any = None, *,
             callback: Union[None, Callback, Sequence[Callback]] = None,
             reset_num_timesteps: bool = True) -> OffPolicyLearner:
         """Train for ``total_steps`` more environment steps.
@@ -298,7 +298,7 @@ class OffPolicyLearner:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike], env=None) -> OffPolicyLearner:
+    def load(cls, path: Union[str, os.PathLike], env: Any = None) -> OffPolicyLearner:
         """A learner restored from a :meth:`save` checkpoint, ready to act or to resume.
 
         Args:

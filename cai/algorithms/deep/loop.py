@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ class TrainingHistory:
         return self.env_steps / self.wall_time if self.wall_time > 0 else float("nan")
 
 
-def evaluate_policy(env, act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed: Optional[int] = None,
+def evaluate_policy(env: Any, act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed: Optional[int] = None,
                     max_steps: int = 100_000) -> List[float]:
     """Run ``n_episodes`` full episodes of ``act`` (observation -> environment action); return their returns."""
     returns = []
@@ -112,7 +112,7 @@ def evaluate_policy(env, act: Callable[[np.ndarray], np.ndarray], n_episodes: in
 class ActionScaler:
     """Affine map between the learner's ``[-1, 1]^d`` and a Box action space ``[low, high]``."""
 
-    def __init__(self, action_space):
+    def __init__(self, action_space: Any) -> None:
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
         if not (np.all(np.isfinite(self.low)) and np.all(np.isfinite(self.high))):
@@ -123,7 +123,7 @@ class ActionScaler:
         return (self.low + 0.5 * (np.asarray(action, dtype=np.float64) + 1.0) * (self.high - self.low)).astype(np.float32)
 
 
-def setup_box_learner(learner, observation_space, action_space):
+def setup_box_learner(learner: Any, observation_space: Any, action_space: Any) -> Tuple[int, int, torch.device]:
     """Size a learner for a Box action space (the caller has seeded; see :func:`seed_everything`).
 
     Sets ``learner.action_dim_`` and ``learner.scaler_``; returns ``(obs_dim, action_dim, device)``.
@@ -191,7 +191,7 @@ def _as_callbacks(callback: Union[None, Callback, Sequence[Callback]]) -> List[C
     return callbacks
 
 
-def run_off_policy(agent, env, total_steps: int, eval_env=None, *, random_action: Callable[[], Any],
+def run_off_policy(agent: Any, env: Any, total_steps: int, eval_env: Any = None, *, random_action: Callable[[], Any],
                    policy_action: Callable[[np.ndarray], Any], to_env: Optional[Callable[[Any], Any]] = None,
                    updates_per_step: int = 1, train_every: int = 1, desc: str = "",
                    callback: Union[None, Callback, Sequence[Callback]] = None, resume: bool = False) -> TrainingHistory:

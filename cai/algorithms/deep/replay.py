@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class ReplayBuffer:
     _ARRAYS = ("obs", "action", "reward", "next_obs", "terminated")
 
     def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), discrete: bool = False,
-                 device: str = "cpu", seed: Optional[int] = None):
+                 device: str = "cpu", seed: Optional[int] = None) -> None:
         if int(capacity) != capacity or capacity < 1:
             raise ValueError(f"capacity: expected a positive integer, got {capacity!r}")
         self.capacity = int(capacity)
@@ -65,7 +65,7 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._size
 
-    def add(self, obs, action, reward: float, next_obs, terminated: bool) -> None:
+    def add(self, obs: np.ndarray, action: Union[np.ndarray, int], reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         """Store one transition (overwriting the oldest when full)."""
         i = self._next
         self.obs[i] = obs

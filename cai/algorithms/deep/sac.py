@@ -152,7 +152,7 @@ class SAC(OffPolicyLearner):
     _optimizers = ("actor_opt_", "critic_opt_", "alpha_opt_")
     _tensors = ("log_alpha_",)
 
-    def __init__(self, config: Optional[SACConfig] = None):
+    def __init__(self, config: Optional[SACConfig] = None) -> None:
         super().__init__(config)
 
     # -- setup
@@ -207,7 +207,7 @@ class SAC(OffPolicyLearner):
 
     # -- acting
     @torch.no_grad()
-    def act(self, obs, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Environment action for one observation (``deterministic``: ``tanh(mu(s))``).
 
         Raises:

@@ -124,7 +124,7 @@ class SoftDQN(OffPolicyLearner):
     _modules = ("q_", "q_target_")
     _optimizers = ("opt_",)
 
-    def __init__(self, config: Optional[SoftDQNConfig] = None):
+    def __init__(self, config: Optional[SoftDQNConfig] = None) -> None:
         super().__init__(config)
 
     def _build(self, observation_space, action_space) -> None:
@@ -155,7 +155,7 @@ class SoftDQN(OffPolicyLearner):
         return dict(loss=loss, q_mean=target.mean())
 
     @torch.no_grad()
-    def _action_index(self, obs, deterministic: bool) -> int:
+    def _action_index(self, obs: np.ndarray, deterministic: bool) -> int:
         """Greedy index (``deterministic``) or a sample of the Boltzmann policy, in ``0..n-1``."""
         q = self.q_(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0))[0]
         if deterministic:
@@ -163,7 +163,7 @@ class SoftDQN(OffPolicyLearner):
         p = torch.softmax(q.double() / self.config.alpha, dim=-1).cpu().numpy()
         return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
 
-    def act(self, obs, deterministic: bool = True) -> int:
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
         """Environment action: greedy (``deterministic``) or a sample of the Boltzmann policy.
 
         Raises:

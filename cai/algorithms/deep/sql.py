@@ -196,7 +196,7 @@ class SQL(OffPolicyLearner):
     _modules = ("q_", "q_target_", "sampler_")
     _optimizers = ("q_opt_", "sampler_opt_")
 
-    def __init__(self, config: Optional[SQLConfig] = None):
+    def __init__(self, config: Optional[SQLConfig] = None) -> None:
         super().__init__(config)
 
     def _build(self, observation_space, action_space) -> None:
@@ -250,7 +250,7 @@ class SQL(OffPolicyLearner):
         return dict(q=q_loss, sampler=sampler_loss, svgd_norm=phi.norm(dim=-1).mean())
 
     @torch.no_grad()
-    def sample_actions(self, obs, n: int) -> np.ndarray:
+    def sample_actions(self, obs: np.ndarray, n: int) -> np.ndarray:
         """``n`` sampler actions in ``[-1, 1]^d`` for one observation; returns ``(n, d)``.
 
         Raises:
@@ -260,7 +260,7 @@ class SQL(OffPolicyLearner):
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0)
         return torch.tanh(self.sampler_(o, n))[0].cpu().numpy()
 
-    def act(self, obs, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Environment action for one observation (the sampler is stochastic by design)."""
         return self.scaler_.to_env(self.sample_actions(obs, 1)[0])
 
