@@ -216,7 +216,7 @@ class OffPolicyLearner:
                 returning ``False`` stops training. Raising ``KeyboardInterrupt`` from one (or
                 pressing Ctrl-C) stops after the current step with the learner consistent.
             reset_num_timesteps: True (default): start from scratch (seed, build networks,
-                empty buffer, step 0). False: continue the networks, buffer, counters, RNG states
+                empty buffer, step 0; a warning if the learner came from ``load``). False: continue the networks, buffer, counters, RNG states
                 and the unfinished episode of the previous ``fit`` or of ``load``; on a learner
                 that was never fitted it is a fresh start.
 
@@ -247,7 +247,12 @@ class OffPolicyLearner:
             if self._rng_snapshot is not None:
                 self._restore_rng(self._rng_snapshot)
         else:
+            if getattr(self, "_loaded", False):
+                warnings.warn(f"fit: reset_num_timesteps=True starts {type(self).__name__} from scratch and discards "
+                              "the loaded networks, buffer and counters; pass reset_num_timesteps=False to continue",
+                              UserWarning, stacklevel=2)
             self._setup(env.observation_space, env.action_space)
+            self._loaded = False
         self.env_ = env
         self._in_fit = True
         try:
@@ -343,6 +348,7 @@ class OffPolicyLearner:
         learner.n_updates_, learner.num_timesteps_ = state["n_updates"], state["num_timesteps"]
         learner.history_, learner.loop_state_ = state["history"], state["loop_state"]
         learner._rng_snapshot = state["rng"]
+        learner._loaded = True
         learner.rng_.bit_generator.state = copy.deepcopy(state["rng"]["learner"])
         if env is not None:
             learner.env_ = learner._check_env(env)
