@@ -34,6 +34,7 @@ Checkpoints are pickles (``torch.save``): load only files you trust.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import numbers
 import os
 import pickle
@@ -303,7 +304,7 @@ class OffPolicyLearner:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike], env: Any = None) -> OffPolicyLearner:
+    def load(cls, path: Union[str, os.PathLike], env: Any = None, device: Optional[str] = None) -> OffPolicyLearner:
         """A learner restored from a :meth:`save` checkpoint, ready to act or to resume.
 
         Args:
@@ -312,6 +313,8 @@ class OffPolicyLearner:
                 spaces. None: the environment stored in the checkpoint (which continues the
                 unfinished episode exactly), if it could be pickled. A given ``env`` starts a new
                 episode at the next ``fit``.
+            device: Torch device to build on instead of the saved ``config.device`` (e.g. ``"cpu"``
+                for a checkpoint written on a GPU machine).
 
         Returns:
             The learner; continue with ``fit(None, n, reset_num_timesteps=False)``.
@@ -325,7 +328,8 @@ class OffPolicyLearner:
         if state["cls"] != cls.__name__:
             raise ValueError(f"path: expected a {cls.__name__} checkpoint, got a {state['cls']} checkpoint; "
                              f"use {state['cls']}.load")
-        learner = cls(state["config"])
+        config = state["config"] if device is None else dataclasses.replace(state["config"], device=str(device))
+        learner = cls(config)
         outside = learner_rng = None
         try:  # building draws from (and seeds) the global RNGs: leave the caller's streams as they were
             learner.rng_ = np.random.default_rng()

@@ -174,6 +174,7 @@ def test_load_with_another_environment_starts_a_new_episode(tmp_path):
     assert agent.num_timesteps_ == 110 and len(agent.buffer_) == 110
     # the unfinished first episode (60 steps) was dropped; the new one has run 50 steps
     assert agent.history_.episode_steps == [] and agent.loop_state_.episode_length == 50
+    assert SAC.load(tmp_path / "sac.pt", device="cpu").config.device == "cpu"
     with pytest.warns(UserWarning, match="from scratch"):      # SB3 users may expect fit to continue
         SAC.load(tmp_path / "sac.pt").fit("Pendulum-v1", 5)
 
