@@ -5,39 +5,39 @@ exp(r(s_t, a_t) / alpha)``; backward messages give soft Q and V, forward message
 marginals, and every number is checked against direct soft dynamic programming.
 """
 from cai._version import __version__
-from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SoftDQN, compose, q_learning, soft_q_learning, soft_reinforce
+from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SACConfig, SoftDQN, SoftDQNConfig, SQLConfig, compose, q_learning, soft_q_learning, soft_reinforce
 from cai.app import explore
 from cai.dp import (
-    PolicyMarginals,
-    elbo,
-    policy_marginals,
-    policy_visitation,
-    soft_policy_evaluation,
-    soft_policy_iteration,
-    soft_value_iteration,
-    value_iteration,
+                            PolicyMarginals,
+                            elbo,
+                            policy_marginals,
+                            policy_visitation,
+                            soft_policy_evaluation,
+                            soft_policy_iteration,
+                            soft_value_iteration,
+                            value_iteration,
 )
 from cai.exact import (
-                 DivergenceError,
-                 ForwardMessages,
-                 Trajectories,
-                 backward_messages,
-                 forward_messages,
-                 posterior_dynamics,
-                 sample_posterior,
-                 sample_trajectories,
+                            DivergenceError,
+                            ForwardMessages,
+                            Trajectories,
+                            backward_messages,
+                            forward_messages,
+                            posterior_dynamics,
+                            sample_posterior,
+                            sample_trajectories,
 )
 from cai.mdp import LinearGaussianSystem, TabularMDP
 from cai.ops.recursion import ConvergenceWarning
 from cai.ppl import (
-                 AmortizedPolicyGuide,
-                 PolicyFit,
-                 TabularPolicyGuide,
-                 TrajectoryModel,
-                 fit_policy_closed_form,
-                 fit_policy_svi,
-                 pyro_log_evidence,
-                 pyro_sample_posterior,
+                            AmortizedPolicyGuide,
+                            PolicyFit,
+                            TabularPolicyGuide,
+                            TrajectoryModel,
+                            fit_policy_closed_form,
+                            fit_policy_svi,
+                            pyro_log_evidence,
+                            pyro_sample_posterior,
 )
 from cai.report import ComparisonReport, compare_inference
 from cai.solution import Solution
@@ -81,7 +81,10 @@ __all__ = [
     "soft_reinforce",
     "LinearGaussianSystem",
     "SAC",
+    "SACConfig",
     "SQL",
+    "SQLConfig",
     "SoftDQN",
     "explore",
+    "SoftDQNConfig",
 ]

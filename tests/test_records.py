@@ -15,10 +15,11 @@ import cai
 
 #: Packages of the 0.2 layout (the old module paths are deprecation shims and are skipped).
 PACKAGES = ["cai.mdp", "cai.worlds", "cai.ops", "cai.exact", "cai.dp", "cai.ppl", "cai.gaussian",
-            "cai.algorithms.tabular", "cai.algorithms.deep", "cai.report", "cai.viz"]
-#: Mutable on purpose: hyperparameter configs a user edits before training, and the training
-#: curve a learner appends to while it trains. None of them is a result.
-MUTABLE = {"LoopConfig", "SACConfig", "SQLConfig", "SoftDQNConfig", "TrainingHistory"}
+            "cai.algorithms.tabular", "cai.algorithms.deep", "cai.report", "cai.viz", "cai.sweep", "cai.why", "cai.app"]
+#: Mutable on purpose: hyperparameter configs a user edits before training, the training curve a
+#: learner appends to while it trains, and where the training loop stands between two ``fit``
+#: calls (the unfinished episode). None of them is a result.
+MUTABLE = {"LoopConfig", "SACConfig", "SQLConfig", "SoftDQNConfig", "TrainingHistory", "LoopState"}
 
 
 def _modules():

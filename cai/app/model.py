@@ -100,7 +100,7 @@ class GridWorldSpec:
                          goal_reward=self.goal_reward, lava_reward=self.lava_reward)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MethodResult:
     """One method's solution, as arrays over the open cells (and the exit state, if any).
 
@@ -122,7 +122,7 @@ class MethodResult:
     p_lava: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     """Everything the explorer draws for one world and one setting of the controls.
 

@@ -1,8 +1,10 @@
 """Deep MaxEnt RL in torch: SQL (amortised SVGD), SAC (twin Q, automatic temperature) and soft DQN.
 
-The three share one off-policy loop (:mod:`.loop`), one replay buffer (:mod:`.replay`) and the
+The three share one off-policy loop (:mod:`.loop`), one learner base with resumable ``fit``,
+callbacks and ``save`` / ``load`` (:mod:`.base`), one replay buffer (:mod:`.replay`) and the
 networks and target updates of :mod:`.networks`.
 """
+from cai.algorithms.deep.base import NotFittedError, OffPolicyLearner
 from cai.algorithms.deep.loop import LoopConfig, TrainingHistory
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 from cai.algorithms.deep.sac import SAC, SACConfig
@@ -10,4 +12,4 @@ from cai.algorithms.deep.soft_dqn import SoftDQN, SoftDQNConfig
 from cai.algorithms.deep.sql import SQL, SQLConfig
 
 __all__ = ["SAC", "SACConfig", "SQL", "SQLConfig", "SoftDQN", "SoftDQNConfig", "ReplayBuffer", "Transition",
-           "LoopConfig", "TrainingHistory"]
+           "LoopConfig", "TrainingHistory", "OffPolicyLearner", "NotFittedError"]

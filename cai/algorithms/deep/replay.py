@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple, Optional, Union
 
 import numpy as np
@@ -43,6 +44,8 @@ class ReplayBuffer:
     Raises:
         ValueError: If ``capacity`` is not a positive integer.
     """
+
+    _ARRAYS = ("obs", "action", "reward", "next_obs", "terminated")
 
     def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), discrete: bool = False,
                  device: str = "cpu", seed: Optional[int] = None) -> None:
@@ -87,3 +90,37 @@ class ReplayBuffer:
             return torch.from_numpy(x[idx]).to(self.device)
 
         return Transition(t(self.obs), t(self.action), t(self.reward), t(self.next_obs), t(self.terminated))
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: the stored transitions, the write position, the sampler's RNG.
+
+        Only the filled part of the arrays is copied (a half-empty 1M buffer costs what it holds).
+
+        Returns:
+            dict: ``capacity``, ``next``, ``size``, ``rng`` (the NumPy bit generator's state) and
+            the arrays ``obs``, ``action``, ``reward``, ``next_obs``, ``terminated`` (first ``size`` rows).
+        """
+        n = self._size
+        return dict(capacity=self.capacity, next=self._next, size=n, rng=copy.deepcopy(self._rng.bit_generator.state),
+                    **{k: getattr(self, k)[:n].copy() for k in self._ARRAYS})
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` into a buffer of the same capacity and shapes.
+
+        Raises:
+            ValueError: If the capacity or an array's shape or dtype differs.
+        """
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"state: expected a buffer of capacity {self.capacity}, got {state['capacity']}")
+        n = int(state["size"])
+        for k in self._ARRAYS:
+            mine, theirs = getattr(self, k), np.asarray(state[k])
+            if theirs.shape != (n, *mine.shape[1:]) or theirs.dtype != mine.dtype:
+                raise ValueError(f"state: expected {k} of shape {(n, *mine.shape[1:])} and dtype {mine.dtype}, "
+                                 f"got shape {theirs.shape} and dtype {theirs.dtype}")
+        for k in self._ARRAYS:
+            arr = getattr(self, k)
+            arr[:] = 0
+            arr[:n] = state[k]
+        self._next, self._size = int(state["next"]), n
+        self._rng.bit_generator.state = copy.deepcopy(state["rng"])

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 import torch
 
-from cai.algorithms.deep.loop import LoopConfig, TrainingHistory, run_off_policy, setup_box_learner
+from cai.algorithms.deep.base import OffPolicyLearner
+from cai.algorithms.deep.loop import LoopConfig, setup_box_learner
 from cai.algorithms.deep.networks import EnsembleQNetwork, TanhGaussianActor, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 
 if TYPE_CHECKING:
-    import gymnasium
+    pass
 
 __all__ = [
     "SACConfig",
@@ -130,26 +131,37 @@ class SACConfig(LoopConfig):
     updates_per_step: int = 1
 
 
-class SAC:
+class SAC(OffPolicyLearner):
     """Soft actor-critic on a gymnasium-API environment with a Box action space.
 
     Example::
 
-        agent = SAC(SACConfig(seed=1)).fit(gymnasium.make("Pendulum-v1"), total_steps=20_000)
+        agent = SAC(SACConfig(seed=1)).fit("Pendulum-v1", total_steps=20_000)
         agent.act(obs)                      # environment action
+        agent.save("sac.pt")                # networks, optimisers, temperature, buffer, RNGs, env
+        agent = SAC.load("sac.pt").fit(None, 10_000, reset_num_timesteps=False)   # 10k more steps
+
+    Saving, loading and resuming (exact on CPU), callbacks, checkpoints and Ctrl-C are those of
+    :class:`~cai.algorithms.deep.base.OffPolicyLearner`.
 
     Attributes (after ``fit``):
         actor_: :class:`TanhGaussianActor`. critic_, critic_target_: :class:`EnsembleQNetwork` (E=2).
         log_alpha_: learned log temperature (0-dim tensor). history_: :class:`TrainingHistory`.
     """
 
+    config_class = SACConfig
+    action_kind = "box"
+    _modules = ("actor_", "critic_", "critic_target_")
+    _optimizers = ("actor_opt_", "critic_opt_", "alpha_opt_")
+    _tensors = ("log_alpha_",)
+
     def __init__(self, config: Optional[SACConfig] = None) -> None:
-        self.config = SACConfig() if config is None else config
+        super().__init__(config)
 
     # -- setup
-    def _build(self, env) -> None:
+    def _build(self, observation_space, action_space) -> None:
         cfg = self.config
-        obs_dim, act_dim, dev = setup_box_learner(self, env)
+        obs_dim, act_dim, dev = setup_box_learner(self, observation_space, action_space)
         self.actor_ = TanhGaussianActor(obs_dim, act_dim, cfg.hidden_sizes).to(dev, torch.float32)
         self.critic_ = EnsembleQNetwork(obs_dim, act_dim, cfg.hidden_sizes, ensemble_size=2).to(dev, torch.float32)
         self.critic_target_ = copy.deepcopy(self.critic_).requires_grad_(False)
@@ -160,8 +172,6 @@ class SAC:
         self.critic_opt_ = torch.optim.Adam(self.critic_.parameters(), lr=cfg.lr)
         self.alpha_opt_ = torch.optim.Adam([self.log_alpha_], lr=cfg.lr)
         self.buffer_ = ReplayBuffer(cfg.buffer_size, (obs_dim,), (act_dim,), device=cfg.device, seed=cfg.seed)
-        self.history_ = TrainingHistory()
-        self.n_updates_ = 0
 
     # -- one gradient step on each of critic, actor, temperature
     def update(self, batch: Transition) -> dict:
@@ -201,7 +211,12 @@ class SAC:
     # -- acting
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Environment action for one observation (``deterministic``: ``tanh(mu(s))``)."""
+        """Environment action for one observation (``deterministic``: ``tanh(mu(s))``).
+
+        Raises:
+            NotFittedError: Before ``fit`` or ``load``.
+        """
+        self._check_fitted("act")
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0)
         a, _ = self.actor_(o, deterministic=deterministic)
         return self.scaler_.to_env(a[0].cpu().numpy())
@@ -213,17 +228,10 @@ class SAC:
         return self.actor_(o)[0][0].cpu().numpy()
 
     # -- training loop
-    def fit(self, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None) -> SAC:
-        """Train for ``total_steps`` environment steps; evaluate on ``eval_env`` (default ``env``).
-
-        The loop is :func:`~cai.algorithms.deep.loop.run_off_policy`: uniform actions on ``[-1, 1]^d``
-        for ``learning_starts`` steps, then samples of the policy; ``updates_per_step`` calls of
-        :meth:`update` per step; evaluations use the deterministic :meth:`act`.
-        """
-        cfg = self.config
-        self._build(env)
-        run_off_policy(self, env, total_steps, eval_env,
-                       random_action=lambda: self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32),
-                       policy_action=self._sample_action, to_env=self.scaler_.to_env,
-                       updates_per_step=cfg.updates_per_step, desc="SAC")
-        return self
+    def _loop_kwargs(self) -> dict:
+        """The loop: uniform actions on ``[-1, 1]^d`` for ``learning_starts`` steps, then samples of the
+        policy; ``updates_per_step`` calls of :meth:`update` per step; evaluations use the deterministic
+        :meth:`act`."""
+        return dict(random_action=lambda: self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32),
+                    policy_action=self._sample_action, to_env=self.scaler_.to_env,
+                    updates_per_step=self.config.updates_per_step, desc="SAC")

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cai.algorithms.deep.loop import LoopConfig, TrainingHistory, run_off_policy, seed_everything
+from cai.algorithms.deep.base import OffPolicyLearner
+from cai.algorithms.deep.loop import LoopConfig
 from cai.algorithms.deep.networks import mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 
 if TYPE_CHECKING:
-    import gymnasium
+    pass
 
 __all__ = ["SoftDQNConfig", "SoftDQN", "soft_dqn_target", "soft_dqn_loss", "boltzmann_log_policy", "discrete_soft_value"]
 
@@ -109,28 +110,35 @@ class SoftDQNConfig(LoopConfig):
     max_grad_norm: float = 10.0
 
 
-class SoftDQN:
+class SoftDQN(OffPolicyLearner):
     """Soft DQN on a gymnasium-API environment with a Discrete action space.
+
+    Actions are indices ``0..n-1`` inside the learner (buffer, Q heads) and ``start + index`` for the
+    environment (gymnasium's ``Discrete(n, start)``). Saving, loading and resuming (exact on CPU),
+    callbacks, checkpoints and Ctrl-C are those of :class:`~cai.algorithms.deep.base.OffPolicyLearner`.
 
     Attributes (after ``fit``):
         q_, q_target_: ``nn.Sequential`` mapping observations ``(B, o)`` to ``Q (B, A)``.
         history_: :class:`TrainingHistory`.
     """
 
-    def __init__(self, config: Optional[SoftDQNConfig] = None) -> None:
-        self.config = SoftDQNConfig() if config is None else config
+    config_class = SoftDQNConfig
+    action_kind = "discrete"
+    _modules = ("q_", "q_target_")
+    _optimizers = ("opt_",)
 
-    def _build(self, env) -> None:
+    def __init__(self, config: Optional[SoftDQNConfig] = None) -> None:
+        super().__init__(config)
+
+    def _build(self, observation_space, action_space) -> None:
         cfg = self.config
-        self.rng_ = seed_everything(cfg.seed)
-        obs_dim = int(np.prod(env.observation_space.shape))
-        self.n_actions_ = int(env.action_space.n)
+        obs_dim = int(np.prod(observation_space.shape))
+        self.n_actions_ = int(action_space.n)
+        self.action_start_ = int(getattr(action_space, "start", 0))
         self.q_ = mlp(obs_dim, cfg.hidden_sizes, self.n_actions_).to(cfg.device, torch.float32)
         self.q_target_ = copy.deepcopy(self.q_).requires_grad_(False)
         self.opt_ = torch.optim.Adam(self.q_.parameters(), lr=cfg.lr)
         self.buffer_ = ReplayBuffer(cfg.buffer_size, (obs_dim,), (), discrete=True, device=cfg.device, seed=cfg.seed)
-        self.history_ = TrainingHistory()
-        self.n_updates_ = 0
 
     def update(self, batch: Transition) -> dict:
         """One gradient step on the soft Bellman error; returns losses."""
@@ -150,24 +158,28 @@ class SoftDQN:
         return dict(loss=loss, q_mean=target.mean())
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
-        """Greedy action (``deterministic``) or a sample of the Boltzmann policy."""
+    def _action_index(self, obs: np.ndarray, deterministic: bool) -> int:
+        """Greedy index (``deterministic``) or a sample of the Boltzmann policy, in ``0..n-1``."""
         q = self.q_(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0))[0]
         if deterministic:
             return int(q.argmax())
         p = torch.softmax(q.double() / self.config.alpha, dim=-1).cpu().numpy()
         return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
 
-    def fit(self, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None) -> SoftDQN:
-        """Train for ``total_steps`` environment steps with the Boltzmann behaviour policy.
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
+        """Environment action: greedy (``deterministic``) or a sample of the Boltzmann policy.
 
-        The loop is :func:`~cai.algorithms.deep.loop.run_off_policy`: uniform actions for
-        ``learning_starts`` steps, then Boltzmann samples; one :meth:`update` every ``train_every``
-        steps; evaluations act greedily.
+        Raises:
+            NotFittedError: Before ``fit`` or ``load``.
         """
-        self._build(env)
-        run_off_policy(self, env, total_steps, eval_env,
-                       random_action=lambda: int(self.rng_.integers(self.n_actions_)),
-                       policy_action=lambda obs: self.act(obs, deterministic=False),
-                       train_every=self.config.train_every, desc="SoftDQN")
-        return self
+        self._check_fitted("act")
+        return self.action_start_ + self._action_index(obs, deterministic)
+
+    def _loop_kwargs(self) -> dict:
+        """The loop: uniform actions for ``learning_starts`` steps, then Boltzmann samples; one
+        :meth:`update` every ``train_every`` steps; evaluations act greedily."""
+        start = self.action_start_
+        return dict(random_action=lambda: int(self.rng_.integers(self.n_actions_)),
+                    policy_action=lambda obs: self._action_index(obs, deterministic=False),
+                    to_env=None if start == 0 else (lambda a: start + a),
+                    train_every=self.config.train_every, desc="SoftDQN")

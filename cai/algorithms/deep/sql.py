@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from cai.algorithms.deep.loop import LoopConfig, TrainingHistory, run_off_policy, setup_box_learner
+from cai.algorithms.deep.base import OffPolicyLearner
+from cai.algorithms.deep.loop import LoopConfig, setup_box_learner
 from cai.algorithms.deep.networks import EnsembleQNetwork, mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 
 if TYPE_CHECKING:
-    import gymnasium
+    pass
 
 __all__ = [
     "SQLConfig",
@@ -182,28 +183,34 @@ class SamplerNetwork(nn.Module):
         return self.net(torch.cat([obs, xi], dim=-1))
 
 
-class SQL:
+class SQL(OffPolicyLearner):
     """Soft Q-learning (SQL) with an amortised SVGD sampler, for Box action spaces.
+
+    Saving, loading and resuming (exact on CPU), callbacks, checkpoints and Ctrl-C are those of
+    :class:`~cai.algorithms.deep.base.OffPolicyLearner`.
 
     Attributes (after ``fit``):
         q_, q_target_: :class:`EnsembleQNetwork` with one member; ``q_(obs, a)`` is ``(1, B)``.
         sampler_: :class:`SamplerNetwork`. history_: :class:`TrainingHistory`.
     """
 
-    def __init__(self, config: Optional[SQLConfig] = None) -> None:
-        self.config = SQLConfig() if config is None else config
+    config_class = SQLConfig
+    action_kind = "box"
+    _modules = ("q_", "q_target_", "sampler_")
+    _optimizers = ("q_opt_", "sampler_opt_")
 
-    def _build(self, env) -> None:
+    def __init__(self, config: Optional[SQLConfig] = None) -> None:
+        super().__init__(config)
+
+    def _build(self, observation_space, action_space) -> None:
         cfg = self.config
-        obs_dim, d, dev = setup_box_learner(self, env)
+        obs_dim, d, dev = setup_box_learner(self, observation_space, action_space)
         self.q_ = EnsembleQNetwork(obs_dim, d, cfg.hidden_sizes, ensemble_size=1).to(dev, torch.float32)
         self.q_target_ = copy.deepcopy(self.q_).requires_grad_(False)
         self.sampler_ = SamplerNetwork(obs_dim, d, cfg.hidden_sizes).to(dev, torch.float32)
         self.q_opt_ = torch.optim.Adam(self.q_.parameters(), lr=cfg.q_lr)
         self.sampler_opt_ = torch.optim.Adam(self.sampler_.parameters(), lr=cfg.sampler_lr)
         self.buffer_ = ReplayBuffer(cfg.buffer_size, (obs_dim,), (d,), device=cfg.device, seed=cfg.seed)
-        self.history_ = TrainingHistory()
-        self.n_updates_ = 0
 
     def _q(self, net, obs, actions):
         """``Q(s, a_k)`` for ``obs (B, o)`` and ``actions (B, K, d)`` -> ``(B, K)``."""
@@ -247,7 +254,12 @@ class SQL:
 
     @torch.no_grad()
     def sample_actions(self, obs: np.ndarray, n: int) -> np.ndarray:
-        """``n`` sampler actions in ``[-1, 1]^d`` for one observation; returns ``(n, d)``."""
+        """``n`` sampler actions in ``[-1, 1]^d`` for one observation; returns ``(n, d)``.
+
+        Raises:
+            NotFittedError: Before ``fit`` or ``load``.
+        """
+        self._check_fitted("sample_actions")
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0)
         return torch.tanh(self.sampler_(o, n))[0].cpu().numpy()
 
@@ -255,15 +267,9 @@ class SQL:
         """Environment action for one observation (the sampler is stochastic by design)."""
         return self.scaler_.to_env(self.sample_actions(obs, 1)[0])
 
-    def fit(self, env: gymnasium.Env, total_steps: int, eval_env: Optional[gymnasium.Env] = None) -> SQL:
-        """Train for ``total_steps`` environment steps.
-
-        The loop is :func:`~cai.algorithms.deep.loop.run_off_policy`: uniform actions on ``[-1, 1]^d``
-        for ``learning_starts`` steps, then sampler draws; one :meth:`update` per step.
-        """
-        self._build(env)
-        run_off_policy(self, env, total_steps, eval_env,
-                       random_action=lambda: self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32),
-                       policy_action=lambda obs: self.sample_actions(obs, 1)[0], to_env=self.scaler_.to_env,
-                       desc="SQL")
-        return self
+    def _loop_kwargs(self) -> dict:
+        """The loop: uniform actions on ``[-1, 1]^d`` for ``learning_starts`` steps, then sampler draws;
+        one :meth:`update` per step."""
+        return dict(random_action=lambda: self.rng_.uniform(-1.0, 1.0, self.action_dim_).astype(np.float32),
+                    policy_action=lambda obs: self.sample_actions(obs, 1)[0], to_env=self.scaler_.to_env,
+                    desc="SQL")
