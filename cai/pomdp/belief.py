@@ -34,10 +34,14 @@ from cai.ops.backup import EXPECTATION, q_backup
 from cai.pomdp.model import POMDP, FiniteStateController
 from cai.typing import Alpha, ArrayLike
 
-__all__ = ["BeliefTree", "BeliefSolution", "belief_soft_value_iteration", "belief_value_iteration", "MAX_NODES"]
+__all__ = ["BeliefTree", "BeliefSolution", "belief_soft_value_iteration", "belief_value_iteration", "MAX_NODES",
+           "MAX_CONTROLLER_NODES"]
 
 #: the largest tree :class:`BeliefTree` builds (nodes over all depths)
 MAX_NODES = 2_000_000
+
+#: the largest tree :meth:`BeliefSolution.controller` turns into a controller
+MAX_CONTROLLER_NODES = 2_000
 
 
 class BeliefTree:
@@ -174,12 +178,19 @@ class BeliefSolution:
         Memory nodes are numbered depth by depth (node ``(t, i)`` is ``sum_{u<t} n_u + i``); the
         update moves deterministically to the child; pruned branches and the last depth stay put
         (they are never used). Last-depth nodes act uniformly (no decision is left).
+
+        Raises:
+            ValueError: a tree of more than :data:`MAX_CONTROLLER_NODES` nodes (the dense
+                ``(M, A, O, M)`` update would not fit in memory).
         """
         tree = self.tree
         A, n_obs = tree.pomdp.n_actions, tree.pomdp.n_observations
         sizes = [b.shape[0] for b in tree.beliefs]
         offs = [sum(sizes[:t]) for t in range(len(sizes))]
         M = sum(sizes)
+        if M > MAX_CONTROLLER_NODES:
+            raise ValueError(f"controller: the tree has {M} nodes, more than MAX_CONTROLLER_NODES="
+                             f"{MAX_CONTROLLER_NODES} (a dense (M, A, O, M) memory update); use a shorter horizon")
         dt = self.values[0].dtype
         pi = torch.full((M, A), 1.0 / A, dtype=dt)
         eta = torch.zeros(M, A, n_obs, M, dtype=dt)

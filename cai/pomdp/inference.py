@@ -25,7 +25,6 @@ References:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence, Tuple
 
@@ -87,16 +86,13 @@ def check_sequence(name: str, x: Sequence[int], n: int, length: int, fn: str) ->
     return seq
 
 
-def log_factor(pomdp: POMDP, t: int, alpha: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(K, c)`` with ``K[s, a, s'] = P(s'|s,a) exp((r_t - c) / alpha)``, ``c`` the largest finite reward of step ``t``."""
+def log_factor(pomdp: POMDP, t: int, alpha: torch.Tensor) -> torch.Tensor:
+    """``r_t(s, a, s') / alpha`` as an ``(S, A, S')`` tensor (``(S, A, 1)`` for ``r(s, a)`` rewards)."""
     mdp = pomdp.mdp
-    P = mdp.dense_transitions()
     r = mdp.reward_at(t)
     if mdp.reward_layout != "sas":
         r = r.unsqueeze(-1)
-    finite = r[torch.isfinite(r)]
-    c = finite.max() if finite.numel() else torch.zeros((), dtype=r.dtype, device=r.device)
-    return P * torch.exp((r - c) / alpha), c
+    return r / alpha
 
 
 def filter_beliefs(pomdp: POMDP, actions: Sequence[int], observations: Sequence[int]) -> BeliefFilter:
@@ -171,57 +167,48 @@ def controller_messages(pomdp: POMDP, controller: FiniteStateController, observa
     if a.dim() != 0:
         raise ValueError(f"{fn}: alpha: expected a scalar temperature, got shape {tuple(a.shape)}")
     dt, dev = mdp.dtype, mdp.device
-    pi = controller.action_probs.to(dt, dev)
-    eta = controller.memory_update.to(dt, dev)
-    Z = pomdp.observations
-    kernels, shift = [], torch.zeros((), dtype=dt, device=dev)
-    for t in range(T):
-        if optimality:
-            K, c = log_factor(pomdp, t, a)
-            shift = shift + c / a
-        else:
-            K = mdp.dense_transitions()
-        kernels.append(K)
-    if optimality:
-        rT = mdp.terminal_rewards
-        cT = rT.max()
-        term = torch.exp((rT - cT) / a)
-        shift = shift + cT / a
-    else:
-        term = torch.ones(pomdp.n_states, dtype=dt, device=dev)
+    # log space throughout: a small alpha sends exp(r / alpha) far below the smallest double
+    log_pi = torch.log(controller.action_probs.to(dtype=dt, device=dev))
+    log_eta = torch.log(controller.memory_update.to(dtype=dt, device=dev))
+    log_Z = torch.log(pomdp.observations)
+    log_P = torch.log(mdp.dense_transitions())
+    term = mdp.terminal_rewards / a if optimality else torch.zeros(pomdp.n_states, dtype=dt, device=dev)
 
-    def step(t):
-        # W[s, m, a, s', m'] = pi(a|m) K_t(s, a, s') Z(o|s', a) eta(m'|m, a, o)
+    def log_w(t):
+        # log W[s, m, a, s', m'] = log pi(a|m) + log P(s'|s,a) [+ r_t / alpha] + log Z(o|s',a) + log eta(m'|m,a,o)
         o = obs[t]
-        return torch.einsum("ma,sap,pa,man->smapn", pi, kernels[t], Z[:, :, o], eta[:, :, o, :])
+        log_k = log_P + (log_factor(pomdp, t, a) if optimality else 0.0)          # (S, A, S')
+        return (log_pi[None, :, :, None, None] + log_k[:, None, :, :, None]
+                + log_Z[:, :, o].T[None, None, :, :, None] + log_eta[:, :, o, :][None, :, :, None, :])
 
-    W = [step(t) for t in range(T)]
-    f = torch.outer(pomdp.initial_belief, controller.initial_memory.to(dt, dev))
-    filtered, log_z = [f], shift.clone()
+    W = [log_w(t) for t in range(T)]
+    f = torch.log(pomdp.initial_belief)[:, None] + torch.log(controller.initial_memory.to(dtype=dt, device=dev))[None]
+    filtered, log_z = [f], torch.zeros((), dtype=dt, device=dev)
     for t in range(T):
-        g = torch.einsum("sm,smapn->pn", f, W[t])
-        c = g.sum()
-        if float(c) <= 0:
+        g = torch.logsumexp((f[:, :, None, None, None] + W[t]).flatten(0, 2), 0)
+        c = torch.logsumexp(g.flatten(), 0)
+        if not bool(torch.isfinite(c)):
             raise ValueError(f"{fn}: observations: o_{t + 1} = {obs[t]} has probability 0 under the controller "
                              f"given the observations before it")
-        log_z = log_z + torch.log(c)
-        f = g / c
+        log_z = log_z + c
+        f = g - c
         filtered.append(f)
-    end = (f * term.unsqueeze(-1)).sum()
-    if float(end) <= 0:
+    end = torch.logsumexp((f + term[:, None]).flatten(), 0)
+    if not bool(torch.isfinite(end)):
         raise ValueError(f"{fn}: observations: the sequence has probability 0 under the controller")
-    log_z = log_z + torch.log(end)
-    beta = term.unsqueeze(-1).expand_as(f)
+    log_z = log_z + end
     backs = [None] * (T + 1)
-    backs[T] = beta / beta.sum()
+    backs[T] = term[:, None].expand_as(f)
     for t in range(T - 1, -1, -1):
-        beta = torch.einsum("smapn,pn->sm", W[t], backs[t + 1])
-        backs[t] = beta / beta.sum()
-    post = torch.stack([filtered[t] * backs[t] for t in range(T + 1)])
-    post = post / post.sum((-2, -1), keepdim=True)
-    acts = torch.stack([torch.einsum("sm,smapn,pn->a", filtered[t], W[t], backs[t + 1]) for t in range(T)]) \
-        if T else torch.zeros(0, pomdp.n_actions, dtype=dt, device=dev)
-    acts = acts / acts.sum(-1, keepdim=True)
-    if not math.isfinite(float(log_z)):
-        raise ValueError(f"{fn}: the evidence is not finite (alpha={float(a):g} too small for the rewards?)")
-    return ControllerMessages(log_z, torch.stack(filtered), post.sum(-1), post.sum(-2), acts)
+        beta = torch.logsumexp((W[t] + backs[t + 1][None, None, None]).flatten(2), -1)
+        backs[t] = beta - torch.logsumexp(beta.flatten(), 0)
+    post = torch.stack([filtered[t] + backs[t] for t in range(T + 1)])
+    post = torch.exp(post - torch.logsumexp(post.flatten(1), -1)[:, None, None])
+    if T:
+        acts = torch.stack([torch.logsumexp((filtered[t][:, :, None, None, None] + W[t] + backs[t + 1][None, None, None])
+                                            .permute(2, 0, 1, 3, 4).flatten(1), -1) for t in range(T)])
+        acts = torch.exp(acts - torch.logsumexp(acts, -1, keepdim=True))
+    else:
+        acts = torch.zeros(0, pomdp.n_actions, dtype=dt, device=dev)
+    filtered_p = torch.exp(torch.stack(filtered))
+    return ControllerMessages(log_z, filtered_p, post.sum(-1), post.sum(-2), acts)
