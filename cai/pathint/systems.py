@@ -54,7 +54,10 @@ def lg_rollout(system: LinearGaussianSystem) -> Rollout:
     ``S = sum_t r(x_t, 0) + r_T(x_H)`` (the state part of the reward), ``w ~ N(0, W)`` sampled."""
     lg_control_cost(system)
     W = system.W
-    Lw = torch.linalg.cholesky(W + 1e-300 * torch.eye(W.shape[0], dtype=W.dtype)) if bool((W != 0).any()) else None
+    Lw = None
+    if bool((W != 0).any()):                       # a square root of W, singular W included
+        lam, vec = torch.linalg.eigh(W)
+        Lw = vec * lam.clamp(min=0).sqrt()
 
     def rollout(x0: torch.Tensor, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         K, H, m = u.shape

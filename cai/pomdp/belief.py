@@ -50,8 +50,7 @@ class BeliefTree:
     Nodes are numbered depth by depth: node ``i`` of depth ``t`` is ``(t, i)``.
 
     Args:
-        pomdp: a :class:`~cai.pomdp.POMDP`.
-        horizon: depth of the tree (default: the POMDP's horizon).
+        pomdp: a :class:`~cai.pomdp.POMDP`; the tree's depth is its horizon.
         max_nodes: refuse trees with more nodes than this.
 
     Attributes:
@@ -65,14 +64,14 @@ class BeliefTree:
             (``-1`` rows at the root).
 
     Raises:
-        ValueError: a horizon that is not a positive integer, or a tree of more than ``max_nodes``.
+        ValueError: a tree of more than ``max_nodes`` nodes.
     """
 
-    def __init__(self, pomdp: POMDP, horizon: Optional[int] = None, *, max_nodes: int = MAX_NODES) -> None:
+    def __init__(self, pomdp: POMDP, *, max_nodes: int = MAX_NODES) -> None:
         if not isinstance(pomdp, POMDP):
             raise TypeError(f"BeliefTree: pomdp: expected a cai.pomdp.POMDP, got {type(pomdp).__name__}")
         pomdp.check_unchanged("BeliefTree")
-        T = pomdp.horizon if horizon is None else check_positive_int("horizon", horizon, "a positive integer horizon")
+        T = pomdp.horizon
         max_nodes = check_positive_int("max_nodes", max_nodes)
         P, Z = pomdp.mdp.dense_transitions(), pomdp.observations
         A, n_obs = pomdp.n_actions, pomdp.n_observations
@@ -223,7 +222,7 @@ def _solve(tree: BeliefTree, alpha: Optional[torch.Tensor], log_prior: Optional[
     V[T] = tree.beliefs[T] @ pomdp.mdp.terminal_rewards
     for t in range(T - 1, -1, -1):
         b = tree.beliefs[t]
-        rt = r[min(t, len(r) - 1)]
+        rt = r[t]
         # rho(b, a) = sum_s b(s) r(s, a); a forbidden action with positive belief is -inf
         rho = torch.where(b.unsqueeze(-1) > 0, b.unsqueeze(-1) * torch.where(torch.isneginf(rt), 0.0, rt), 0.0).sum(1)
         forbidden = ((b.unsqueeze(-1) > 0) & torch.isneginf(rt).unsqueeze(0)).any(1)

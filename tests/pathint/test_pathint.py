@@ -117,3 +117,11 @@ def test_mppi_reaches_the_goals_of_multigoal():
         assert fr.sum() == 1.0 and len(paths[0]) <= 31
         goals.append(int(np.argmax(fr)))
     assert len(set(goals)) >= 2
+
+
+def test_singular_dynamics_noise_is_sampled():
+    """Noise on the velocity only (W singular, as when noise enters through the control channel)."""
+    sys = _system(torch.tensor([[0.0, 0.0], [0.0, 0.05]]))
+    exact = lg_exact_first_control(sys, X0, 1.0)
+    est = lg_path_integral_control(sys, X0, 1.0, 32000, seed=6)
+    assert abs(float(est.first - exact)) <= 4 * float(est.std_error)
