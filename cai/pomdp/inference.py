@@ -25,8 +25,9 @@ References:
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -72,12 +73,16 @@ class ControllerMessages:
     action_marginals: torch.Tensor
 
 
-def check_sequence(name: str, x: Sequence[int], n: int, length: int, fn: str) -> Tuple[int, ...]:
+def check_sequence(name: str, x: Sequence[int], n: int, length: Optional[int], fn: str) -> Tuple[int, ...]:
     """``x`` as a tuple of ints in ``[0, n)`` of length ``length`` (``None``: any length)."""
     try:
-        seq = tuple(int(v) for v in (x.tolist() if isinstance(x, torch.Tensor) else x))
-    except (TypeError, ValueError):
+        items = list(x.tolist() if isinstance(x, torch.Tensor) else x)
+    except TypeError:
         raise TypeError(f"{fn}: {name}: expected a sequence of integers, got {type(x).__name__}") from None
+    bad = [v for v in items if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:
+        raise TypeError(f"{fn}: {name}: expected a sequence of integers, got {bad[0]!r}")
+    seq = tuple(int(v) for v in items)
     if length is not None and len(seq) != length:
         raise ValueError(f"{fn}: {name}: expected {length} entries, got {len(seq)}")
     bad = [v for v in seq if not 0 <= v < n]

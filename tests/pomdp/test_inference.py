@@ -46,6 +46,11 @@ def test_filter_bad_input():
         filter_beliefs(m, [0, 0], [0])
     with pytest.raises(ValueError, match=r"actions: expected integers in \[0, 3\)"):
         filter_beliefs(m, [5], [0])
+    with pytest.raises(TypeError, match="observations: expected a sequence of integers, got 0.5"):
+        filter_beliefs(m, [0], [0.5])
+    with pytest.raises(TypeError, match="actions: expected a sequence of integers"):
+        filter_beliefs(m, 3, [0])
+    assert filter_beliefs(m, np.array([0, 0]), torch.tensor([1, 1])).beliefs.shape == (3, 2)
     perfect = tiger(listen_accuracy=1.0)
     with pytest.raises(ValueError, match="o_2 = 1 has probability 0"):
         filter_beliefs(perfect, [0, 0], [0, 1])
