@@ -122,3 +122,18 @@ def test_controller_messages_bad_input():
     with pytest.raises(ValueError, match="probability 0"):
         controller_messages(perfect, c, [0, 1, 0])
     assert torch.isfinite(controller_messages(m, c, [0, 0, 0], alpha=1e-3).log_evidence)
+
+
+def test_observation_history_policy_evidence_messages_and_pyro_agree():
+    """The MaxEnt tiger policy as a controller with one memory node per history (43 nodes at T=2)."""
+    from cai.pomdp import belief_soft_value_iteration
+
+    m = tiger(horizon=2)
+    c = belief_soft_value_iteration(m, 5.0).controller()
+    assert c.n_memory == 1 + 6 + 36
+    for obs in ([0, 0], [1, 0]):
+        msg = controller_messages(m, c, obs, 2.0)
+        assert abs(float(pyro_pomdp_log_evidence(m, c, obs, 2.0)) - float(msg.log_evidence)) < 1e-8
+        marg = pyro_pomdp_marginals(m, c, obs, 2.0)
+        np.testing.assert_allclose(as_np(marg["actions"]), as_np(msg.action_marginals), atol=1e-8)
+        np.testing.assert_allclose(as_np(marg["states"]), as_np(msg.state_marginals), atol=1e-8)
