@@ -67,7 +67,9 @@ def load_world(spec: str, *, horizon: Union[int, None, str] = DEFAULT, discount:
     key = canonical_name(spec)
     if key in WORLDS:
         if WORLDS[key].kind != "tabular":
-            raise UsageError(f"world {key!r} is a continuous environment for the deep learners, not a tabular MDP")
+            what = "a POMDP (see cai.pomdp)" if WORLDS[key].kind == "pomdp" else \
+                "a continuous environment for the deep learners"
+            raise UsageError(f"world {key!r} is {what}, not a tabular MDP")
         try:
             return key, make_world(key, slip=slip, horizon=horizon, discount=discount)
         except ImportError as exc:

@@ -96,10 +96,11 @@ def _annotation_namespace() -> dict:
     from cai.exact.sampling import Trajectories
     from cai.mdp.tabular import TabularMDP
     from cai.ops.values_step import SoftValueStep
+    from cai.pomdp.model import POMDP
     from cai.solution import Solution
 
     ns = dict(Axes=Axes, ForwardMessages=ForwardMessages, Trajectories=Trajectories, TabularMDP=TabularMDP,
-              SoftValueStep=SoftValueStep, Solution=Solution)
+              SoftValueStep=SoftValueStep, Solution=Solution, POMDP=POMDP)
     try:
         import gymnasium
         import gymnasium.spaces

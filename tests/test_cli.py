@@ -324,3 +324,10 @@ def test_graph_all_steps_is_capped(tmp_path, capsys):
     assert "--all-steps" in line and "260,260 pixels" in line and not out.exists()
     code, _, err = _run(capsys, "graph", "--steps", "12", "--all-steps", "--out", str(out), "--dpi", "20", "-q")
     assert code == 0 and out.exists(), err
+
+
+def test_pomdp_world_is_refused_with_one_line(capsys):
+    """The tabular commands take MDPs: a POMDP world is named as such, with exit code 2."""
+    assert main(["solve", "tiger"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "POMDP" in err[0] and "tiger" in err[0]
