@@ -459,7 +459,7 @@ def _cmd_demo(args) -> int:
         save(axes[0].figure, "posterior_marginals")
         if not args.no_gif:
             try:
-                viz.marginals_animation(mdp, post, out / "posterior_marginals.gif")
+                viz.marginals_animation(mdp, post, out / "posterior_marginals.gif", dpi=args.dpi)
                 written.append(out / "posterior_marginals.gif")
             except ImportError:
                 skipped.append("posterior_marginals.gif (needs pillow)")

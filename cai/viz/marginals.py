@@ -164,7 +164,7 @@ def state_marginals(mdp: TabularMDP, marginals: Union[ForwardMessages, ArrayLike
 
 
 def marginals_animation(mdp: TabularMDP, marginals: Union[ForwardMessages, ArrayLike], path: PathLike, *, fps: int = 2,
-                        cmap: str = "magma", title: str = "p(s_t | O)") -> str:
+                        cmap: str = "magma", title: str = "p(s_t | O)", dpi: int = 100) -> str:
     """Write an animated GIF of the state marginals over time (needs pillow).
 
     Args:
@@ -173,6 +173,7 @@ def marginals_animation(mdp: TabularMDP, marginals: Union[ForwardMessages, Array
         fps: frames per second.
         cmap: colour map (one colour bar, fixed over the frames).
         title: the title of each frame (``, t = ...`` and the exit mass are added).
+        dpi: resolution of the frames.
 
     Returns:
         The path written, as a string.
@@ -218,6 +219,9 @@ def marginals_animation(mdp: TabularMDP, marginals: Union[ForwardMessages, Array
         return []
 
     anim = FuncAnimation(fig, frame, frames=m.shape[0], blit=False)
-    anim.save(str(path), writer=PillowWriter(fps=fps))
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi <= 0:
+        plt.close(fig)
+        raise ValueError(f"dpi: expected a positive integer, got {dpi!r}")
+    anim.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
     plt.close(fig)
     return str(path)
