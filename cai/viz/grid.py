@@ -185,7 +185,7 @@ def _q_key(ax, mdp, moves: np.ndarray):
     from matplotlib.patches import Polygon
 
     H, W, _ = _grid(mdp)
-    k = min(2.0, max(1.0, H / 2))                      # key size in cells
+    k = 1.0                                           # key size in cells
     key = ax.inset_axes([-(k + 0.25) / W, 1 - k / H, k / W, k / H])
     key.set_xlim(-1.0, 1.0)
     key.set_ylim(1.0, -1.0)
