@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from cai.algorithms.deep.base import make_env
-from cai.algorithms.deep.loop import checkpoint_file, evaluate_policy, evaluation_seed
+from cai.algorithms.deep.loop import Callback, checkpoint_file, evaluate_policy, evaluation_seed
 from cai.mdp.checks import check_positive_int
-
-if TYPE_CHECKING:
-    from cai.algorithms.deep.loop import Callback
 
 __all__ = ["BaseCallback", "CallbackList", "EvalCallback", "CheckpointCallback", "EarlyStopping",
            "TensorBoardCallback"]
