@@ -40,7 +40,7 @@ bench-all: bench
 
 lint: $(STAMP)
 	$(PIP) install --quiet "ruff==0.8.6"
-	$(VENV)/bin/ruff check cai tests benchmarks
+	$(VENV)/bin/ruff check cai tests benchmarks examples
 
 # the documentation site (mkdocs.yml): tutorials executed in smoke mode, warnings are errors
 docs: $(STAMP)
