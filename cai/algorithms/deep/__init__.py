@@ -7,8 +7,7 @@ stopping, TensorBoard) are in :mod:`.callbacks`; :func:`train` (``config -> metr
 :func:`cai.sweep.sweep`) and the Ray Tune trainable in :mod:`.experiment`.
 """
 from cai.algorithms.deep.base import NotFittedError, OffPolicyLearner
-from cai.algorithms.deep.callbacks import (BaseCallback, CallbackList, CheckpointCallback, EarlyStopping, EvalCallback,
-                                           TensorBoardCallback)
+from cai.algorithms.deep.callbacks import BaseCallback, CallbackList, CheckpointCallback, EarlyStopping, EvalCallback, TensorBoardCallback
 from cai.algorithms.deep.experiment import train, tune_trainable
 from cai.algorithms.deep.loop import LoopConfig, TrainingHistory
 from cai.algorithms.deep.replay import ReplayBuffer, Transition

@@ -23,6 +23,7 @@ Time spent in callbacks counts in ``history_.wall_time`` (the loop's own evaluat
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -256,11 +257,13 @@ class EarlyStopping(BaseCallback):
         super().__init__()
         if threshold is None and patience is None:
             raise ValueError("threshold, patience: expected at least one stopping rule, got neither")
-        if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                                      or not math.isfinite(threshold)):
             raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
         self.threshold = None if threshold is None else float(threshold)
         self.patience = None if patience is None else check_positive_int("patience", patience)
-        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
+        if (isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not math.isfinite(min_delta)
+                or min_delta < 0):
             raise ValueError(f"min_delta: expected a finite number >= 0, got {min_delta!r}")
         self.min_delta = float(min_delta)
         self.best_mean_return = -math.inf

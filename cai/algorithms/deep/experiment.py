@@ -170,7 +170,10 @@ def train(config: Mapping[str, Any], report: Optional[Callable[[Dict[str, Any]],
     callbacks: list = [evaluation]
     stopping = None
     if s["stop_threshold"] is not None or s["patience"] is not None:
-        stopping = EarlyStopping(threshold=s["stop_threshold"], patience=s["patience"], min_delta=s["min_delta"])
+        try:
+            stopping = EarlyStopping(threshold=s["stop_threshold"], patience=s["patience"], min_delta=s["min_delta"])
+        except ValueError as exc:
+            raise ValueError(f"config['stop_threshold'/'patience'/'min_delta']: {exc}") from None
         callbacks.append(stopping)
     if s["log_dir"] is not None:
         callbacks.append(TensorBoardCallback(s["log_dir"]))

@@ -53,6 +53,19 @@ def test_train_always_evaluates_the_final_policy_and_stops_early():
     assert stopped["stopped_early"] is True and stopped["steps"] == stopped["eval_step"] == 60
 
 
+def test_train_logs_to_tensorboard_and_saves_the_best_model(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tests.algorithms.deep.test_callbacks import read_scalars
+
+    cfg = dict(algorithm="soft_dqn", env="CartPole-v1", total_steps=120, eval_every=40, eval_episodes=1, **TINY,
+               log_dir=str(tmp_path / "tb"), best_model_path=str(tmp_path / "best.pt"))
+    m = train(cfg)
+    evals = read_scalars(tmp_path / "tb")["eval/mean_return"]
+    assert [s for s, _ in evals] == [40, 80, 120] and evals[-1][1] == np.float32(m["eval_return"])
+    assert max(v for _, v in evals) == np.float32(m["best_return"])
+    assert SoftDQN.load(tmp_path / "best.pt").num_timesteps_ == m["best_step"]
+
+
 def test_sweep_over_sac_target_entropy_gives_a_table_of_metrics():
     pytest.importorskip("pandas")
     from cai.sweep import sweep
@@ -89,6 +102,8 @@ def test_bad_configs_name_the_key():
         train({**SAC_RUN, "target_entropyy": 0.0})
     with pytest.raises(ValueError, match="env"):
         train({**SAC_RUN, "env": "NoSuchEnv-v9"})
+    with pytest.raises(ValueError, match="patience"):
+        train({**SAC_RUN, "patience": 0})
     with pytest.raises(TypeError, match="report"):
         train(SAC_RUN, report=3)
 
