@@ -128,7 +128,7 @@ def test_example_smoke_without_tune(capsys):
 
 @pytest.mark.slow
 def test_example_with_ray_tune_gives_the_serial_sweeps_table(tmp_path):
-    """Starts a local 2-CPU Ray cluster (about a minute on a loaded 2-core machine)."""
+    """Starts a local 2-CPU Ray cluster: 100 s on a loaded 2-core machine (30 s of it starting Ray)."""
     pytest.importorskip("ray.tune", reason="Ray Tune is an optional extra (cai[tune])")
     import ray
 
