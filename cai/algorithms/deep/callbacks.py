@@ -119,7 +119,7 @@ class CallbackList(BaseCallback):
 class EvalCallback(BaseCallback):
     """Evaluate the learner every ``eval_every`` steps; keep the best mean return (and the best model).
 
-    An evaluation runs ``n_episodes`` full episodes of ``learner.act(obs, deterministic)`` on
+    An evaluation runs ``n_episodes`` full episodes of ``learner.act(obs)`` on
     ``eval_env`` with :func:`~cai.algorithms.deep.loop.evaluate_policy`, episode ``i`` reset with seed
     ``seed + i`` where ``seed`` is, by default, the loop's own
     :func:`~cai.algorithms.deep.loop.evaluation_seed` (so ``EvalCallback(env, N, k)`` gives exactly the
@@ -132,7 +132,8 @@ class EvalCallback(BaseCallback):
         n_episodes: Episodes per evaluation (positive int).
         best_model_path: Where to ``save`` the learner each time the mean return beats the best so
             far (None: do not save).
-        deterministic: Evaluate the deterministic policy (``act(obs, deterministic=True)``).
+        deterministic: Passed to ``act(obs, deterministic=...)``; None (default): the learner's own
+            default, as the loop's evaluations use (deterministic for SAC and soft DQN, sampled for SQL).
         seed: Fixed seed of every evaluation's first episode (the same start states each time);
             None: the loop's per-step seed.
         record_in_history: Append each evaluation to the learner's ``history_``.
@@ -148,14 +149,14 @@ class EvalCallback(BaseCallback):
     """
 
     def __init__(self, eval_env: Any, eval_every: int, n_episodes: int = 5, *,
-                 best_model_path: Union[str, os.PathLike, None] = None, deterministic: bool = True,
+                 best_model_path: Union[str, os.PathLike, None] = None, deterministic: Optional[bool] = None,
                  seed: Optional[int] = None, record_in_history: bool = True) -> None:
         super().__init__()
         self.eval_env = make_env(eval_env, "eval_env")
         self.eval_every = check_positive_int("eval_every", eval_every)
         self.n_episodes = check_positive_int("n_episodes", n_episodes)
         self.best_model_path = None if best_model_path is None else os.fspath(best_model_path)
-        self.deterministic = bool(deterministic)
+        self.deterministic = None if deterministic is None else bool(deterministic)
         self.seed = seed
         self.record_in_history = bool(record_in_history)
         self.eval_steps: List[int] = []
@@ -170,8 +171,8 @@ class EvalCallback(BaseCallback):
         Saves the learner to ``best_model_path`` when the mean beats the best so far.
         """
         seed = evaluation_seed(learner.config.seed, step) if self.seed is None else int(self.seed)
-        returns = evaluate_policy(self.eval_env, lambda obs: learner.act(obs, deterministic=self.deterministic),
-                                  self.n_episodes, seed=seed)
+        act = learner.act if self.deterministic is None else (lambda obs: learner.act(obs, deterministic=self.deterministic))
+        returns = evaluate_policy(self.eval_env, act, self.n_episodes, seed=seed)
         self.eval_steps.append(int(step))
         self.eval_returns.append(returns)
         if self.record_in_history:

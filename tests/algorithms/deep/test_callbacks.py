@@ -10,6 +10,7 @@ import pytest
 from cai.algorithms.deep.callbacks import BaseCallback, CallbackList, CheckpointCallback, EarlyStopping, EvalCallback, TensorBoardCallback
 from cai.algorithms.deep.sac import SAC, SACConfig
 from cai.algorithms.deep.soft_dqn import SoftDQN, SoftDQNConfig
+from cai.algorithms.deep.sql import SQL, SQLConfig
 from tests.algorithms.deep.test_persistence import assert_same_learner
 
 gym = pytest.importorskip("gymnasium")
@@ -63,6 +64,17 @@ def test_eval_callback_gives_the_loops_own_evaluations_and_does_not_change_train
     assert best.num_timesteps_ == cb.best_step                   # the first time the best was reached
     obs = np.array([0.01, -0.02, 0.03, 0.04], np.float32)
     assert best.act(obs) in (0, 1)
+
+
+def test_eval_callback_on_sql_samples_like_the_loops_evaluation():
+    """SQL acts by sampling (torch's generator): the callback must evaluate with the same draws."""
+    cfg = dict(hidden_sizes=(16,), batch_size=8, learning_starts=30, progress=False, seed=2, buffer_size=1000,
+               value_particles=4, kernel_particles=4)
+    builtin = SQL(SQLConfig(**cfg, eval_every=40, eval_episodes=1)).fit("Pendulum-v1", 80)
+    cb = EvalCallback("Pendulum-v1", eval_every=40, n_episodes=1)
+    agent = SQL(SQLConfig(**cfg)).fit("Pendulum-v1", 80, callback=cb)
+    assert cb.eval_returns == builtin.history_.eval_returns and len(cb.eval_returns) == 2
+    assert_same_learner(builtin, agent)
 
 
 def test_eval_callback_fixed_seed_repeats_the_same_start_states():
