@@ -236,7 +236,8 @@ class EarlyStopping(BaseCallback):
     Reads the evaluations recorded in the learner's ``history_`` (by the loop's ``config.eval_every``
     or by an :class:`EvalCallback` placed before this one); it acts only at a step where a new
     evaluation appeared. With ``patience=K`` it stops at the ``K``-th evaluation in a row whose mean
-    return does not beat the best mean seen by this callback by more than ``min_delta``.
+    return does not beat the best by more than ``min_delta``, the best being the last mean that did
+    (as Keras's ``EarlyStopping``).
 
     Args:
         threshold: Stop as soon as an evaluation's mean return is ``>= threshold`` (None: no threshold).
@@ -246,7 +247,8 @@ class EarlyStopping(BaseCallback):
     Attributes:
         stopped_step: Step at which this callback stopped training (None if it did not).
         reason: ``"threshold"`` or ``"patience"`` (None if it did not stop).
-        best_mean_return: Best evaluation mean seen. bad_evaluations: Current run without improvement.
+        best_mean_return: The last evaluation mean that counted as an improvement.
+        bad_evaluations: Evaluations since then.
 
     Raises:
         ValueError: Neither ``threshold`` nor ``patience`` given; a non-finite threshold; bad
@@ -287,7 +289,6 @@ class EarlyStopping(BaseCallback):
                 self.best_mean_return, self.bad_evaluations = mean, 0
             else:
                 self.bad_evaluations += 1
-                self.best_mean_return = max(self.best_mean_return, mean)
             if self.threshold is not None and mean >= self.threshold:
                 self.reason = "threshold"
             elif self.patience is not None and self.bad_evaluations >= self.patience:

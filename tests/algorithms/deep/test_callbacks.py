@@ -129,7 +129,7 @@ def cartpole_evaluations():
     return [float(np.mean(r)) for r in cb.eval_returns]
 
 
-@pytest.mark.parametrize("rule", ["threshold", "patience", "first", "never-improves"])
+@pytest.mark.parametrize("rule", ["threshold", "patience", "patience-delta", "first", "never-improves"])
 def test_early_stopping_stops_at_the_step_the_rule_gives(cartpole_evaluations, rule):
     means = cartpole_evaluations
     if rule == "threshold":      # the first evaluation to reach a value reached later than the first one
@@ -137,6 +137,8 @@ def test_early_stopping_stops_at_the_step_the_rule_gives(cartpole_evaluations, r
         kw = dict(threshold=later[0] if later else means[0])
     elif rule == "patience":
         kw = dict(patience=2)
+    elif rule == "patience-delta":
+        kw = dict(patience=2, min_delta=0.5)
     elif rule == "first":
         kw = dict(threshold=-1e9)
     else:
