@@ -125,3 +125,14 @@ def test_bench_sweep_smoke(capsys):
     assert mod["main"](["--n", "6", "--states", "10", "--repeats", "1", "--no-ray"]) == 0
     out = capsys.readouterr().out
     assert "every engine's table equals the serial table" in out and "| joblib |" in out
+
+
+def test_bench_before_after_smoke(capsys):
+    # benchmarks/bench_before_after.py against HEAD itself: every ratio is a measurement of noise
+    root = pathlib.Path(__file__).resolve().parents[1]
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout: bench_before_after.py compares two revisions")
+    mod = runpy.run_path(str(root / "benchmarks" / "bench_before_after.py"))
+    assert mod["main"](["--base", "HEAD", "--rounds", "1", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| grid |" in out and "worst median ratio" in out
