@@ -17,7 +17,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
-__all__ = ["matmul", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_", "precision_floor",
+__all__ = ["matmul", "scipy_csr", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_", "precision_floor",
            "MAX_BANDS", "SLAB_MARGIN_NATS", "MIN_SLAB_WIDTH_NATS", "SLAB_ROW_FRACTION", "EXACT_ROWS_CHUNK"]
 
 #: Nats kept between a slab's smallest product term and :func:`precision_floor`, so that the
@@ -92,6 +92,10 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         if X.shape[1] == 1:
             # a CSR mat-vec is faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)
+        if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X):
+            # SciPy's CSR times a block of columns ran ~10x faster than ``torch.sparse.mm`` on one
+            # thread (64 columns, a 50x50 grid: benchmarks/README.md); a view, no copy of M's arrays
+            return torch.from_numpy(scipy_csr(M) @ X.contiguous().numpy())
         return torch.sparse.mm(M, X)
     if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
         # NumPy's BLAS (OpenBLAS) ran float64 mat-vecs faster than the MKL bundled with CPU torch
@@ -99,6 +103,22 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         # (X must be contiguous: NumPy falls back to a slow non-BLAS loop for odd strides)
         return torch.from_numpy(np.matmul(M.numpy(), X.contiguous().numpy()))
     return M @ X
+
+
+def scipy_csr(M: torch.Tensor):
+    """A SciPy CSR matrix viewing the arrays of a CPU torch CSR tensor ``M`` (no copy of the
+    values; SciPy may narrow int64 indices to int32).
+
+    Args:
+        M: a sparse CSR tensor on the CPU, ``(n, m)``.
+
+    Returns:
+        ``scipy.sparse.csr_matrix`` of shape ``(n, m)``.
+    """
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((M.values().detach().numpy(), M.col_indices().numpy(), M.crow_indices().numpy()),
+                         shape=tuple(M.shape))
 
 
 def transpose_csr(M: torch.Tensor) -> torch.Tensor:
