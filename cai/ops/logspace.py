@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 __all__ = ["matmul", "scipy_csr", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_", "precision_floor",
            "MAX_BANDS", "SLAB_MARGIN_NATS", "MIN_SLAB_WIDTH_NATS", "SLAB_ROW_FRACTION", "EXACT_ROWS_CHUNK"]
@@ -105,7 +108,7 @@ def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return M @ X
 
 
-def scipy_csr(M: torch.Tensor):
+def scipy_csr(M: torch.Tensor) -> scipy.sparse.csr_matrix:
     """A SciPy CSR matrix viewing the arrays of a CPU torch CSR tensor ``M`` (no copy of the
     values; SciPy may narrow int64 indices to int32).
 
