@@ -132,7 +132,7 @@ def np_solve(Ps, r: np.ndarray, rT: np.ndarray, a: np.ndarray, T: int, exact: bo
 def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> dict:
     """Time one batched call, the loop of single calls and the NumPy batch; assert they agree."""
     fn = SOLVERS[solver]
-    S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
+    T = mdp.horizon
     r = mdp.rewards
     if kind == "temperatures":
         alphas = torch.linspace(0.3, 3.0, B, dtype=torch.float64)
