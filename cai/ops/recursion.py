@@ -123,7 +123,9 @@ def backward(
             ``(V_t, V_live)``, or ``None`` to decline), the same map as ``aggregate(backup(.))``
             (:class:`cai.ops.values_step.SoftValueStep`). It runs where no ``Q`` is stored: every step
             under ``keep="values"``, steps after the first under ``keep="first"``, and every
-            stationary iteration but a final general one that yields ``Q`` and the policy.
+            stationary iteration but a final general one that yields ``Q`` and the policy. Where a
+            step stores ``Q``, ``step.full(V_{t+1}, t) -> (V_t, Q_t, log_pi_t)`` (or ``None``) runs
+            instead of the general backup when it answers (batches: :meth:`SoftValueStep.full`).
 
     Returns:
         :class:`Recursion`.
@@ -151,6 +153,10 @@ def backward(
             v_t = step(V[t + 1], t) if step is not None and not store else None
             if v_t is not None:
                 V[t] = v_t
+                continue
+            full = step.full(V[t + 1], t) if step is not None and store else None
+            if full is not None:
+                V[t], Qs[t], pis[t] = full
                 continue
             Q = q_backup(mdp, t, V[t + 1], alpha, mode)
             V[t], log_pi = aggregate(Q, t)

@@ -327,6 +327,70 @@ class SoftValueStep:
         V *= a
         return self._pack(V, live, b, with_live)
 
+    def full(self, v_next: torch.Tensor, t: Optional[int]):
+        """``(V_t, Q_t, log pi_t)`` of shapes ``(*b, S)``, ``(*b, S, A)``, ``(*b, S, A)`` from
+        ``V_{t+1}``, for a batch of temperatures or reward tables (a step that stores ``Q`` and the
+        policy, ``keep="all"``): the general backup (:func:`cai.ops.backup.q_backup`, then
+        :func:`cai.ops.backup.soft_max`) on NumPy columns, one product with ``P`` for all members.
+        ``None`` (this step only) where it does not apply: one temperature and one reward table,
+        values with a gradient, non-finite values, or an exact sum that loses precision.
+        """
+        if not self.batched or v_next.requires_grad or v_next.device.type != "cpu":
+            return None
+        S, A, g = self.S, self.A, self.gamma
+        b = v_next.shape[:-1]
+        r, a, lp = self._columns(t, b)
+        cols = np.ascontiguousarray(v_next.detach().numpy().reshape(-1, S).T)   # (S, B)
+        if not np.isfinite(cols).all():
+            return None
+        if self.mode == EXPECTATION:
+            Q = _np_matmul(self.P, cols)                            # (S*A, B)
+            if g != 1:
+                Q *= g
+            Q += r
+        else:
+            x = cols / a
+            c = x.max(0)
+            x -= c
+            y = _np_matmul(self.P, np.exp(x, out=x))                # (S*A, B) = P z
+            if not y.min() > self.tiny:
+                return None
+            L = np.log(y, out=y)
+            L += c
+            if g < 1:
+                L = np.logaddexp(L + math.log(g), math.log1p(-g))
+            L *= a
+            Q = np.add(L, r, out=L)
+        logits = Q / a
+        if lp is not None:
+            logits += lp
+        l3 = logits.reshape(S, A, -1)
+        mx = l3.max(1)                                              # (S, B): finite (every state keeps an action)
+        lse = np.log(np.exp(l3 - mx[:, None, :]).sum(1))
+        lse += mx
+        l3 -= lse[:, None, :]                                       # log pi, in place
+        V = lse * a
+
+        def rows(x, *shape):
+            return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 0)).reshape(*b, *shape))
+        return rows(V, S), rows(Q.reshape(S, A, -1), S, A), rows(l3, S, A)
+
+    def _columns(self, t: Optional[int], b: tuple):
+        """Rewards ``(S*A, B)``, temperatures ``(B,)`` and the log prior ``(S*A, 1)`` (or ``None``) as
+        NumPy columns for :meth:`full` (cached per reward step and batch shape)."""
+        key = (t if self.mdp.reward_layout == "tsa" else None, tuple(b))
+        cached = getattr(self, "_cols", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        S, A = self.S, self.A
+        with torch.no_grad():
+            r = self.mdp.reward_at(t).expand(*b, S, A).reshape(-1, S * A).t()
+            r = np.ascontiguousarray(r.numpy())
+            a = self.alpha.expand(b).reshape(-1).numpy().copy()
+            lp = None if self.log_prior is None else self.log_prior.reshape(S * A, 1).numpy()
+        self._cols = (key, (r, a, lp))
+        return self._cols[1]
+
     def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool):
         """Exact inference for a batch on sparse transitions: the rows ``(B, S)`` of the values
         against the block-diagonal operator (:meth:`_block_operator`); ``m``, ``wsum``: ``(B, S)``."""

@@ -387,17 +387,26 @@ def test_batched_step_matches_the_formulas_column_by_column(mode, sparse, discou
 @pytest.mark.parametrize("layout", ["sa", "tsa"])
 def test_batched_solves_equal_the_loop(monkeypatch, solver, sparse, layout):
     """One call with 4 temperatures (and, separately, 3 reward tables) runs fused and equals a loop
-    of single calls to 1e-12, keeping values only or every step."""
+    of single calls to 1e-12 (values, Q and the policy), keeping values only, every step (the
+    batched :meth:`SoftValueStep.full`) or the first; with an action prior and a forbidden action."""
     counts = _count_fused(monkeypatch)
+    fulls = []
+    orig_full = SoftValueStep.full
+    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a: fulls.append(orig_full(self, *a)) or fulls[-1])
     rng = np.random.default_rng(4)
-    mdp, P, r = _mdp(rng, S=7, A=3, T=5, discount=0.95, sparse=sparse, layout=layout)
+    mdp, P, r = _mdp(rng, S=7, A=3, T=5, discount=0.95, sparse=sparse, layout=layout, forbid=layout == "sa")
     alphas = [0.2, 0.7, 1.0, 3.0]
-    for keep in ("values", "all"):
-        b = solver(mdp, torch.tensor(alphas, dtype=torch.float64), keep=keep)
+    lp = torch.as_tensor(rng.random((7, 3)) + 0.2)
+    lp = lp / lp.sum(-1, keepdim=True)                          # a normalised action prior
+    for keep in ("values", "all", "first"):
+        b = solver(mdp, torch.tensor(alphas, dtype=torch.float64), lp, keep=keep)
         for i, al in enumerate(alphas):
-            one = solver(mdp, al, keep=keep)
+            one = solver(mdp, al, lp, keep=keep)
             torch.testing.assert_close(b.V[i], one.V, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(b.Q[i], one.Q, rtol=1e-12, atol=1e-12)
             torch.testing.assert_close(b.policy[i], one.policy, rtol=1e-12, atol=1e-12)
+    # keep="all" stored every step through the batched full step, keep="first" step 0
+    assert sum(f is not None for f in fulls) == 5 + 1      # (single calls answer None: one column)
     tables = torch.stack([mdp.rewards, 2 * mdp.rewards, mdp.rewards - 1])
     rb = mdp.replace(rewards=tables, reward_layout=layout)
     b = solver(rb, 0.6, keep="values")
