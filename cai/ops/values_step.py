@@ -7,7 +7,7 @@ followed by :func:`cai.ops.backup.soft_max`) and is tested against it entry by e
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import torch
@@ -327,7 +327,8 @@ class SoftValueStep:
         V *= a
         return self._pack(V, live, b, with_live)
 
-    def full(self, v_next: torch.Tensor, t: Optional[int]):
+    def full(self, v_next: torch.Tensor, t: Optional[int]
+             ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """``(V_t, Q_t, log pi_t)`` of shapes ``(*b, S)``, ``(*b, S, A)``, ``(*b, S, A)`` from
         ``V_{t+1}``, for a batch of temperatures or reward tables (a step that stores ``Q`` and the
         policy, ``keep="all"``): the general backup (:func:`cai.ops.backup.q_backup`, then
