@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
@@ -92,13 +93,14 @@ def log_(t: torch.Tensor) -> torch.Tensor:
 def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
+        if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X):
+            # SciPy's CSR product on a view of M's arrays (no copy): with a block of columns ~10x
+            # faster than ``torch.sparse.mm`` on one thread (64 columns, a 50x50 grid), and with one
+            # column a fraction of torch's per-call cost on small matrices (benchmarks/README.md)
+            return torch.from_numpy(scipy_csr(M) @ X.contiguous().numpy())
         if X.shape[1] == 1:
             # a CSR mat-vec is faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)
-        if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X):
-            # SciPy's CSR times a block of columns ran ~10x faster than ``torch.sparse.mm`` on one
-            # thread (64 columns, a 50x50 grid: benchmarks/README.md); a view, no copy of M's arrays
-            return torch.from_numpy(scipy_csr(M) @ X.contiguous().numpy())
         return torch.sparse.mm(M, X)
     if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X) and not (M.is_conj() or M.is_neg()):
         # NumPy's BLAS (OpenBLAS) ran float64 mat-vecs faster than the MKL bundled with CPU torch
@@ -120,8 +122,21 @@ def scipy_csr(M: torch.Tensor) -> scipy.sparse.csr_matrix:
     """
     import scipy.sparse as sp
 
-    return sp.csr_matrix((M.values().detach().numpy(), M.col_indices().numpy(), M.crow_indices().numpy()),
-                         shape=tuple(M.shape))
+    # building the view costs more than a small product (SciPy's checks), so views are kept per
+    # tensor (by identity, while it lives, and as long as its version counter has not moved)
+    hit = _SCIPY_VIEWS.get(id(M))
+    if hit is not None and hit[0]() is M and hit[1] == M._version:
+        return hit[2]
+    csr = sp.csr_matrix((M.values().detach().numpy(), M.col_indices().numpy(), M.crow_indices().numpy()),
+                        shape=tuple(M.shape))
+    if len(_SCIPY_VIEWS) >= 64:
+        _SCIPY_VIEWS.clear()
+    _SCIPY_VIEWS[id(M)] = (weakref.ref(M), M._version, csr)
+    return csr
+
+
+#: ``id(M) -> (weakref to M, M._version, SciPy view)`` (see :func:`scipy_csr`)
+_SCIPY_VIEWS: dict = {}
 
 
 def transpose_csr(M: torch.Tensor) -> torch.Tensor:

@@ -97,9 +97,11 @@ class SoftValueStep:
         # the expectation step skips its shift when |y| stays below this: sum_a exp(y) cannot overflow
         self.no_shift = NO_SHIFT_FRACTION * math.log(info.max) - math.log(self.A)      # float64, A=4: 566
         PM = mdp.transition_matrix
-        self.P = PM if mdp.is_sparse else PM.detach().numpy()   # (S*A, S): torch CSR or a NumPy view
-        if self.batched and mdp.is_sparse:
-            self.P = scipy_csr(PM)           # many columns: SciPy's product (see logspace.matmul)
+        # (S*A, S): a SciPy CSR view of sparse transitions (its product has less per-call overhead
+        # than torch's CSR mat-vec, and is ~10x faster with many columns: see logspace.matmul),
+        # or a NumPy view of dense ones
+        self.P = scipy_csr(PM) if mdp.is_sparse else PM.detach().numpy()
+        self._ones = np.ones((self.A, 1), dtype=np.float64 if mdp.dtype == torch.float64 else np.float32)
         self._key, self._cached = (), None   # the weights of the last reward step seen
         self.declined = False
 
@@ -150,8 +152,9 @@ class SoftValueStep:
                 w = torch.exp(log_w)
                 wsum = w.sum(-1, keepdim=True).numpy()
                 op = action_operator(w, mdp.transitions)           # M, (S, S): CSR or dense
-                if not mdp.is_sparse:
-                    op = op.numpy()
+                # the step multiplies by a NumPy / SciPy M; the slab route takes the torch one
+                self._M_torch = op
+                op = scipy_csr(op) if mdp.is_sparse else op.numpy()
         self._key, self._cached = key, (m.numpy(), op, wsum, min_m)
         return self._cached
 
@@ -241,7 +244,7 @@ class SoftValueStep:
                 if min_m is None:
                     return None
                 # some state's successors all lie far below the top value: the banded product
-                L = log_matmul_exp(torch.from_numpy(op) if isinstance(op, np.ndarray) else op,
+                L = log_matmul_exp(self._M_torch,
                                    torch.from_numpy(cols / a), min_m).numpy()
                 if with_live:
                     live = (L + (m + math.log(g))) * a
@@ -268,7 +271,8 @@ class SoftValueStep:
                 shift = y.max(0)
                 y -= shift
             y += op
-            u = _sum_actions(np.exp(y, out=y), S, A)
+            y = np.exp(y, out=y)
+            u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A)
             if not u.min() > self.tiny:
                 return None
         V = np.log(u, out=u)
@@ -336,7 +340,7 @@ class SoftValueStep:
         ``None`` (this step only) where it does not apply: one temperature and one reward table,
         values with a gradient, non-finite values, or an exact sum that loses precision.
         """
-        if not self.batched or v_next.requires_grad or v_next.device.type != "cpu":
+        if v_next.requires_grad or v_next.device.type != "cpu":
             return None
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
@@ -373,7 +377,9 @@ class SoftValueStep:
         V = lse * a
 
         def rows(x, *shape):
-            return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 0)).reshape(*b, *shape))
+            if x.shape[-1] != 1:      # (..., B) columns to (B, ...) rows
+                x = np.ascontiguousarray(x.transpose((x.ndim - 1,) + tuple(range(x.ndim - 1))))
+            return torch.from_numpy(x.reshape(*b, *shape))
         return rows(V, S), rows(Q.reshape(S, A, -1), S, A), rows(l3, S, A)
 
     def _columns(self, t: Optional[int], b: tuple):
@@ -387,7 +393,8 @@ class SoftValueStep:
         with torch.no_grad():
             r = self.mdp.reward_at(t).expand(*b, S, A).reshape(-1, S * A).t()
             r = np.ascontiguousarray(r.numpy())
-            a = self.alpha.expand(b).reshape(-1).numpy().copy()
+            a = self.alpha.expand(b).reshape(-1).numpy().copy() if self.batched \
+                else np.full(max(1, math.prod(b)), self.alpha, dtype=r.dtype)
             lp = None if self.log_prior is None else self.log_prior.reshape(S * A, 1).numpy()
         self._cols = (key, (r, a, lp))
         return self._cols[1]
@@ -433,7 +440,7 @@ class SoftValueStep:
 
 
 def _np_matmul(M, x: np.ndarray) -> np.ndarray:
-    """``M @ x`` for a NumPy matrix or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
+    """``M @ x`` for a NumPy matrix, a SciPy CSR or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
     if isinstance(M, np.ndarray):
         return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS for a slow loop)
     if not isinstance(M, torch.Tensor):

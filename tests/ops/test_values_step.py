@@ -406,7 +406,7 @@ def test_batched_solves_equal_the_loop(monkeypatch, solver, sparse, layout):
             torch.testing.assert_close(b.Q[i], one.Q, rtol=1e-12, atol=1e-12)
             torch.testing.assert_close(b.policy[i], one.policy, rtol=1e-12, atol=1e-12)
     # keep="all" stored every step through the batched full step, keep="first" step 0
-    assert sum(f is not None for f in fulls) == 5 + 1      # (single calls answer None: one column)
+    assert len(fulls) >= 5 + 1 and all(f is not None for f in fulls)
     tables = torch.stack([mdp.rewards, 2 * mdp.rewards, mdp.rewards - 1])
     rb = mdp.replace(rewards=tables, reward_layout=layout)
     b = solver(rb, 0.6, keep="values")
