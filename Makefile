@@ -33,6 +33,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_backup.py --threads 1
+	$(PY) benchmarks/bench_batch.py --threads 1
 
 bench-all: bench
 	$(PY) benchmarks/bench_svi.py --threads 1 --with-sample

@@ -90,6 +90,7 @@ def test_every_public_function_is_annotated():
 
 def _annotation_namespace() -> dict:
     """Names that cai modules import only under ``TYPE_CHECKING`` (to stay light or avoid cycles)."""
+    import scipy.sparse
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -101,7 +102,7 @@ def _annotation_namespace() -> dict:
     from cai.solution import Solution
 
     ns = dict(Axes=Axes, Figure=Figure, ForwardMessages=ForwardMessages, Trajectories=Trajectories, TabularMDP=TabularMDP,
-              SoftValueStep=SoftValueStep, Solution=Solution, POMDP=POMDP)
+              SoftValueStep=SoftValueStep, Solution=Solution, POMDP=POMDP, scipy=scipy)
     try:
         import gymnasium
         import gymnasium.spaces
