@@ -53,7 +53,7 @@ class TabularEnv(_Base):
         mdp: an unbatched :class:`~cai.TabularMDP` without forbidden actions.
         max_episode_steps: time limit of a stationary MDP's episodes (truncation); for a
             finite-horizon MDP it must be None (the horizon ends episodes).
-        seed: seed of the environment's generator (``reset(seed=...)`` reseeds it).
+        seed: seed of the environment's generator, gymnasium's ``np_random`` (``reset(seed=...)`` reseeds it).
 
     Raises:
         ImportError: gymnasium is not installed.
@@ -93,17 +93,17 @@ class TabularEnv(_Base):
         self._rT = mdp.terminal_rewards.detach().cpu().numpy().astype(np.float64)
         self._p0 = mdp.initial.detach().cpu().numpy().astype(np.float64)
         self._obs = one_hot_states(S)
-        self._rng = np.random.default_rng(seed)
+        if seed is not None:
+            super().reset(seed=int(seed))
         self.state: Optional[int] = None
         self.t = 0
 
     def _draw(self, p: np.ndarray) -> int:
-        return int(min(np.searchsorted(np.cumsum(p), self._rng.random() * p.sum(), side="right"), len(p) - 1))
+        return int(min(np.searchsorted(np.cumsum(p), self.np_random.random() * p.sum(), side="right"), len(p) - 1))
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None) -> Tuple[np.ndarray, dict]:
         """Start an episode in ``s_0 ~ p0``; returns ``(one-hot observation, {"state": s_0})``."""
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
+        super().reset(seed=seed)
         self.state, self.t = self._draw(self._p0), 0
         return self._obs[self.state].copy(), {"state": self.state}
 
