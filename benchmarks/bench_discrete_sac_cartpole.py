@@ -35,7 +35,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=40_000)
     parser.add_argument("--eval-every", type=int, default=2_500)
     parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--ratios", type=float, nargs="+", default=[0.98],
+    parser.add_argument("--ratios", type=float, nargs="*", default=[0.98],
                         help="target entropy ratios of discrete SAC (fractions of log|A|)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--batch", type=int, default=128)

@@ -125,3 +125,19 @@ def test_bench_sweep_smoke(capsys):
     assert mod["main"](["--n", "6", "--states", "10", "--repeats", "1", "--no-ray"]) == 0
     out = capsys.readouterr().out
     assert "every engine's table equals the serial table" in out and "| joblib |" in out
+
+
+@pytest.mark.parametrize("script, names", [
+    ("bench_pcl_cartpole.py", ["pcl seed 0"]),
+    ("bench_discrete_sac_cartpole.py", ["dsac0.98 seed 0", "soft_dqn seed 0"]),
+])
+def test_cartpole_benchmarks_smoke(script, names, tmp_path, capsys):
+    # benchmarks/bench_pcl_cartpole.py and bench_discrete_sac_cartpole.py in --smoke mode (300 steps,
+    # 16 units): every learner runs, evaluates, and writes its curve
+    pytest.importorskip("gymnasium")
+    mod = runpy.run_path(str(pathlib.Path(ROOT) / "benchmarks" / script))
+    results = mod["main"](["--smoke", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    for name in names:
+        assert name in out
+    assert len(results) == len(names) and len(list(tmp_path.glob("*.json"))) == len(names)

@@ -70,8 +70,7 @@ def test_actor_loss_hand_computed_and_minimised_by_the_boltzmann_policy():
     assert best == pytest.approx(-0.5 * math.log(math.exp(2.0) + 1.0), abs=1e-12)
     # the critics get no gradient from the actor loss
     q = Q.clone().requires_grad_(True)
-    discrete_sac_actor_loss(q, LOG_PI, alpha).backward()
-    assert q.grad is None or torch.all(q.grad == 0)
+    assert not discrete_sac_actor_loss(q, LOG_PI, alpha).requires_grad
 
 
 def test_temperature_loss_uses_the_exact_entropy():
@@ -120,3 +119,13 @@ def test_fixed_temperature_policy_matches_soft_value_iteration_on_a_tabular_worl
 
 
 TV_TOL = 0.05
+
+
+@pytest.mark.slow
+def test_full_discrete_sac_cartpole_reaches_475():
+    # the goal at soft DQN's budget (40k steps, benchmarks/README.md); not run on the 2-core
+    # development machine (the affordable 10k-step measurement is in benchmarks/README.md)
+    gym = pytest.importorskip("gymnasium")
+    agent = DiscreteSAC(DiscreteSACConfig(batch_size=128, seed=0, eval_every=2500, eval_episodes=10, progress=False))
+    agent.fit(gym.make("CartPole-v1"), total_steps=40_000, eval_env=gym.make("CartPole-v1"))
+    assert max(np.mean(r) for r in agent.history_.eval_returns) >= 475
