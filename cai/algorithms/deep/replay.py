@@ -155,7 +155,9 @@ class PathReplayBuffer(ReplayBuffer):
     Transitions are stored in the order the loop adds them, so a path is a run of consecutive
     slots; it stops at a terminal step, and where the next slot does not continue the episode
     (its ``obs`` differs from this slot's ``next_obs``: a reset after a time limit) or is older
-    (the ring's write position).
+    (the ring's write position). A reset that happens to land on the very observation the episode
+    reached is followed through; when observations are Markov states this splice is itself a
+    valid sample path (the step after it starts from that same state).
 
     Args:
         capacity, obs_shape, action_shape, discrete, device, seed: as :class:`ReplayBuffer`.
