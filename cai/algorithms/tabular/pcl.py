@@ -112,8 +112,8 @@ def _step_rewards(mdp: TabularMDP, states: torch.Tensor, actions: torch.Tensor) 
     return mdp.rewards[states[:, :L], actions]
 
 
-def _subpaths(states: torch.Tensor, actions: torch.Tensor, d: int, n: int, L: int, starts: torch.Tensor,
-              rows: torch.Tensor):
+def _subpaths(states: torch.Tensor, actions: torch.Tensor, d: int, starts: torch.Tensor, rows: torch.Tensor):
+    """States ``(B, d)``, actions ``(B, d)`` and end states ``(B,)`` of the paths starting at ``(rows, starts)``."""
     j = starts.unsqueeze(-1) + torch.arange(d, device=starts.device)
     r = rows.unsqueeze(-1)
     return states[r, j], actions[r, j], states[rows, starts + d]
@@ -162,7 +162,7 @@ def path_residuals(mdp: TabularMDP, values: ArrayLike, policy: ArrayLike, trajec
         r_all = _step_rewards(mdp, states, actions)
         starts = torch.arange(L - d + 1, device=states.device).repeat(n)
         rows = torch.arange(n, device=states.device).repeat_interleave(L - d + 1)
-        s, act, s_end = _subpaths(states, actions, d, n, L, starts, rows)
+        s, act, s_end = _subpaths(states, actions, d, starts, rows)
         r = r_all[rows.unsqueeze(-1), starts.unsqueeze(-1) + torch.arange(d, device=states.device)]
         C = pcl_residual(V[s[:, 0]], V[s_end], r, log_pi[s, act], mdp.gamma, float(a))
     return C.reshape(n, L - d + 1)
@@ -246,13 +246,13 @@ def pcl(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] =
         b = b / b.sum(-1, keepdim=True)
     else:
         b = check_policy(behaviour, (S, A), mdp.dtype, mdp.device, name="behaviour")
+        if bool((b[forbidden] > 0).any()):
+            raise ValueError("behaviour: expected zero probability on forbidden actions (reward -inf or prior 0), "
+                             "got a positive one")
     gen = torch.Generator(device=mdp.device).manual_seed(int(seed))
     traj = sample_trajectories(mdp, b, n_trajectories, generator=gen, length=L)
     states, actions = traj.states, traj.actions
     r_all = _step_rewards(mdp, states, actions)
-    if not bool(torch.isfinite(r_all).all()):
-        raise ValueError("behaviour: expected a policy that takes only allowed actions, got one that takes a "
-                         "forbidden action (reward -inf)")
     lp = torch.zeros(S, A, dtype=mdp.dtype, device=mdp.device) if log_prior is None else \
         torch.where(forbidden, torch.zeros_like(log_prior), log_prior)
     V = torch.zeros(S, dtype=mdp.dtype, device=mdp.device, requires_grad=True)
@@ -265,7 +265,7 @@ def pcl(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] =
     for _ in range(n_iter):
         rows = torch.randint(n_trajectories, (batch_size,), generator=gen, device=states.device)
         starts = torch.randint(n_starts, (batch_size,), generator=gen, device=states.device)
-        s, act, s_end = _subpaths(states, actions, d, n_trajectories, L, starts, rows)
+        s, act, s_end = _subpaths(states, actions, d, starts, rows)
         r = r_all[rows.unsqueeze(-1), starts.unsqueeze(-1) + offs]
         log_pi = torch.log_softmax(torch.where(forbidden, neg_inf, logits), -1) - lp
         C = pcl_residual(V[s[:, 0]], V[s_end], r, log_pi[s, act], mdp.gamma, float(a))

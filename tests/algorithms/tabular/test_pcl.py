@@ -166,6 +166,9 @@ def test_pcl_input_errors():
         pcl(mdp, torch.tensor([1.0, 2.0]))
     with pytest.raises(TypeError, match="TabularMDP"):
         pcl("mdp", 1.0)
+    _, forbid = random_tiny_mdp(np.random.default_rng(8), S=4, A=3, T=None, discount=GAMMA, forbid=True)
+    with pytest.raises(ValueError, match="behaviour: expected zero probability on forbidden"):
+        pcl(forbid, 1.0, behaviour=torch.full((4, 3), 1 / 3, dtype=torch.float64), n_iter=1)
     traj = Trajectories(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long))
     sol = cai.soft_value_iteration(mdp, 1.0)
     with pytest.raises(ValueError, match="d: expected a path length"):
