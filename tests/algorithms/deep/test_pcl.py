@@ -1,12 +1,16 @@
 """Deep PCL: the path replay buffer against a plain loop, the update's residual against the pure
-function, and a CartPole smoke run (finite losses)."""
+function, the learned value and policy against soft value iteration on a deterministic tabular
+world, and a CartPole smoke run (finite losses)."""
 import numpy as np
 import pytest
 import torch
 
+import cai
 from cai.algorithms.deep.pcl import PCL, PCLConfig
 from cai.algorithms.deep.replay import PathReplayBuffer
 from cai.algorithms.tabular.pcl import pcl_residual
+from cai.worlds.tabular_env import TabularEnv, one_hot_states
+from tests.common import random_tiny_mdp
 
 gym = pytest.importorskip("gymnasium")
 
@@ -82,3 +86,21 @@ def test_pcl_cartpole_smoke():
         PCLConfig(rollout=0)
     with pytest.raises(ValueError, match="Discrete"):
         PCL().fit("Pendulum-v1", 10)
+
+
+def test_deep_pcl_finds_the_soft_optimum_of_a_deterministic_tabular_world():
+    # A deterministic random MDP (4 states, 3 actions, gamma 0.8) as an environment with one-hot
+    # observations; reference: soft value iteration at alpha 0.5. On a deterministic world every path's
+    # consistency can be met exactly, so the networks reach the soft optimum to float32 precision.
+    # Measured after 1500 steps, seeds 0 / 1: max |V - V*| 5.4e-6 / 5.0e-6, max policy TV 1.2e-7 / 3.6e-7
+    # (the uniform policy's max TV is 0.33); tolerances leave 20x.
+    _, mdp = random_tiny_mdp(np.random.default_rng(1), S=4, A=3, T=None, discount=0.8, deterministic=True)
+    sol = cai.soft_value_iteration(mdp, 0.5)
+    cfg = PCLConfig(hidden_sizes=(32,), alpha=0.5, rollout=3, lr_pi=1e-2, lr_v=1e-2, batch_size=64,
+                    learning_starts=200, gamma=0.8, tau=0.05, progress=False, seed=0, max_grad_norm=None)
+    agent = PCL(cfg).fit(TabularEnv(mdp, max_episode_steps=50, seed=0), 1500)
+    tv = 0.5 * np.abs(agent.policy_probs(one_hot_states(4)) - sol.policy.numpy()).sum(-1)
+    with torch.no_grad():
+        v = agent.v_(torch.eye(4)).squeeze(-1).double().numpy()
+    assert np.abs(v - sol.V.numpy()).max() < 1e-4
+    assert tv.max() < 1e-5
