@@ -5,7 +5,25 @@ exp(r(s_t, a_t) / alpha)``; backward messages give soft Q and V, forward message
 marginals, and every number is checked against direct soft dynamic programming.
 """
 from cai._version import __version__
-from cai.algorithms import LMDP, SAC, SQL, MaxEntIRL, SACConfig, SoftDQN, SoftDQNConfig, SQLConfig, compose, q_learning, soft_q_learning, soft_reinforce
+from cai.algorithms import (
+                            LMDP,
+                            PCL,
+                            SAC,
+                            SQL,
+                            DiscreteSAC,
+                            DiscreteSACConfig,
+                            MaxEntIRL,
+                            PCLConfig,
+                            SACConfig,
+                            SoftDQN,
+                            SoftDQNConfig,
+                            SQLConfig,
+                            compose,
+                            pcl,
+                            q_learning,
+                            soft_q_learning,
+                            soft_reinforce,
+)
 from cai.app import explore
 from cai.dp import (
                             PolicyMarginals,
@@ -87,4 +105,9 @@ __all__ = [
     "SoftDQN",
     "explore",
     "SoftDQNConfig",
+    "DiscreteSAC",
+    "DiscreteSACConfig",
+    "PCL",
+    "PCLConfig",
+    "pcl",
 ]

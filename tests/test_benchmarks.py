@@ -155,3 +155,19 @@ def test_bench_batch_smoke_checks_agreement_and_prints_goals():
     assert len(goals) == 2 * 8 + 4, out                 # 8 batch cases x 2 goals, 4 small solves
     assert strict == (1 if any(g.startswith("FAIL") for g in goals) else 0)
     assert "memory bandwidth (np.copyto" in out and "agreement within 1e-12 asserted" in out
+
+
+@pytest.mark.parametrize("script, names", [
+    ("bench_pcl_cartpole.py", ["pcl seed 0"]),
+    ("bench_discrete_sac_cartpole.py", ["dsac0.98 seed 0", "soft_dqn seed 0"]),
+])
+def test_cartpole_benchmarks_smoke(script, names, tmp_path, capsys):
+    # benchmarks/bench_pcl_cartpole.py and bench_discrete_sac_cartpole.py in --smoke mode (300 steps,
+    # 16 units): every learner runs, evaluates, and writes its curve
+    pytest.importorskip("gymnasium")
+    mod = runpy.run_path(str(pathlib.Path(ROOT) / "benchmarks" / script))
+    results = mod["main"](["--smoke", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    for name in names:
+        assert name in out
+    assert len(results) == len(names) and len(list(tmp_path.glob("*.json"))) == len(names)

@@ -19,7 +19,8 @@ PACKAGES = ["cai.mdp", "cai.worlds", "cai.ops", "cai.exact", "cai.dp", "cai.ppl"
 #: Mutable on purpose: hyperparameter configs a user edits before training, the training curve a
 #: learner appends to while it trains, and where the training loop stands between two ``fit``
 #: calls (the unfinished episode). None of them is a result.
-MUTABLE = {"LoopConfig", "SACConfig", "SQLConfig", "SoftDQNConfig", "TrainingHistory", "LoopState"}
+MUTABLE = {"LoopConfig", "SACConfig", "SQLConfig", "SoftDQNConfig", "DiscreteSACConfig", "PCLConfig", "TrainingHistory",
+           "LoopState"}
 
 
 def _modules():

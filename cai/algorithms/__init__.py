@@ -4,7 +4,7 @@
 Q, soft Q-learning and soft policy gradients. :mod:`cai.algorithms.deep` (torch): soft Q-learning
 with amortised SVGD (SQL), soft actor-critic (SAC) and discrete soft Q-learning (soft DQN).
 """
-from cai.algorithms.deep import SAC, SQL, ReplayBuffer, SACConfig, SoftDQN, SoftDQNConfig, SQLConfig, Transition
+from cai.algorithms.deep import PCL, SAC, SQL, DiscreteSAC, DiscreteSACConfig, PCLConfig, ReplayBuffer, SACConfig, SoftDQN, SoftDQNConfig, SQLConfig, Transition
 from cai.algorithms.tabular import (
                                     LMDP,
                                     Composition,
@@ -16,6 +16,7 @@ from cai.algorithms.tabular import (
                                     combined_mdp,
                                     compose,
                                     controlled_from_policy,
+                                    pcl,
                                     q_learning,
                                     reinforce_gradient,
                                     soft_q_learning,
@@ -29,5 +30,6 @@ __all__ = [
     "compose", "combined_mdp", "Composition",
     "soft_q_learning", "q_learning", "PolynomialStepSize", "TDResult",
     "soft_reinforce", "reinforce_gradient", "PGResult",
+    "pcl", "DiscreteSAC", "DiscreteSACConfig", "PCL", "PCLConfig",
     "SAC", "SACConfig", "SQL", "SQLConfig", "SoftDQN", "SoftDQNConfig", "ReplayBuffer", "Transition",
 ]

@@ -25,8 +25,10 @@ from cai.worlds.builders import (
 from cai.worlds.gym import GYM_WORLDS, from_gymnasium
 from cai.worlds.multigoal import GOALS, MultiGoalEnv, goal_hit_fractions
 from cai.worlds.registry import WORLDS, World, load_layout, make_world, world_names
+from cai.worlds.tabular_env import TabularEnv, one_hot_states
 
 __all__ = [
+    "TabularEnv", "one_hot_states",
     "gridworld", "parse_layout", "cliff", "two_route", "square", "square_layout", "chain", "lottery", "options_fork", "random_mdp",
     "GRID_ACTIONS", "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT", "from_gymnasium", "GYM_WORLDS",
     "MultiGoalEnv", "GOALS", "goal_hit_fractions", "WORLDS", "World", "make_world", "world_names", "load_layout",

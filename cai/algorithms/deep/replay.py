@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 import torch
 
-__all__ = ["Transition", "ReplayBuffer"]
+__all__ = ["Transition", "ReplayBuffer", "PathBatch", "PathReplayBuffer"]
 
 
 class Transition(NamedTuple):
@@ -124,3 +124,77 @@ class ReplayBuffer:
             arr[:n] = state[k]
         self._next, self._size = int(state["next"]), n
         self._rng.bit_generator.state = copy.deepcopy(state["rng"])
+
+
+class PathBatch(NamedTuple):
+    """A batch of sub-paths of up to ``d`` consecutive steps (``B`` paths), torch tensors.
+
+    A path starts at a uniformly drawn stored step and follows the episode for ``d`` steps or until
+    the episode ends (terminated, truncated or the buffer's newest step), whichever comes first:
+    ``mask`` marks the valid steps (a prefix) and ``end_obs`` is the observation after the last
+    valid step (to bootstrap from unless ``terminated``).
+
+    Attributes:
+        obs: ``(B, d, *obs_shape)`` float32. action: ``(B, d, *action_shape)``.
+        reward: ``(B, d)`` float32. mask: ``(B, d)`` float32 (1.0 valid, 0.0 padding).
+        end_obs: ``(B, *obs_shape)`` float32. terminated: ``(B,)`` float32 (1.0: the last valid step ended
+            the episode in a terminal state).
+    """
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    mask: torch.Tensor
+    end_obs: torch.Tensor
+    terminated: torch.Tensor
+
+
+class PathReplayBuffer(ReplayBuffer):
+    """A :class:`ReplayBuffer` whose ``sample`` returns sub-paths of ``path_length`` steps (for PCL).
+
+    Transitions are stored in the order the loop adds them, so a path is a run of consecutive
+    slots; it stops at a terminal step, and where the next slot does not continue the episode
+    (its ``obs`` differs from this slot's ``next_obs``: a reset after a time limit) or is older
+    (the ring's write position). A reset that happens to land on the very observation the episode
+    reached is followed through; when observations are Markov states this splice is itself a
+    valid sample path (the step after it starts from that same state).
+
+    Args:
+        capacity, obs_shape, action_shape, discrete, device, seed: as :class:`ReplayBuffer`.
+        path_length: ``d``, steps per sampled path.
+
+    Raises:
+        ValueError: If ``capacity`` or ``path_length`` is not a positive integer.
+    """
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), discrete: bool = False,
+                 device: str = "cpu", seed: Optional[int] = None, path_length: int = 1) -> None:
+        if isinstance(path_length, bool) or int(path_length) != path_length or path_length < 1:
+            raise ValueError(f"path_length: expected a positive integer, got {path_length!r}")
+        super().__init__(capacity, obs_shape, action_shape, discrete, device, seed)
+        self.path_length = int(path_length)
+
+    def sample(self, batch_size: int) -> PathBatch:
+        """Sample ``batch_size`` paths with uniformly drawn start steps (with replacement).
+
+        Raises:
+            ValueError: If the buffer is empty.
+        """
+        if self._size == 0:
+            raise ValueError("buffer: expected at least one stored transition, got an empty buffer")
+        d, n = self.path_length, self._size
+        oldest = 0 if n < self.capacity else self._next
+        logical = self._rng.integers(0, n, size=batch_size)[:, None] + np.arange(d)[None, :]   # (B, d)
+        idx = (oldest + np.minimum(logical, n - 1)) % self.capacity
+        valid = logical < n
+        for j in range(1, d):
+            prev, cur = idx[:, j - 1], idx[:, j]
+            same_episode = np.all((self.next_obs[prev] == self.obs[cur]).reshape(len(cur), -1), axis=-1)
+            valid[:, j] &= valid[:, j - 1] & (self.terminated[prev] == 0.0) & same_episode
+        last = idx[np.arange(batch_size), valid.sum(-1) - 1]
+
+        def t(x):
+            return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+
+        return PathBatch(t(self.obs[idx]), t(self.action[idx]), t(self.reward[idx]), t(valid.astype(np.float32)),
+                         t(self.next_obs[last]), t(self.terminated[last]))

@@ -276,3 +276,23 @@ def test_an_environment_that_does_not_pickle_is_left_out_with_a_warning(tmp_path
         loaded.fit(None, 5, reset_num_timesteps=False)
     loaded.fit(MultiGoalEnv(), 5, reset_num_timesteps=False)
     assert loaded.num_timesteps_ == 25
+
+
+@pytest.mark.parametrize("make", [
+    lambda: cai.DiscreteSAC(cai.DiscreteSACConfig(**TINY)),
+    lambda: cai.PCL(cai.PCLConfig(**{**TINY, "rollout": 4})),
+], ids=["discrete_sac", "pcl"])
+def test_discrete_sac_and_pcl_save_load_resume_is_bit_for_bit(tmp_path, make):
+    straight = make().fit("CartPole-v1", 200)
+    first = make().fit("CartPole-v1", 100)
+    torch.manual_seed(7)
+    path = tmp_path / "agent.pt"
+    first.save(path)
+    resumed = type(first).load(path)
+    resumed.fit(None, 100, reset_num_timesteps=False)
+    assert_same_learner(straight, resumed)
+    in_place = make().fit("CartPole-v1", 100)
+    in_place.fit(None, 100, reset_num_timesteps=False)   # 5 + 5 == 10 without a file
+    assert_same_learner(straight, in_place)
+    obs = np.array([0.01, -0.02, 0.03, 0.0], np.float32)
+    assert straight.act(obs) == resumed.act(obs)
