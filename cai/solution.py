@@ -39,6 +39,11 @@ class Solution:
             ``"soft_vi"``, ``"vi"``, ``"soft_policy_iteration"`` or ``"policy_evaluation"``.
         iterations, residual: for stationary problems, the iterations used and the final
             ``max |V_new - V|``; ``None`` for finite horizons.
+        error_bound: for stationary dynamic programming (``gamma < 1``), a guaranteed bound on
+            ``max_s |V(s) - V*(s)|``, the distance of the returned values to the exact fixed point
+            (MacQueen's span bound, :func:`cai.ops.recursion.span_bounds`); at most
+            ``tol * max(1, max |V|)`` when the solver converged. ``None`` for finite horizons and
+            exact inference.
 
     Stationary problems drop the time axis: ``V (*b, S)``, ``Q`` and ``policy (*b, S, A)``.
 
@@ -66,6 +71,7 @@ class Solution:
         init(self, "log_evidence", log_evidence)
         init(self, "iterations", rec.iterations)
         init(self, "residual", rec.residual)
+        init(self, "error_bound", rec.error_bound)
         init(self, "V", torch.stack(rec.V, -2) if mdp.horizon is not None else rec.V[0])
         init(self, "_Q", None)
         init(self, "_log_pi", None)
@@ -181,14 +187,15 @@ class Solution:
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
+        state.setdefault("error_bound", None)       # (pickled before 0.3)
         Q, log_pi = state.pop("Q"), state.pop("log_policy")
         for k, v in state.items():
             object.__setattr__(self, k, v)
         if state["mdp"].horizon is None:
-            rec = Recursion([state["V"]], [Q], [log_pi], state["iterations"], state["residual"])
+            rec = Recursion([state["V"]], [Q], [log_pi], state["iterations"], state["residual"], state["error_bound"])
         else:
             rec = Recursion(list(state["V"].unbind(-2)), list(Q.unbind(-3)), list(log_pi.unbind(-3)),
-                            state["iterations"], state["residual"])
+                            state["iterations"], state["residual"], state["error_bound"])
         object.__setattr__(self, "_rec", rec)
         object.__setattr__(self, "_aggregate", _stored_aggregate)
         object.__setattr__(self, "_Q", Q)
@@ -200,7 +207,7 @@ class Solution:
         Format (NumPy arrays): the MDP's arrays (:meth:`cai.TabularMDP.to_arrays`) under
         ``mdp/``; ``V``, ``Q``, ``log_policy`` (materialised), ``alpha``; ``log_prior`` and
         ``log_evidence`` when present; ``method`` and ``mode`` (strings); ``iterations`` (-1 for
-        none) and ``residual`` (NaN for none).
+        none), ``residual`` and ``error_bound`` (NaN for none).
 
         Args:
             path: file name; ``".npz"`` is appended when missing.
@@ -217,7 +224,8 @@ class Solution:
         d.update(V=arr(self.V), Q=arr(self._Q), log_policy=arr(self._log_pi), alpha=arr(self.alpha),
                  method=np.array(self.method), mode=np.array(self._mode),
                  iterations=np.array(-1 if self.iterations is None else self.iterations),
-                 residual=np.array(np.nan if self.residual is None else self.residual))
+                 residual=np.array(np.nan if self.residual is None else self.residual),
+                 error_bound=np.array(np.nan if self.error_bound is None else self.error_bound))
         if self.log_prior is not None:
             d["log_prior"] = arr(self.log_prior)
         if self.log_evidence is not None:
@@ -240,12 +248,14 @@ class Solution:
             return torch.as_tensor(f[k], device=mdp.device) if k in f else None
 
         iterations, residual = int(f["iterations"]), float(f["residual"])
+        error_bound = float(f["error_bound"]) if "error_bound" in f else math.nan
         sol = cls.__new__(cls)
         sol.__setstate__(dict(
             mdp=mdp, alpha=ten("alpha"), _mode=str(f["mode"]), method=str(f["method"]),
             log_prior=ten("log_prior"), log_evidence=ten("log_evidence"),
             iterations=None if iterations < 0 else iterations,
             residual=None if math.isnan(residual) else residual,
+            error_bound=None if math.isnan(error_bound) else error_bound,
             V=ten("V"), Q=ten("Q"), log_policy=ten("log_policy"),
         ))
         return sol
