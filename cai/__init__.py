@@ -10,6 +10,8 @@ from cai.app import explore
 from cai.dp import (
                             PolicyMarginals,
                             elbo,
+                            modified_policy_iteration,
+                            policy_iteration,
                             policy_marginals,
                             policy_visitation,
                             soft_policy_evaluation,
@@ -49,6 +51,8 @@ __all__ = [
     "value_iteration",
     "soft_policy_evaluation",
     "soft_policy_iteration",
+    "policy_iteration",
+    "modified_policy_iteration",
     "elbo",
     "policy_visitation",
     "policy_marginals",

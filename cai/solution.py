@@ -10,7 +10,7 @@ import torch
 
 from cai.mdp.io import load_arrays, prefixed, save_arrays, unprefixed
 from cai.mdp.tabular import TabularMDP
-from cai.methods import METHODS, SOFT_POLICY_ITERATION, SOFT_VI
+from cai.methods import METHODS, SOFT_MODIFIED_POLICY_ITERATION, SOFT_POLICY_ITERATION, SOFT_VI
 from cai.ops.backup import q_backup
 from cai.ops.recursion import Recursion
 from cai.typing import Device, PathLike
@@ -170,7 +170,7 @@ class Solution:
     @property
     def max_elbo(self) -> torch.Tensor:
         """For soft value (or policy) iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
-        if self.method not in (SOFT_VI, SOFT_POLICY_ITERATION):
+        if self.method not in (SOFT_VI, SOFT_POLICY_ITERATION, SOFT_MODIFIED_POLICY_ITERATION):
             raise AttributeError(f"max_elbo is defined for soft value iteration, not for {self.method!r}")
         return self.value / self.alpha
 
