@@ -226,6 +226,91 @@ def empirical_visitation(demos: Demonstrations, mdp: TabularMDP) -> torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------
+# the inner loop of fit, with what does not change built once
+
+class _CausalSweep:
+    r"""One inner solve of causal MaxEnt IRL for linear rewards, on a finite horizon, on the CPU.
+
+    A fast path of :meth:`MaxEntIRL.solve` followed by :meth:`MaxEntIRL.expected_visitation`
+    (soft value iteration, then :func:`cai.dp.visitation.policy_marginals`), tested against them
+    entry by entry. Everything that does not change between iterations of :meth:`MaxEntIRL.fit`
+    is built once: the transition matrix and its transpose (SciPy CSR or a NumPy view), the mask
+    of forbidden actions, the prior, the terminal rewards, the start distribution, the features
+    as an ``(S*A, F)`` matrix and the demonstrations' indices; the MDP is not rebuilt and revalidated
+    per iteration, no ``Solution`` is made, and no ``Q`` beyond the current step is kept. The
+    arithmetic is the reference's, step by step::
+
+        Q_t = r + gamma P V_{t+1},   log pi_t = Q_t / alpha + log rho - logsumexp_a(.),   V_t = alpha logsumexp_a(.)
+        d_t(s, a) = mu_t(s) pi_t(a|s),   mu_{t+1} = gamma P^T d_t,   mu_0 = q0
+    """
+
+    def __init__(self, irl: MaxEntIRL, q0: torch.Tensor, demos: Demonstrations) -> None:
+        import scipy.sparse as sp
+
+        mdp = irl.mdp
+        S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
+        self.S, self.A, self.T, self.g, self.a = S, A, T, mdp.gamma, float(irl._alpha)
+        PM = mdp.transition_matrix.detach()
+        if mdp.is_sparse:
+            self.P = sp.csr_matrix((PM.values().numpy(), PM.col_indices().numpy(), PM.crow_indices().numpy()),
+                                   shape=tuple(PM.shape))
+        else:
+            self.P = PM.numpy()
+        self.PT = self.P.T.tocsr() if mdp.is_sparse else np.ascontiguousarray(self.P.T)
+        allowed = mdp.allowed
+        allowed = allowed.reshape(-1, *allowed.shape[-2:]).any(0)
+        self.forbidden = None if bool(allowed.all()) else (~allowed).numpy()
+        log_rho = check_action_prior(irl.action_prior, S, A, mdp.dtype, mdp.device)
+        self.log_rho = None if log_rho is None else log_rho.numpy()
+        self.rT = mdp.terminal_rewards.detach().numpy()
+        self.q0 = q0.detach().numpy()
+        self.phi = irl._phi.detach().reshape(S * A, -1).numpy()                # (S*A, F)
+        L = demos.actions.shape[1]
+        self.t_idx = np.broadcast_to(np.arange(L), demos.actions.shape)[demos.mask.numpy()]
+        self.s_idx, self.a_idx = demos.states[:, :L][demos.mask].numpy(), demos.actions[demos.mask].numpy()
+        self.n = demos.n
+        self.log_pi = np.empty((T, S, A))
+
+    @classmethod
+    def applies(cls, irl: MaxEntIRL) -> bool:
+        mdp = irl.mdp
+        return (irl.variant == CAUSAL and irl.reward_model is None and mdp.horizon is not None
+                and mdp.device.type == "cpu" and not mdp.transitions.requires_grad)
+
+    def __call__(self, w: torch.Tensor) -> Tuple[np.ndarray, float]:
+        """``(d (S, A), log-likelihood)`` for weights ``w``: the expected visitation counts and the
+        demonstrations' mean causal log-likelihood under the soft-optimal policy of ``phi w``."""
+        S, A, g, a = self.S, self.A, self.g, self.a
+        r = (self.phi @ w.detach().numpy()).reshape(S, A)
+        if self.forbidden is not None:
+            r[self.forbidden] = -math.inf
+        V = self.rT
+        for t in range(self.T - 1, -1, -1):
+            x = self.P @ V
+            x *= g
+            x = x.reshape(S, A)
+            x += r
+            x /= a                                           # the logits Q_t / alpha
+            if self.log_rho is not None:
+                x += self.log_rho
+            m = x.max(1, keepdims=True)                      # finite: every state keeps an action
+            lse = np.log(np.exp(x - m).sum(1, keepdims=True))
+            lse += m
+            np.subtract(x, lse, out=self.log_pi[t])
+            V = a * lse[:, 0]
+        d = np.zeros((S, A))
+        mu = self.q0
+        for t in range(self.T):
+            dt = np.exp(self.log_pi[t])
+            dt *= mu[:, None]
+            d += dt
+            mu = self.PT @ dt.reshape(-1)
+            mu *= g
+        ll = float(self.log_pi[self.t_idx, self.s_idx, self.a_idx].sum()) / self.n
+        return d, ll
+
+
+# ---------------------------------------------------------------------------------------------
 # the learner
 
 class MaxEntIRL:
@@ -536,18 +621,26 @@ class MaxEntIRL:
         history: List[IRLStep] = []
         it = 0
         bar = tqdm(range(self.n_iter + 1), disable=not self.progress, desc=f"MaxEntIRL ({self.variant})")
+        # linear causal rewards on a finite horizon: the inner loop with everything fixed built once
+        sweep = _CausalSweep(self, q0, demos) if linear and _CausalSweep.applies(self) else None
+        sol = None
         for it in bar:
             opt.zero_grad()
-            if linear:
+            if sweep is not None:
+                d_np, ll = sweep(params[0])
+                d = torch.from_numpy(d_np)
+                r = None
+            elif linear:
                 with torch.no_grad():
                     r = phi @ params[0]
             else:
                 r_graph = self._model_reward()
                 r = r_graph.detach()
-            with torch.no_grad():
-                mdp_r, sol = self.solve(r)
-                d = self.expected_visitation(mdp_r, sol, q0)
-                ll = float(self._log_likelihood(demos, r, sol))
+            if sweep is None:
+                with torch.no_grad():
+                    mdp_r, sol = self.solve(r)
+                    d = self.expected_visitation(mdp_r, sol, q0)
+                    ll = float(self._log_likelihood(demos, r, sol))
             if linear:
                 g = (mu_emp - torch.einsum("saf,sa->f", phi, d)) / alpha - self.l2 * params[0]
                 gap = float(g.abs().max())
@@ -563,6 +656,12 @@ class MaxEntIRL:
                 r_graph.backward(-(d_emp - d) / alpha)               # chain rule through the module
             opt.step()
         bar.close()
+        if sweep is not None:
+            # the fitted model through the general route (once): Solution, policy and visitation
+            with torch.no_grad():
+                r = phi @ params[0]
+                mdp_r, sol = self.solve(r)
+                d = self.expected_visitation(mdp_r, sol, q0)
         self.n_iter_ = it
         self.history_ = history
         self.weights_ = params[0].detach().clone() if linear else None
