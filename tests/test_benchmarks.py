@@ -125,3 +125,22 @@ def test_bench_sweep_smoke(capsys):
     assert mod["main"](["--n", "6", "--states", "10", "--repeats", "1", "--no-ray"]) == 0
     out = capsys.readouterr().out
     assert "every engine's table equals the serial table" in out and "| joblib |" in out
+
+
+def _run_smoke(name: str) -> str:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", name), "--smoke"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_bench_irl_smoke():
+    """The transcription of MCE IRL and cai's MaxEntIRL take the same Adam steps: same iterations,
+    weights equal to rounding (the script prints the largest difference)."""
+    out = _run_smoke("bench_irl.py")
+    row = [ln for ln in out.splitlines() if "S=   16" in ln]
+    assert len(row) == 1, out
+    assert "transcription (Adam)    5 it" in row[0] and "cai Adam    5 it" in row[0], out
+    diff = float(row[0].split("max |theta diff|")[1].split(")")[0])
+    assert diff < 1e-12, out
