@@ -144,3 +144,19 @@ def test_bench_irl_smoke():
     assert "transcription (Adam)    5 it" in row[0] and "cai Adam    5 it" in row[0], out
     diff = float(row[0].split("max |theta diff|")[1].split(")")[0])
     assert diff < 1e-12, out
+
+
+def test_bench_gpu_smoke():
+    """On the CPU with a tiny grid: the device-generic route (fused step off) agrees with the
+    fused one, and every solver row of the GPU table prints (float32 and float64)."""
+    out = _run_smoke("bench_gpu.py")
+    assert "general route agrees with the fused CPU route within 1e-10" in out, out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| ")]
+    assert len(rows) == 2 * (3 + 2 + 1), out
+
+
+def test_bench_vi_smoke():
+    """pymdptoolbox (when installed) and cai's value iteration on the same MDPs: cai reaches at
+    least pymdptoolbox's measured accuracy (the script asserts it) and the finite-horizon values agree."""
+    out = _run_smoke("bench_vi.py")
+    assert out.count("branching") == 2 and "finite horizon" in out, out
