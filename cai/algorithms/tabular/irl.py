@@ -276,9 +276,10 @@ class _CausalSweep:
 
     @classmethod
     def applies(cls, irl: MaxEntIRL) -> bool:
+        """Whether ``fit`` may use the sweep: causal, linear rewards, finite horizon, float64 on the CPU."""
         mdp = irl.mdp
         return (irl.variant == CAUSAL and irl.reward_model is None and mdp.horizon is not None
-                and mdp.device.type == "cpu" and not mdp.transitions.requires_grad)
+                and mdp.device.type == "cpu" and mdp.dtype == torch.float64 and not mdp.transitions.requires_grad)
 
     def __call__(self, w: torch.Tensor) -> Tuple[np.ndarray, float, float]:
         """``(d (S, A), log-likelihood, sum_s q0(s) V_0(s))`` for weights ``w``: the expected
