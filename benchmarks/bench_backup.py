@@ -286,6 +286,8 @@ def operator_bytes(step) -> int:
     M = step._weights(0)[1]
     if isinstance(M, np.ndarray):
         return M.nbytes
+    if not isinstance(M, torch.Tensor):                     # a SciPy CSR view
+        return sum(x.nbytes for x in (M.indptr, M.indices, M.data))
     return sum(x.numel() * x.element_size() for x in (M.crow_indices(), M.col_indices(), M.values()))
 
 

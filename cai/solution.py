@@ -47,6 +47,10 @@ class Solution:
 
     Stationary problems drop the time axis: ``V (*b, S)``, ``Q`` and ``policy (*b, S, A)``.
 
+    With ``keep="V0"`` (finite horizon) only ``V0``, ``value``, ``log_evidence`` and ``max_elbo``
+    exist, in memory independent of ``T``; ``V``, ``Q``, the policy, :meth:`q_at` and
+    :meth:`policy_at` raise ``AttributeError`` saying so (:attr:`first_value_only` tells).
+
     When the solver was asked to keep less (``keep="values"`` or ``"first"``), ``Q`` and the
     policy are recomputed from ``V`` on first access; :meth:`q_at` and :meth:`policy_at` compute
     one step without materialising the rest (the only state that changes after construction,
@@ -72,9 +76,25 @@ class Solution:
         init(self, "iterations", rec.iterations)
         init(self, "residual", rec.residual)
         init(self, "error_bound", rec.error_bound)
-        init(self, "V", torch.stack(rec.V, -2) if mdp.horizon is not None else rec.V[0])
+        if rec.first_value_only:
+            init(self, "_V0", rec.V[0])            # keep="V0": no V, Q or policy (see __getattr__)
+        else:
+            init(self, "V", torch.stack(rec.V, -2) if mdp.horizon is not None else rec.V[0])
         init(self, "_Q", None)
         init(self, "_log_pi", None)
+
+    def __getattr__(self, name: str) -> object:
+        # only reached when ordinary lookup fails (or a property raised AttributeError): V, Q and
+        # the policy of a solution that kept V_0 alone
+        if name in ("V", "Q", "policy", "log_policy") and "_V0" in self.__dict__:
+            raise AttributeError(_V0_ONLY.format(name))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def first_value_only(self) -> bool:
+        """Whether the solver kept ``V_0`` alone (``keep="V0"``): then ``V``, ``Q`` and the policy
+        are not available (``V0``, ``value``, ``log_evidence`` and ``max_elbo`` are)."""
+        return "_V0" in self.__dict__
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Solution is immutable: cannot set {name!r}")
@@ -102,6 +122,8 @@ class Solution:
         return self.mdp.horizon
 
     def _step(self, t: Optional[int]):
+        if self.first_value_only:
+            raise AttributeError(_V0_ONLY.format("Q and the policy"))
         rec = self._rec
         i = 0 if t is None else t
         if rec.Q[i] is not None:
@@ -132,6 +154,8 @@ class Solution:
         return self._step(self._check_t(t))[1]
 
     def _materialise(self):
+        if self.first_value_only:
+            raise AttributeError(_V0_ONLY.format("Q and the policy"))
         if self._Q is None:
             if self.mdp.horizon is None:
                 Q, log_pi = self._rec.Q[0], self._rec.log_policy[0]
@@ -159,6 +183,8 @@ class Solution:
     @property
     def V0(self) -> torch.Tensor:
         """Values at the first step, ``(*b, S)``."""
+        if self.first_value_only:
+            return self._V0
         return self.V[..., 0, :] if self.mdp.horizon is not None else self.V
 
     @property
@@ -180,6 +206,8 @@ class Solution:
     def __getstate__(self) -> dict:
         """Everything but the solver's closure: ``Q`` and the policy are materialised (so a
         solution kept with ``keep="values"`` travels at its full size)."""
+        if self.first_value_only:
+            return {k: v for k, v in self.__dict__.items() if k not in ("_rec", "_aggregate")}
         self._materialise()
         state = {k: v for k, v in self.__dict__.items() if k not in ("_rec", "_aggregate", "_Q", "_log_pi")}
         state["Q"], state["log_policy"] = self._Q, self._log_pi
@@ -188,6 +216,13 @@ class Solution:
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.setdefault("error_bound", None)       # (pickled before 0.3)
+        if "_V0" in state:
+            for k, v in state.items():
+                object.__setattr__(self, k, v)
+            object.__setattr__(self, "_rec", Recursion([state["_V0"]], [], [], state["iterations"], state["residual"],
+                                                       state["error_bound"], True))
+            object.__setattr__(self, "_aggregate", _stored_aggregate)
+            return
         Q, log_pi = state.pop("Q"), state.pop("log_policy")
         for k, v in state.items():
             object.__setattr__(self, k, v)
@@ -215,14 +250,16 @@ class Solution:
         Returns:
             The path written.
         """
-        self._materialise()
-
         def arr(t):
             return t.detach().cpu().numpy()
 
         d = prefixed("mdp", self.mdp.to_arrays())
-        d.update(V=arr(self.V), Q=arr(self._Q), log_policy=arr(self._log_pi), alpha=arr(self.alpha),
-                 method=np.array(self.method), mode=np.array(self._mode),
+        if self.first_value_only:
+            d.update(V0=arr(self._V0))
+        else:
+            self._materialise()
+            d.update(V=arr(self.V), Q=arr(self._Q), log_policy=arr(self._log_pi))
+        d.update(alpha=arr(self.alpha), method=np.array(self.method), mode=np.array(self._mode),
                  iterations=np.array(-1 if self.iterations is None else self.iterations),
                  residual=np.array(np.nan if self.residual is None else self.residual),
                  error_bound=np.array(np.nan if self.error_bound is None else self.error_bound))
@@ -240,7 +277,7 @@ class Solution:
             ValueError: naming ``path`` when the file does not exist or is not a saved solution.
         """
         f = load_arrays(path, "Solution.load")
-        if "V" not in f or "method" not in f:
+        if ("V" not in f and "V0" not in f) or "method" not in f:
             raise ValueError(f"Solution.load: path: expected a file written by Solution.save, got one with keys {sorted(f)[:6]}")
         mdp = TabularMDP.from_arrays(unprefixed("mdp", f), device=device)
 
@@ -250,19 +287,29 @@ class Solution:
         iterations, residual = int(f["iterations"]), float(f["residual"])
         error_bound = float(f["error_bound"]) if "error_bound" in f else math.nan
         sol = cls.__new__(cls)
-        sol.__setstate__(dict(
+        state = dict(
             mdp=mdp, alpha=ten("alpha"), _mode=str(f["mode"]), method=str(f["method"]),
             log_prior=ten("log_prior"), log_evidence=ten("log_evidence"),
             iterations=None if iterations < 0 else iterations,
             residual=None if math.isnan(residual) else residual,
             error_bound=None if math.isnan(error_bound) else error_bound,
-            V=ten("V"), Q=ten("Q"), log_policy=ten("log_policy"),
-        ))
+        )
+        if "V0" in f:
+            state.update(_V0=ten("V0"), _Q=None, _log_pi=None)
+        else:
+            state.update(V=ten("V"), Q=ten("Q"), log_policy=ten("log_policy"))
+        sol.__setstate__(state)
         return sol
 
     def __repr__(self) -> str:
         extra = "" if self.iterations is None else f", iterations={self.iterations}, residual={self.residual:.3g}"
+        if self.first_value_only:
+            return f"Solution(method={self.method!r}, V0={tuple(self._V0.shape)}{extra})"
         return f"Solution(method={self.method!r}, V={tuple(self.V.shape)}{extra})"
+
+
+_V0_ONLY = ("{}: not available, the solver kept V_0 alone (keep='V0'); "
+            "solve again with keep='values' or keep='all'")
 
 
 def _stored_aggregate(Q, t):  # pragma: no cover - a loaded solution stores every step

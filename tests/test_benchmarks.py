@@ -5,6 +5,7 @@ No assertion here is about wall-clock time: timings depend on the machine and it
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 import os
 import pathlib
@@ -12,6 +13,7 @@ import runpy
 import subprocess
 import sys
 import types
+from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
@@ -160,3 +162,29 @@ def test_bench_vi_smoke():
     least pymdptoolbox's measured accuracy (the script asserts it) and the finite-horizon values agree."""
     out = _run_smoke("bench_vi.py")
     assert out.count("branching") == 2 and "finite horizon" in out, out
+def test_bench_before_after_smoke(capsys):
+    # benchmarks/bench_before_after.py against HEAD itself: every ratio is a measurement of noise
+    root = pathlib.Path(__file__).resolve().parents[1]
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout: bench_before_after.py compares two revisions")
+    mod = runpy.run_path(str(root / "benchmarks" / "bench_before_after.py"))
+    assert mod["main"](["--base", "HEAD", "--rounds", "1", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| grid |" in out and "worst median ratio" in out
+
+
+def test_bench_batch_smoke_checks_agreement_and_prints_goals():
+    """benchmarks/bench_batch.py --smoke: the batch, the loop and the NumPy batch agree (asserted in
+    the script before timing), every goal prints PASS or FAIL, and only --strict turns a FAIL into
+    a non-zero exit."""
+    path = pathlib.Path(ROOT) / "benchmarks" / "bench_batch.py"
+    mod = runpy.run_path(str(path))
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert mod["main"](["--smoke"]) == 0
+        strict = mod["main"](["--smoke", "--strict"])
+    out = buf.getvalue().split("command:")[-1]          # the second (strict) run's report
+    goals = [ln for ln in out.splitlines() if ln.startswith(("PASS ", "FAIL "))]
+    assert len(goals) == 2 * 8 + 4, out                 # 8 batch cases x 2 goals, 4 small solves
+    assert strict == (1 if any(g.startswith("FAIL") for g in goals) else 0)
+    assert "memory bandwidth (np.copyto" in out and "agreement within 1e-12 asserted" in out

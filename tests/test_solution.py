@@ -103,3 +103,74 @@ def test_plain_pickle_once_the_mdp_pickles():
     sol = cai.backward_messages(mdp, 1.0, keep="values")
     back = pickle.loads(pickle.dumps(sol))
     torch.testing.assert_close(back.policy, sol.policy, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# keep="V0": V_0 and the evidence alone, in memory independent of the horizon
+
+
+def _stored_numel(sol) -> int:
+    """Elements of every tensor the solution holds, its MDP, temperature and prior aside (and
+    of the recursion record it keeps)."""
+    skip = {"mdp", "alpha", "log_prior"}
+    held = [v for k, v in sol.__dict__.items() if k not in skip and isinstance(v, torch.Tensor)]
+    rec = sol.__dict__["_rec"]
+    held += [t for lst in (rec.V, rec.Q, rec.log_policy) for t in lst if t is not None]
+    return sum({t.data_ptr(): t.untyped_storage().nbytes() // t.element_size() for t in held}.values())
+
+
+@pytest.mark.parametrize("layout", ["sa", "tsa"])
+def test_keep_v0_gives_the_evidence_and_elbo_and_nothing_that_grows_with_t(layout):
+    import numpy as np
+
+    from tests.common import brute_force, random_tiny_mdp
+
+    rng = np.random.default_rng(3)
+    d, mdp = random_tiny_mdp(rng, 3, 2, 4, discount=0.9, layout=layout, forbid=layout == "sa")
+    alphas = torch.tensor([0.4, 1.0, 2.5], dtype=torch.float64)
+    sol = cai.backward_messages(mdp, alphas, keep="V0")
+    assert sol.first_value_only
+    for i, a in enumerate(alphas.tolist()):     # the evidence against enumerating every path
+        assert sol.log_evidence[i].item() == pytest.approx(brute_force(d, a)["log_evidence"], abs=1e-10)
+    full = cai.backward_messages(mdp, alphas)
+    torch.testing.assert_close(sol.V0, full.V0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sol.value, full.value, rtol=1e-12, atol=1e-12)
+    vi, vi_full = cai.soft_value_iteration(mdp, alphas, keep="V0"), cai.soft_value_iteration(mdp, alphas)
+    torch.testing.assert_close(vi.max_elbo, vi_full.max_elbo, rtol=1e-12, atol=1e-12)
+    # what is stored: V_0 and the evidence, (3, S) + (3,), whatever the horizon
+    S = mdp.n_states
+    for T in (2, 40):
+        long = mdp.replace(horizon=T, rewards=mdp.rewards[:1].expand(T, S, 2) if layout == "tsa" else mdp.rewards)
+        assert _stored_numel(cai.backward_messages(long, alphas, keep="V0")) == 3 * S + 3
+        assert _stored_numel(cai.soft_value_iteration(long, alphas, keep="V0")) == 3 * S
+    assert _stored_numel(cai.backward_messages(long, alphas, keep="values")) >= 3 * S * 41
+
+
+def test_keep_v0_says_what_is_missing_and_travels():
+    mdp = random_mdp(5, 3, 2, seed=2, horizon=6)
+    sol = cai.backward_messages(mdp, 0.7, keep="V0")
+    for get in (lambda: sol.V, lambda: sol.Q, lambda: sol.policy, lambda: sol.log_policy,
+                lambda: sol.q_at(0), lambda: sol.policy_at(1)):
+        with pytest.raises(AttributeError, match="keep='V0'"):
+            get()
+    with pytest.raises(AttributeError, match="no attribute 'W'"):
+        _ = sol.W
+    assert "V0=(5,)" in repr(sol)
+    back = pickle.loads(pickle.dumps(sol))
+    assert torch.equal(back.V0, sol.V0) and torch.equal(back.log_evidence, sol.log_evidence)
+    assert back.first_value_only
+    with pytest.raises(ValueError, match="keep: expected one of"):
+        cai.soft_value_iteration(mdp, 1.0, keep="V_0")
+
+
+def test_keep_v0_saves_and_loads(tmp_path):
+    mdp = random_mdp(4, 2, 2, seed=5, horizon=3)
+    sol = cai.soft_value_iteration(mdp, torch.tensor([0.5, 2.0], dtype=torch.float64), keep="V0")
+    back = cai.Solution.load(sol.save(tmp_path / "v0"))
+    assert back.first_value_only and torch.equal(back.V0, sol.V0) and torch.equal(back.max_elbo, sol.max_elbo)
+
+
+def test_keep_v0_on_a_stationary_problem_is_keep_values():
+    mdp = random_mdp(4, 2, 2, seed=6, horizon=None, discount=0.8)
+    a, b = cai.soft_value_iteration(mdp, 1.0, keep="V0"), cai.soft_value_iteration(mdp, 1.0, keep="values")
+    assert not a.first_value_only and torch.equal(a.V, b.V) and torch.equal(a.policy, b.policy)

@@ -13,7 +13,7 @@ from cai.mdp.checks import check_policy
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.methods import POLICY_EVALUATION, SOFT_VI, VI
 from cai.ops.backup import EXPECTATION, hard_max, policy_expectation, q_backup, soft_max
-from cai.ops.recursion import backward
+from cai.ops.recursion import backward, check_keep
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
 from cai.typing import Alpha, ArrayLike
@@ -38,7 +38,8 @@ def soft_value_iteration(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Opti
         action_prior: ``None`` (counting measure: entropy-regularised objective) or an
             ``(S, A)`` normalised prior (KL-regularised objective).
         keep: ``"all"``, ``"values"`` or ``"first"``: which Q/policy steps to store (the rest is
-            recomputed lazily from V).
+            recomputed lazily from V); ``"V0"``: only ``V_0`` (with ``.value`` and ``.max_elbo``), in
+            memory independent of the horizon (:data:`cai.ops.recursion.KEEP`).
         tol, max_iter: stationary iteration control (relative tolerance on V).
 
     Returns:
@@ -76,6 +77,7 @@ def _hard_values_step(mdp: TabularMDP, a: torch.Tensor):
     ``Q`` is stored."""
     def step(v_next: torch.Tensor, t: Optional[int], with_live: bool = False) -> torch.Tensor:
         return q_backup(mdp, t, v_next, a, EXPECTATION).amax(-1)
+    step.full = lambda v_next, t: None          # steps that store Q run the general backup
     return step
 
 
@@ -191,5 +193,4 @@ def _policy_log(mdp, policy) -> torch.Tensor:
 
 
 def _check_keep(keep):
-    if keep not in ("all", "values", "first"):
-        raise ValueError(f"keep: expected 'all', 'values' or 'first', got {keep!r}")
+    check_keep(keep)

@@ -32,7 +32,7 @@ from cai.mdp.tabular import TabularMDP, check_model
 from cai.methods import EXACT
 from cai.ops.backup import LOG_EXPECTATION, action_log_weights, action_operator, exact_successor, q_backup, soft_max
 from cai.ops.logspace import log_matmul_exp, logsumexp, transpose_csr
-from cai.ops.recursion import DIVERGENCE_TOL, ConvergenceWarning, DivergenceError, Recursion, backward
+from cai.ops.recursion import DIVERGENCE_TOL, ConvergenceWarning, DivergenceError, Recursion, backward, check_keep
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
 from cai.typing import Alpha, ArrayLike, PathLike
@@ -62,7 +62,8 @@ def backward_messages(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optiona
         method: stationary problems only: ``"iterate"`` (backups to a fixed point, with a
             divergence check) or ``"linear"`` (a direct solve of ``z = M z + b`` in
             ``z = exp(V / alpha)``, docs/design.md §2.5; dense, ``S <= 5000``).
-        keep: ``"all"``, ``"values"`` or ``"first"`` (see :func:`cai.soft_value_iteration`).
+        keep: ``"all"``, ``"values"``, ``"first"`` or ``"V0"`` (only ``V_0`` and the log evidence, in
+            memory independent of the horizon; see :func:`cai.soft_value_iteration`).
         tol, max_iter: stationary iteration control.
 
     Returns:
@@ -74,8 +75,7 @@ def backward_messages(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optiona
         ValueError: for invalid arguments.
     """
     a, log_prior = check_model(mdp, alpha, action_prior, "backward_messages")
-    if keep not in ("all", "values", "first"):
-        raise ValueError(f"keep: expected 'all', 'values' or 'first', got {keep!r}")
+    check_keep(keep)
     if method not in ("iterate", "linear"):
         raise ValueError(f"method: expected 'iterate' or 'linear', got {method!r}")
     if method == "linear" and mdp.horizon is not None:

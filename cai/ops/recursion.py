@@ -23,12 +23,37 @@ if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
     from cai.ops.values_step import SoftValueStep
 
-__all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of", "span_bounds",
+__all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of", "check_keep", "KEEP",
+           "span_bounds",
            "DIVERGENCE_TOL"]
 
 #: A spectral-radius bound counts as ``>= 1`` when it exceeds ``1`` by more than this: ``~5e3``
 #: float64 epsilons, above the rounding of one backup's log-ratio of values.
 DIVERGENCE_TOL = 1e-12
+
+
+#: What a backward solve stores (``keep=``): ``"all"`` every step's ``V``, ``Q`` and policy;
+#: ``"values"`` every step's ``V`` (``Q`` and the policy recomputed from it on demand); ``"first"``
+#: every ``V`` and step 0's ``Q`` and policy; ``"V0"`` only ``V_0`` (memory independent of ``T``;
+#: the solution then has ``V0``, ``value`` and the evidence or ELBO, and no ``V``, ``Q`` or policy).
+KEEP = ("all", "values", "first", "V0")
+
+
+def check_keep(keep: str) -> str:
+    """Validate a ``keep=`` argument (one of :data:`KEEP`).
+
+    Args:
+        keep: the value passed.
+
+    Returns:
+        ``keep``.
+
+    Raises:
+        ValueError: naming ``keep`` for anything else.
+    """
+    if not isinstance(keep, str) or keep not in KEEP:
+        raise ValueError(f"keep: expected one of {', '.join(repr(k) for k in KEEP)}, got {keep!r}")
+    return keep
 
 
 class ConvergenceWarning(UserWarning):
@@ -60,6 +85,8 @@ class Recursion:
     iterations: Optional[int] = None
     residual: Optional[float] = None
     error_bound: Optional[float] = None
+    #: ``keep="V0"`` on a finite horizon: ``V`` holds ``V_0`` alone and ``Q``, ``log_policy`` are empty
+    first_value_only: bool = False
 
 
 def span_bounds(diff: torch.Tensor, gamma: float) -> tuple:
@@ -119,7 +146,9 @@ def backward(
             :data:`~cai.ops.backup.EXPECTATION` (see :func:`cai.ops.backup.q_backup`).
         aggregate: ``aggregate(Q_t, t) -> (V_t, log_pi_t)``; ``log_pi_t`` may be ``None``.
         keep: ``"all"`` stores ``Q`` and the policy for every step; ``"values"`` stores only
-            ``V`` (Q and the policy are recomputed lazily from V); ``"first"`` keeps step 0 only.
+            ``V`` (Q and the policy are recomputed lazily from V); ``"first"`` keeps step 0 only;
+            ``"V0"`` keeps ``V_0`` alone (finite horizon: memory independent of ``T``; stationary
+            problems have a single ``V`` and behave as ``"values"``).
         tol: stationary problems stop when the returned values are guaranteed to lie within
             ``tol * max(1, max |V|)`` of the fixed point in sup norm. With the expectation
             backup (value iteration, soft value iteration, policy evaluation) and a discount
@@ -138,12 +167,15 @@ def backward(
             ``(V_t, V_live)``, or ``None`` to decline), the same map as ``aggregate(backup(.))``
             (:class:`cai.ops.values_step.SoftValueStep`). It runs where no ``Q`` is stored: every step
             under ``keep="values"``, steps after the first under ``keep="first"``, and every
-            stationary iteration but a final general one that yields ``Q`` and the policy.
+            stationary iteration but a final general one that yields ``Q`` and the policy. Where a
+            step stores ``Q``, ``step.full(V_{t+1}, t) -> (V_t, Q_t, log_pi_t)`` (or ``None``) runs
+            instead of the general backup when it answers (batches: :meth:`SoftValueStep.full`).
 
     Returns:
         :class:`Recursion`.
     """
     max_iter = check_positive_int("max_iter", max_iter, "an integer >= 1")
+    check_keep(keep)
     tol = check_tol("tol", tol)
     mode = successor_mode(mode)
     b = torch.broadcast_shapes(batch_shape_of(mdp, alpha), batch_shape)
@@ -153,12 +185,22 @@ def backward(
         V: List[Optional[torch.Tensor]] = [None] * (T + 1)
         Qs: List[Optional[torch.Tensor]] = [None] * T
         pis: List[Optional[torch.Tensor]] = [None] * T
+        if keep == "V0":
+            v = mdp.terminal_rewards.expand(*b, S)
+            for t in range(T - 1, -1, -1):
+                v_t = step(v, t) if step is not None else None
+                v = v_t if v_t is not None else aggregate(q_backup(mdp, t, v, alpha, mode), t)[0]
+            return Recursion(V=[v], Q=[], log_policy=[], first_value_only=True)
         V[T] = mdp.terminal_rewards.expand(*b, S)
         for t in range(T - 1, -1, -1):
             store = keep == "all" or (keep == "first" and t == 0)
             v_t = step(V[t + 1], t) if step is not None and not store else None
             if v_t is not None:
                 V[t] = v_t
+                continue
+            full = step.full(V[t + 1], t) if step is not None and store else None
+            if full is not None:
+                V[t], Qs[t], pis[t] = full
                 continue
             Q = q_backup(mdp, t, V[t + 1], alpha, mode)
             V[t], log_pi = aggregate(Q, t)

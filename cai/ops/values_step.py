@@ -7,13 +7,13 @@ followed by :func:`cai.ops.backup.soft_max`) and is tested against it entry by e
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import torch
 
 from cai.ops.backup import EXPECTATION, LOG_EXPECTATION, action_log_weights, action_operator, successor_mode
-from cai.ops.logspace import log_matmul_exp, matmul, precision_floor
+from cai.ops.logspace import log_matmul_exp, matmul, precision_floor, scipy_csr
 
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
@@ -66,14 +66,30 @@ class SoftValueStep:
     The arithmetic runs on NumPy views of the tensors (no copies): for the small arrays of a
     backup with a few thousand states, NumPy's per-call overhead is lower than torch's, and the
     step is a dozen calls (measurements: ``benchmarks/README.md``). Use :meth:`for_solver`, which
-    returns ``None`` where this route does not apply: autograd, tensors off the CPU, ``r(s,a,s')`` rewards, a batch of temperatures or
-    reward tables (the weights would differ per batch member), and exact inference with
-    time-varying rewards (``M`` would change every step).
+    returns ``None`` where this route does not apply: autograd, tensors off the CPU, ``r(s,a,s')``
+    rewards, and exact inference with one temperature and time-varying rewards (``M`` would change
+    every step).
+
+    **Batches.** A batch of temperatures or reward tables gives each member its own ``m``, ``W``
+    and ``alpha``: one column each, ``B`` columns in all. Soft value iteration multiplies ``P`` by
+    all ``B`` columns at once (SciPy's CSR times a block of columns for sparse ``P``, BLAS for
+    dense) and reduces over actions column by column. Exact inference on sparse transitions
+    builds one ``M_b`` per member, laid out as one block-diagonal CSR matrix over the ``(B, S)``
+    rows of the values (``B`` times the entries of one ``M``: a grid's ``M`` has about a quarter of
+    ``P``'s entries, so 64 members hold 16 times ``P``); a step is one sparse mat-vec, which measured
+    about 2x faster than the product with ``P`` followed by the per-column reduction over actions
+    (64 temperatures, a 50x50 grid). On dense transitions ``B`` dense ``(S, S)`` operators would
+    cost ``8 B S^2`` bytes, so exact inference multiplies ``P`` by the ``B`` columns (one BLAS
+    product) and reduces with each column's ``W``. A batched exact step declines (no slabs) where
+    a state's sum underflows.
     """
 
     def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
         self.mdp, self.mode, self.log_prior = mdp, successor_mode(mode), log_prior
-        self.alpha = float(alpha)
+        # one temperature and one reward table: the weights are one column shared by the batch of
+        # values (and exact inference multiplies by one M); otherwise each column has its own
+        self.batched = alpha.dim() != 0 or len(mdp.batch_shape) != 0
+        self.alpha = alpha.detach() if self.batched else float(alpha)
         info = torch.finfo(mdp.dtype)
         self.tiny = precision_floor(mdp.dtype)
         # per-call constants, looked up once per build rather than once per step
@@ -81,7 +97,11 @@ class SoftValueStep:
         # the expectation step skips its shift when |y| stays below this: sum_a exp(y) cannot overflow
         self.no_shift = NO_SHIFT_FRACTION * math.log(info.max) - math.log(self.A)      # float64, A=4: 566
         PM = mdp.transition_matrix
-        self.P = PM if mdp.is_sparse else PM.detach().numpy()   # (S*A, S): torch CSR or a NumPy view
+        # (S*A, S): a SciPy CSR view of sparse transitions (its product has less per-call overhead
+        # than torch's CSR mat-vec, and is ~10x faster with many columns: see logspace.matmul),
+        # or a NumPy view of dense ones
+        self.P = scipy_csr(PM) if mdp.is_sparse else PM.detach().numpy()
+        self._ones = np.ones((self.A, 1), dtype=np.float64 if mdp.dtype == torch.float64 else np.float32)
         self._key, self._cached = (), None   # the weights of the last reward step seen
         self.declined = False
 
@@ -90,23 +110,27 @@ class SoftValueStep:
                    ) -> Optional[SoftValueStep]:
         """The fused step for a solver, or ``None`` where the general backup must run."""
         mode = successor_mode(mode)
-        if mdp.reward_layout == "sas" or alpha.dim() != 0 \
-                or len(mdp.batch_shape) != 0 or mdp.device.type != "cpu":
+        if mdp.reward_layout == "sas" or mdp.device.type != "cpu":
             return None
-        if mode == LOG_EXPECTATION and mdp.reward_layout == "tsa":
+        batched = alpha.dim() != 0 or len(mdp.batch_shape) != 0
+        if mode == LOG_EXPECTATION and mdp.reward_layout == "tsa" and not batched:
             return None       # M would be rebuilt every step, at the cost of a general backup or more
         grads = [mdp.rewards, mdp.terminal_rewards, alpha] + ([log_prior] if log_prior is not None else [])
         if any(t.requires_grad for t in grads) or mdp.transitions.requires_grad:
             return None
         return cls(mdp, alpha, mode, log_prior)
 
-    def _weights(self, t: Optional[int]):
-        """``(m (S, 1), op, sum_a W (S, 1))`` as NumPy arrays for the reward at step ``t``. ``op`` is
+    def _weights(self, t: Optional[int], b: tuple = ()):
+        """``(m (S, 1), op, sum_a W (S, 1), min_m)`` as NumPy arrays for the reward at step ``t``. ``op`` is
         ``M`` (exact: a NumPy array, or a torch CSR tensor for sparse transitions) or ``log W`` as
-        an ``(S*A, 1)`` column (expected)."""
+        an ``(S*A, 1)`` column (expected). For batched weights (:meth:`_batched_weights`) the
+        columns are ``(S, B)`` and ``(S*A, B)`` for the ``B`` members of the batch ``b``."""
         mdp = self.mdp
-        key = t if mdp.reward_layout == "tsa" else None
+        key = (t if mdp.reward_layout == "tsa" else None, tuple(b))
         if self._cached is not None and key == self._key:
+            return self._cached
+        if self.batched:
+            self._key, self._cached = key, self._batched_weights(t, b)
             return self._cached
         S, A = self.S, self.A
         with torch.no_grad():
@@ -128,10 +152,63 @@ class SoftValueStep:
                 w = torch.exp(log_w)
                 wsum = w.sum(-1, keepdim=True).numpy()
                 op = action_operator(w, mdp.transitions)           # M, (S, S): CSR or dense
-                if not mdp.is_sparse:
-                    op = op.numpy()
+                # the step multiplies by a NumPy / SciPy M; the slab route takes the torch one
+                self._M_torch = op
+                op = scipy_csr(op) if mdp.is_sparse else op.numpy()
         self._key, self._cached = key, (m.numpy(), op, wsum, min_m)
         return self._cached
+
+    def _batched_weights(self, t: Optional[int], b: tuple):
+        """The weights of a batch of temperatures or reward tables, one column per member of the
+        batch ``b`` (``B`` columns): ``(m (S, B), op, sum_a W (S, B), a (B,))``. ``op`` is
+        ``log W`` (expected) or ``W`` (exact) as ``(S*A, B)``: exact inference multiplies by ``P``
+        once for all columns and reduces over actions with each column's weights, instead of one
+        ``M`` per member (``B`` operators of ``(S, S)``)."""
+        S, A = self.S, self.A
+        with torch.no_grad():
+            a = self.alpha.expand(b)
+            logits = action_log_weights(self.mdp.reward_at(t), a.unsqueeze(-1).unsqueeze(-1), self.log_prior)
+            logits = logits.expand(*b, S, A).reshape(-1, S, A)      # (B, S, A)
+            m = logits.amax(-1)                                      # (B, S)
+            log_w = (logits - m.unsqueeze(-1)).permute(1, 2, 0).reshape(S * A, -1)   # (S*A, B)
+            cols_m = np.ascontiguousarray(m.t().numpy())             # (S, B)
+            a_cols = a.reshape(-1).numpy().copy()                     # (B,)
+            if self.mode == EXPECTATION:
+                return cols_m, log_w.numpy(), None, a_cols
+            w = torch.exp(log_w)
+            wsum = w.reshape(S, A, -1).sum(1).numpy()
+            if not isinstance(self.P, np.ndarray):
+                # sparse: one M per member, laid out as one block-diagonal CSR matrix over the
+                # (B, S) rows of the values, so a step is one sparse mat-vec
+                return (np.ascontiguousarray(cols_m.T), self._block_operator(w.numpy()),
+                        np.ascontiguousarray(wsum.T), a_cols)
+            return cols_m, w.numpy(), wsum, a_cols
+
+    def _block_operator(self, w: np.ndarray):
+        """``diag(M_1, ..., M_B)`` as a SciPy CSR ``(B*S, B*S)`` from the ``(S*A, B)`` weights,
+        ``M_b(s, s') = sum_a w_b(s, a) P(s'|s, a)``: the sparsity of ``M`` (the union over actions
+        of each state's successors) is found once; each entry of each ``M_b`` is then one row of
+        the sparse product ``G w`` with ``G[k, (s, a)] = P(s'|s, a)`` for the entry ``k = (s, s')``."""
+        import scipy.sparse as sp
+
+        S, A, B = self.S, self.A, w.shape[1]
+        P = self.P
+        if getattr(self, "_pattern", None) is None:
+            R1 = sp.csr_matrix((np.ones(S * A), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
+            pat = (R1 @ P).tocsr()
+            pat.sort_indices()
+            rows_p = np.repeat(np.arange(S * A, dtype=np.int64), np.diff(P.indptr))
+            keys = np.repeat(np.arange(S, dtype=np.int64), np.diff(pat.indptr)) * S + pat.indices
+            k = np.searchsorted(keys, (rows_p // A) * S + P.indices)
+            G = sp.csr_matrix((P.data, (k, rows_p)), shape=(pat.nnz, S * A))
+            self._pattern = (pat.indptr.astype(np.int64), pat.indices.astype(np.int64), G)
+        indptr, indices, G = self._pattern
+        n = indices.size
+        vals = G @ w                                               # (nnz M, B)
+        idx = np.int32 if B * max(n, S) < 2 ** 31 else np.int64
+        blk_ind = (indices[None, :] + S * np.arange(B)[:, None]).ravel().astype(idx)
+        blk_ptr = np.concatenate([(indptr[:-1][None, :] + n * np.arange(B)[:, None]).ravel(), [B * n]]).astype(idx)
+        return sp.csr_matrix((np.ascontiguousarray(vals.T).ravel(), blk_ind, blk_ptr), shape=(B * S, B * S))
 
     def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False):
         """``V_t`` of shape ``(*batch, S)`` from ``V_{t+1}`` (``(V_t, V_live)`` with ``with_live``,
@@ -148,6 +225,8 @@ class SoftValueStep:
         return out
 
     def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
+        if self.batched:
+            return self._batched_step(v_next, t, with_live)
         S, A, g, a = self.S, self.A, self.gamma, self.alpha
         m, op, wsum, min_m = self._weights(t)
         b = v_next.shape[:-1]
@@ -165,7 +244,7 @@ class SoftValueStep:
                 if min_m is None:
                     return None
                 # some state's successors all lie far below the top value: the banded product
-                L = log_matmul_exp(torch.from_numpy(op) if isinstance(op, np.ndarray) else op,
+                L = log_matmul_exp(self._M_torch,
                                    torch.from_numpy(cols / a), min_m).numpy()
                 if with_live:
                     live = (L + (m + math.log(g))) * a
@@ -192,6 +271,57 @@ class SoftValueStep:
                 shift = y.max(0)
                 y -= shift
             y += op
+            y = np.exp(y, out=y)
+            u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A)
+            if not u.min() > self.tiny:
+                return None
+        V = np.log(u, out=u)
+        V += shift
+        V += m
+        V *= a
+        return self._pack(V, live, b, with_live)
+
+    def _batched_step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
+        """The step for a batch of temperatures or reward tables: the formulas of the class
+        docstring with each column's own ``alpha``, ``m`` and ``W``; one product with ``P`` for
+        all ``B`` columns. Exact inference declines where a state's sum underflows (no slabs)."""
+        S, A, g = self.S, self.A, self.gamma
+        b = v_next.shape[:-1]
+        m, op, wsum, a = self._weights(t, b)
+        cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
+        live = None
+        if self.mode == LOG_EXPECTATION and not isinstance(op, np.ndarray):
+            return self._block_step(v_next, m, op, wsum, a, with_live)
+        if self.mode == LOG_EXPECTATION:
+            x = cols / a
+            c = x.max(0)                                       # (B,)
+            if not np.isfinite(c).all():
+                return None
+            x -= c
+            y = _np_matmul(self.P, np.exp(x, out=x))           # (S*A, B) = P z
+            y *= op                                            # W(s,a) (P z)(s,a)
+            y = _sum_actions(y, S, A)                          # (S, B) = M z, column by column
+            if not y.min() > self.tiny:                        # (False for NaN too)
+                return None
+            if with_live:
+                live = (np.log(y) + (c + m + math.log(g))) * a
+            if g == 1:
+                u, shift = y, c
+            else:
+                shift = np.maximum(c, 0)
+                y *= g * np.exp(c - shift)
+                u = np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y)
+        else:
+            z = cols * (g / a)
+            bound = np.abs(z).max()
+            if not np.isfinite(bound):
+                return None
+            y = _np_matmul(self.P, z)                          # (S*A, B)
+            shift = 0.0
+            if bound >= self.no_shift:
+                shift = y.max(0)
+                y -= shift
+            y += op
             u = _sum_actions(np.exp(y, out=y), S, A)
             if not u.min() > self.tiny:
                 return None
@@ -200,6 +330,106 @@ class SoftValueStep:
         V += m
         V *= a
         return self._pack(V, live, b, with_live)
+
+    def full(self, v_next: torch.Tensor, t: Optional[int]
+             ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(V_t, Q_t, log pi_t)`` of shapes ``(*b, S)``, ``(*b, S, A)``, ``(*b, S, A)`` from
+        ``V_{t+1}``, for a batch of temperatures or reward tables (a step that stores ``Q`` and the
+        policy, ``keep="all"``): the general backup (:func:`cai.ops.backup.q_backup`, then
+        :func:`cai.ops.backup.soft_max`) on NumPy columns, one product with ``P`` for all members.
+        ``None`` (this step only) where it does not apply: one temperature and one reward table,
+        values with a gradient, non-finite values, or an exact sum that loses precision.
+        """
+        if v_next.requires_grad or v_next.device.type != "cpu":
+            return None
+        S, A, g = self.S, self.A, self.gamma
+        b = v_next.shape[:-1]
+        r, a, lp = self._columns(t, b)
+        cols = np.ascontiguousarray(v_next.detach().numpy().reshape(-1, S).T)   # (S, B)
+        if not np.isfinite(cols).all():
+            return None
+        if self.mode == EXPECTATION:
+            Q = _np_matmul(self.P, cols)                            # (S*A, B)
+            if g != 1:
+                Q *= g
+            Q += r
+        else:
+            x = cols / a
+            c = x.max(0)
+            x -= c
+            y = _np_matmul(self.P, np.exp(x, out=x))                # (S*A, B) = P z
+            if not y.min() > self.tiny:
+                return None
+            L = np.log(y, out=y)
+            L += c
+            if g < 1:
+                L = np.logaddexp(L + math.log(g), math.log1p(-g))
+            L *= a
+            Q = np.add(L, r, out=L)
+        logits = Q / a
+        if lp is not None:
+            logits += lp
+        l3 = logits.reshape(S, A, -1)
+        mx = l3.max(1)                                              # (S, B): finite (every state keeps an action)
+        lse = np.log(np.exp(l3 - mx[:, None, :]).sum(1))
+        lse += mx
+        l3 -= lse[:, None, :]                                       # log pi, in place
+        V = lse * a
+
+        def rows(x, *shape):
+            if x.shape[-1] != 1:      # (..., B) columns to (B, ...) rows
+                x = np.ascontiguousarray(x.transpose((x.ndim - 1,) + tuple(range(x.ndim - 1))))
+            return torch.from_numpy(x.reshape(*b, *shape))
+        return rows(V, S), rows(Q.reshape(S, A, -1), S, A), rows(l3, S, A)
+
+    def _columns(self, t: Optional[int], b: tuple):
+        """Rewards ``(S*A, B)``, temperatures ``(B,)`` and the log prior ``(S*A, 1)`` (or ``None``) as
+        NumPy columns for :meth:`full` (cached per reward step and batch shape)."""
+        key = (t if self.mdp.reward_layout == "tsa" else None, tuple(b))
+        cached = getattr(self, "_cols", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        S, A = self.S, self.A
+        with torch.no_grad():
+            r = self.mdp.reward_at(t).expand(*b, S, A).reshape(-1, S * A).t()
+            r = np.ascontiguousarray(r.numpy())
+            a = self.alpha.expand(b).reshape(-1).numpy().copy() if self.batched \
+                else np.full(max(1, math.prod(b)), self.alpha, dtype=r.dtype)
+            lp = None if self.log_prior is None else self.log_prior.reshape(S * A, 1).numpy()
+        self._cols = (key, (r, a, lp))
+        return self._cols[1]
+
+    def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool):
+        """Exact inference for a batch on sparse transitions: the rows ``(B, S)`` of the values
+        against the block-diagonal operator (:meth:`_block_operator`); ``m``, ``wsum``: ``(B, S)``."""
+        S, g = self.S, self.gamma
+        b = v_next.shape[:-1]
+        a = a[:, None]
+        x = v_next.detach().numpy().reshape(-1, S) / a         # (B, S), a fresh array
+        c = x.max(1, keepdims=True)                             # (B, 1)
+        if not np.isfinite(c).all():
+            return None
+        x -= c
+        y = (M @ np.exp(x, out=x).ravel()).reshape(-1, S)       # (B, S) = M_b z_b
+        if not y.min() > self.tiny:                             # (False for NaN too)
+            return None
+        live = None
+        if with_live:
+            live = (np.log(y) + (c + m + math.log(g))) * a
+        if g == 1:
+            u, shift = y, c
+        else:
+            shift = np.maximum(c, 0)
+            y *= g * np.exp(c - shift)
+            u = np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y)
+        V = np.log(u, out=u)
+        V += shift
+        V += m
+        V *= a
+        V = torch.from_numpy(V.reshape(*b, S))
+        if with_live:
+            return V, torch.from_numpy(live.reshape(*b, S))
+        return V
 
     def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool):
         """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors."""
@@ -210,9 +440,11 @@ class SoftValueStep:
 
 
 def _np_matmul(M, x: np.ndarray) -> np.ndarray:
-    """``M @ x`` for a NumPy matrix or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
+    """``M @ x`` for a NumPy matrix, a SciPy CSR or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
     if isinstance(M, np.ndarray):
         return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS for a slow loop)
+    if not isinstance(M, torch.Tensor):
+        return M @ x                          # SciPy CSR
     return matmul(M, torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 

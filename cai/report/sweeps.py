@@ -68,7 +68,7 @@ def sweep_temperature(mdp: TabularMDP, alphas: ArrayLike, *, exact: bool = True)
     ret = (d[:, :-1].unsqueeze(-1) * pi * r_sa).sum((-1, -2, -3)) + (d[:, -1] * mdp.terminal_rewards).sum(-1)
     le = None
     if exact:
-        le = a * backward_messages(mdp, alpha=a, keep="values").log_evidence
+        le = a * backward_messages(mdp, alpha=a, keep="V0").log_evidence
     return TemperatureSweep(a, ent, sol.value, ret, le)
 
 

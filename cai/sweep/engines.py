@@ -11,9 +11,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from cai.mdp.checks import check_positive_int
 
-__all__ = ["Engine", "SerialEngine", "JoblibEngine", "RayEngine", "ENGINES", "make_engine", "run_task"]
+__all__ = ["RAY_START_ATTEMPTS", "Engine", "SerialEngine", "JoblibEngine", "RayEngine", "ENGINES", "make_engine", "run_task"]
 
 Record = Dict[str, Any]
+
+#: Tries of ``ray.init`` before giving up: on a loaded machine the local node can time out while
+#: starting (its raylet and object store), and a second start usually succeeds.
+RAY_START_ATTEMPTS = 2
 
 
 def _error(exc: BaseException) -> str:
@@ -124,10 +128,17 @@ class RayEngine(Engine):
         except ImportError as exc:
             raise ImportError("the Ray engine needs ray: pip install 'control-as-inference[ray]'") from exc
         if not ray.is_initialized():
-            if self.address is None:
-                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=self.address, log_to_driver=False)
+            for attempt in range(RAY_START_ATTEMPTS):
+                try:
+                    if self.address is None:
+                        ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
+                    else:
+                        ray.init(address=self.address, log_to_driver=False)
+                    break
+                except Exception:  # noqa: BLE001 - a busy machine can time out Ray's node start-up
+                    ray.shutdown()
+                    if attempt == RAY_START_ATTEMPTS - 1:
+                        raise
             self._started = True
         return ray
 

@@ -30,9 +30,9 @@ def _gap_records(mdp, alphas: List[float]) -> List[Record]:
     from cai.exact.messages import backward_messages
 
     a = torch.tensor([float(x) for x in alphas], dtype=mdp.dtype)
-    ex = backward_messages(mdp, alpha=a, keep="values")
-    sv = soft_value_iteration(mdp, alpha=a, keep="values")
-    hard = float(value_iteration(mdp, keep="values").value)
+    ex = backward_messages(mdp, alpha=a, keep="V0")
+    sv = soft_value_iteration(mdp, alpha=a, keep="V0")
+    hard = float(value_iteration(mdp, keep="V0").value)
     out = []
     for i in range(len(alphas)):
         le, me = float(ex.log_evidence[i]), float(sv.max_elbo[i])

@@ -10,8 +10,9 @@ exact inference, a weighted sum over actions for soft value iteration). It is ch
 * brute-force enumeration of every path, for whole solves that keep only the values.
 
 Each test also asserts that the fused route really ran (returned values rather than declining),
-and the cases where it must decline (precision, autograd, batched weights) are checked to decline
-and still give the general route's numbers.
+and the cases where it must decline (precision, autograd) are checked to decline and still give
+the general route's numbers. A batch of temperatures or reward tables (one column of weights per
+member) is checked column by column against the same formulas and against a loop of single solves.
 """
 from __future__ import annotations
 
@@ -235,10 +236,7 @@ def test_where_the_step_does_not_apply():
     rng = np.random.default_rng(0)
     _, mdp = random_tiny_mdp(rng)
     a = torch.tensor(1.0, dtype=torch.float64)
-    # batched temperatures or reward tables: the weights differ per member
-    assert SoftValueStep.for_solver(mdp, torch.tensor([1.0, 2.0], dtype=torch.float64), LOG_EXPECTATION, None) is None
-    batched = mdp.replace(rewards=torch.stack([mdp.rewards, mdp.rewards]), reward_layout="sa")
-    assert SoftValueStep.for_solver(batched, a, LOG_EXPECTATION, None) is None
+    # (batched temperatures or reward tables run fused, one column per member: see the batch tests)
     # r(s, a, s') rewards, and autograd through the rewards
     _, sas = random_tiny_mdp(rng, layout="sas")
     assert SoftValueStep.for_solver(sas, a, EXPECTATION, None) is None
@@ -342,3 +340,77 @@ def test_declining_is_sticky():
     starved = torch.tensor([0.0, -1e5, -1e5, -1e5, -1e5, -1e5], dtype=torch.float64)
     assert step(starved, 0) is None and step.declined
     assert step(ok, 0) is None                                 # no second mat-vec wasted
+
+
+# ---------------------------------------------------------------------------------------------
+# batches of temperatures and reward tables: one column of weights per member
+
+
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("discount", [None, 0.9])
+def test_batched_step_matches_the_formulas_column_by_column(mode, sparse, discount):
+    """A ``(2, 3)`` batch from 3 temperatures and 2 reward tables (with a prior and a forbidden
+    action): each column equals the NumPy transcription with that column's alpha and rewards."""
+    rng = np.random.default_rng(21)
+    mdp, P, r = _mdp(rng, discount=discount, sparse=sparse, forbid=True)
+    S, A = r.shape
+    r2 = np.stack([r, r + rng.standard_normal(r.shape)])
+    r2[:, np.isneginf(r)] = -np.inf
+    batched = mdp.replace(rewards=torch.as_tensor(r2)[:, None], reward_layout="sa")      # (2, 1, S, A)
+    alpha = torch.tensor([0.3, 0.8, 2.5], dtype=torch.float64)
+    lp = rng.random((S, A)) + 0.1
+    lp = np.log(lp / lp.sum(-1, keepdims=True))
+    step = SoftValueStep.for_solver(batched, alpha, mode, torch.as_tensor(lp))
+    assert step is not None
+    gamma = 1.0 if discount is None else discount
+    v = torch.as_tensor(rng.standard_normal((2, 3, S)) * 3)
+    got = step(v, 0)
+    assert got is not None and got.shape == (2, 3, S)
+    for i in range(2):
+        for j in range(3):
+            want = reference_step(P, r2[i], v[i, j].numpy(), float(alpha[j]), gamma, mode, lp)
+            np.testing.assert_allclose(got[i, j].numpy(), want, rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
+    if mode == LOG_EXPECTATION and discount is not None:
+        # the stationary check's live part (no death term) against the general backup
+        stat = batched.replace(horizon=None)
+        st = SoftValueStep.for_solver(stat, alpha, mode, torch.as_tensor(lp))
+        Vf, live = st(v, None, with_live=True)
+        a = alpha.expand(2, 3)
+        Q, Q_live = q_backup(stat, None, v, a, mode, with_live=True)
+        torch.testing.assert_close(Vf, soft_max(Q, a, torch.as_tensor(lp))[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(live, soft_max(Q_live, a, torch.as_tensor(lp))[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", [cai.backward_messages, cai.soft_value_iteration])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("layout", ["sa", "tsa"])
+def test_batched_solves_equal_the_loop(monkeypatch, solver, sparse, layout):
+    """One call with 4 temperatures (and, separately, 3 reward tables) runs fused and equals a loop
+    of single calls to 1e-12 (values, Q and the policy), keeping values only, every step (the
+    batched :meth:`SoftValueStep.full`) or the first; with an action prior and a forbidden action."""
+    counts = _count_fused(monkeypatch)
+    fulls = []
+    orig_full = SoftValueStep.full
+    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a: fulls.append(orig_full(self, *a)) or fulls[-1])
+    rng = np.random.default_rng(4)
+    mdp, P, r = _mdp(rng, S=7, A=3, T=5, discount=0.95, sparse=sparse, layout=layout, forbid=layout == "sa")
+    alphas = [0.2, 0.7, 1.0, 3.0]
+    lp = torch.as_tensor(rng.random((7, 3)) + 0.2)
+    lp = lp / lp.sum(-1, keepdim=True)                          # a normalised action prior
+    for keep in ("values", "all", "first"):
+        b = solver(mdp, torch.tensor(alphas, dtype=torch.float64), lp, keep=keep)
+        for i, al in enumerate(alphas):
+            one = solver(mdp, al, lp, keep=keep)
+            torch.testing.assert_close(b.V[i], one.V, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(b.Q[i], one.Q, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(b.policy[i], one.policy, rtol=1e-12, atol=1e-12)
+    # keep="all" stored every step through the batched full step, keep="first" step 0
+    assert len(fulls) >= 5 + 1 and all(f is not None for f in fulls)
+    tables = torch.stack([mdp.rewards, 2 * mdp.rewards, mdp.rewards - 1])
+    rb = mdp.replace(rewards=tables, reward_layout=layout)
+    b = solver(rb, 0.6, keep="values")
+    for i in range(3):
+        torch.testing.assert_close(b.V[i], solver(mdp.replace(rewards=tables[i], reward_layout=layout), 0.6, keep="values").V,
+                                   rtol=1e-12, atol=1e-12)
+    assert counts["declined"] == 0 and counts["ran"] >= 2 * 5

@@ -1,0 +1,281 @@
+"""Batches that pay and small solves without overhead, each goal a ratio checked in the same run.
+
+What is timed (medians over interleaved repeats, every variant in turn within each repeat, so a
+busy machine slows all of them alike):
+
+* **batches** on an open ``N x N`` gridworld (sparse, ``slip=0.1``, horizon ``T``): one call of
+  :func:`cai.soft_value_iteration` / :func:`cai.backward_messages` with ``B`` temperatures, and
+  one with ``B`` reward tables, against a Python loop of ``B`` single calls and against a plain
+  NumPy/SciPy batched backup written for the same ``B`` columns (``keep="values"``: the values of
+  every step; ``keep="all"``: also ``Q`` and the policy of every step);
+* **small solves** (``S = 100`` and ``S = 500`` gridworlds, one temperature): one cai call
+  against the same solve transcribed plainly in NumPy/SciPy.
+
+Before timing, the script asserts that the batch equals the loop (and the NumPy reference) to
+``1e-12`` (absolute, on values of order 10-100). Then each goal prints ``PASS`` or ``FAIL`` with
+its measured ratio; ``--strict`` makes a failed goal exit non-zero. The machine line records the
+CPU, the load average and the memory bandwidth measured in the run (a large ``np.copyto``).
+
+``--smoke`` is a seconds-long run used by the tests (its ratios mean little).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import sys
+import time
+from typing import Callable, Dict, List
+
+
+def _threads_from_argv(argv: List[str]):
+    """The value of ``--threads N`` in ``argv`` (or None), read before NumPy loads its BLAS."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+if __name__ == "__main__" and _threads_from_argv(sys.argv) is not None:
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv(sys.argv)
+
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+import cai  # noqa: E402
+from cai.ops.logspace import scipy_csr  # noqa: E402
+from cai.worlds.builders import gridworld  # noqa: E402
+
+ATOL = 1e-12
+SOLVERS = {"soft VI": cai.soft_value_iteration, "exact": cai.backward_messages}
+#: the goals: (what, threshold, "min" (the ratio must reach it) or "max" (must not exceed it))
+BATCH_SPEEDUP = 3.0          # batch at least 3x faster than the loop
+BATCH_VS_NUMPY = 1.0         # and no slower than NumPy's batched backup
+SMALL_VS_NUMPY = 1.5         # a small solve within 1.5x of NumPy
+
+
+def open_grid(rows: int, cols: int, T: int):
+    layout = "\n".join(["S" + "." * (cols - 1)] + ["." * cols] * (rows - 2) + ["." * (cols - 1) + "G"])
+    return gridworld(layout, sparse=True, slip=0.1, horizon=T)
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, List[float]]:
+    """Per-repeat wall times (s) of each function, run in turn within each repeat, after a warm-up."""
+    for f in fns.values():
+        f()
+    out: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            out[k].append(time.perf_counter() - t0)
+    return out
+
+
+def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
+    """Bytes moved per second (read + write) by ``np.copyto`` between two float64 arrays of ``nbytes``."""
+    src, dst = np.ones(nbytes // 8), np.zeros(nbytes // 8)
+    np.copyto(dst, src)
+    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats))
+    return 2 * src.nbytes / best
+
+
+def _timed(f) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# the NumPy/SciPy reference: T backups of B columns, written directly from the formulas
+
+def np_lse_actions(X: np.ndarray) -> np.ndarray:
+    """``log sum_a exp(X[s, a, b])`` over axis 1 (every state keeps a finite action)."""
+    m = X.max(1)
+    return np.log(np.exp(X - m[:, None]).sum(1)) + m
+
+
+def np_solve(Ps, r: np.ndarray, rT: np.ndarray, a: np.ndarray, T: int, exact: bool, full: bool):
+    """``Ps`` SciPy CSR ``(S*A, S)``; ``r`` ``(S, A, B)``; ``rT`` ``(S,)``; ``a`` ``(B,)``. Returns
+    the ``(T+1, S, B)`` values (and, with ``full``, the ``(T, S, A, B)`` Q and log policy)."""
+    S, A, B = r.shape
+    v = np.repeat(rT[:, None], B, 1)
+    Vs, Qs, Ls = [v], [], []
+    for _ in range(T):
+        if exact:
+            x = v / a
+            c = x.max(0)
+            with np.errstate(divide="ignore"):
+                Q = r + a * (np.log(Ps @ np.exp(x - c)) + c).reshape(S, A, B)
+        else:
+            Q = r + (Ps @ v).reshape(S, A, B)
+        lse = np_lse_actions(Q / a)
+        v = a * lse
+        Vs.append(v)
+        if full:
+            Qs.append(Q)
+            Ls.append(Q / a - lse[:, None])
+    out = np.stack(Vs[::-1])
+    return (out, np.stack(Qs[::-1]), np.stack(Ls[::-1])) if full else out
+
+
+# ---------------------------------------------------------------------------------------------
+
+def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> dict:
+    """Time one batched call, the loop of single calls and the NumPy batch; assert they agree."""
+    fn = SOLVERS[solver]
+    T = mdp.horizon
+    r = mdp.rewards
+    if kind == "temperatures":
+        alphas = torch.linspace(0.3, 3.0, B, dtype=torch.float64)
+        batched = lambda: fn(mdp, alphas, keep=keep)                       # noqa: E731
+        loop = lambda: [fn(mdp, float(x), keep=keep) for x in alphas]      # noqa: E731
+        r_np = np.repeat(r.numpy()[:, :, None], B, 2)
+        a_np = alphas.numpy()
+    else:
+        scale = torch.linspace(0.5, 2.0, B, dtype=torch.float64).reshape(B, 1, 1)
+        tables = torch.where(torch.isneginf(r), r, r * scale)              # (B, S, A): -inf stays
+        mdps = [mdp.replace(rewards=tables[i]) for i in range(B)]
+        mb = mdp.replace(rewards=tables, reward_layout="sa")
+        batched = lambda: fn(mb, 1.0, keep=keep)                           # noqa: E731
+        loop = lambda: [fn(m, 1.0, keep=keep) for m in mdps]               # noqa: E731
+        r_np = np.ascontiguousarray(tables.permute(1, 2, 0).numpy())
+        a_np = np.ones(B)
+    Ps = scipy_csr(mdp.transition_matrix)
+    rT = mdp.terminal_rewards.numpy()
+    full = keep == "all"
+    ref = lambda: np_solve(Ps, r_np, rT, a_np, T, solver == "exact", full)    # noqa: E731
+    # agreement first
+    got, singles, want = batched(), loop(), ref()
+    Vl = torch.stack([s.V for s in singles])
+    err_loop = (got.V - Vl).abs().max().item()
+    Vn = want[0] if full else want
+    err_np = np.abs(got.V.numpy() - np.moveaxis(Vn, -1, 0)).max()
+    if full:
+        Ql, Pl = torch.stack([s.Q for s in singles]), torch.stack([s.log_policy for s in singles])
+        fin = torch.isfinite(Ql)
+        err_loop = max(err_loop, (got.Q - Ql)[fin].abs().max().item(),
+                       (got.log_policy - Pl)[fin].abs().max().item())
+    if not (err_loop <= ATOL and err_np <= ATOL):
+        raise AssertionError(f"{solver} {kind} keep={keep}: the batch and the loop (or NumPy) disagree: "
+                             f"{err_loop:.3g} (loop), {err_np:.3g} (NumPy) > {ATOL:g}")
+    if full:
+        # the batch must hand over every step's Q and policy, as the loop does
+        touch = lambda sol: (sol.Q, sol.log_policy)                    # noqa: E731
+        b0, l0 = batched, loop
+        batched = lambda: touch(b0())                                 # noqa: E731
+        loop = lambda: [touch(s) for s in l0()]                       # noqa: E731
+    t = time_interleaved({"batch": batched, "loop": loop, "numpy": ref}, repeats)
+    med = {k: float(np.median(v)) for k, v in t.items()}
+    return dict(solver=solver, kind=kind, keep=keep, B=B, med=med, err=max(err_loop, err_np),
+                speedup=med["loop"] / med["batch"], vs_numpy=med["batch"] / med["numpy"])
+
+
+def small_case(mdp, solver: str, keep: str, repeats: int) -> dict:
+    fn = SOLVERS[solver]
+    Ps = scipy_csr(mdp.transition_matrix)
+    r_np = mdp.rewards.numpy()[:, :, None]
+    rT, a = mdp.terminal_rewards.numpy(), np.ones(1)
+    full = keep == "all"
+    cai_call = (lambda: (lambda s: (s.V, s.Q, s.log_policy))(fn(mdp, 1.0, keep=keep))) if full \
+        else (lambda: fn(mdp, 1.0, keep=keep).V)
+    ref = lambda: np_solve(Ps, r_np, rT, a, mdp.horizon, solver == "exact", full)   # noqa: E731
+    got, want = fn(mdp, 1.0, keep=keep), ref()
+    err = np.abs(got.V.numpy() - (want[0] if full else want)[..., 0]).max()
+    if not err <= ATOL:
+        raise AssertionError(f"small {solver} S={mdp.n_states}: cai and NumPy disagree: {err:.3g}")
+    t = time_interleaved({"cai": cai_call, "numpy": ref}, repeats)
+    med = {k: float(np.median(v)) for k, v in t.items()}
+    return dict(solver=solver, keep=keep, S=mdp.n_states, med=med, ratio=med["cai"] / med["numpy"])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--grid", type=int, default=50, help="side N of the open N x N grid of the batch cases")
+    p.add_argument("--horizon", type=int, default=50, help="T of every solve")
+    p.add_argument("--batch", type=int, default=64, help="B temperatures / reward tables")
+    p.add_argument("--small", type=int, nargs="*", default=[100, 500], help="state counts of the small solves")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats (medians reported)")
+    p.add_argument("--small-repeats", type=int, default=21)
+    p.add_argument("--threads", type=int, default=None, help="threads for torch and OpenBLAS (set before loading)")
+    p.add_argument("--bandwidth-mb", type=int, default=512)
+    p.add_argument("--smoke", action="store_true", help="a seconds-long run (the tests')")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when a goal fails")
+    p.add_argument("--markdown", default=None, help="also write the report to this file")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.grid, args.horizon, args.batch, args.small = 6, 4, 3, [20]
+        args.repeats, args.small_repeats, args.bandwidth_mb = 1, 1, 16
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if os.path.exists("/proc/cpuinfo") \
+        else platform.processor()
+    load0 = os.getloadavg()[0]
+    bw = copy_bandwidth(args.bandwidth_mb * 2 ** 20)
+    cmd = f"python benchmarks/bench_batch.py {' '.join(sys.argv[1:] if argv is None else argv)}"
+    lines = [f"command: {cmd}",
+             f"machine: {os.cpu_count()} CPUs ({cpu}); torch {torch.__version__} ({torch.get_num_threads()} threads), "
+             f"numpy {np.__version__}, python {platform.python_version()}",
+             f"memory bandwidth (np.copyto of {args.bandwidth_mb} MiB, read + write): {bw / 1e9:.1f} GB/s"]
+    print("\n".join(lines), flush=True)
+
+    mdp = open_grid(args.grid, args.grid, args.horizon)
+    rows, goals = [], []
+    rows.append(f"\nbatches: {args.grid}x{args.grid} grid (S={mdp.n_states}), T={args.horizon}, B={args.batch}; "
+                "medians in s")
+    rows.append("| solver | batch of | keep | batch | loop | NumPy batch | loop / batch | batch / NumPy | max diff |")
+    rows.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for solver in SOLVERS:
+        for kind in ("temperatures", "reward tables"):
+            for keep in ("values", "all"):
+                res = batch_case(mdp, solver, kind, keep, args.batch, args.repeats)
+                m = res["med"]
+                rows.append(f"| {solver} | {kind} | {keep} | {m['batch']:.3f} | {m['loop']:.3f} | {m['numpy']:.3f} "
+                            f"| {res['speedup']:.2f} | {res['vs_numpy']:.2f} | {res['err']:.1e} |")
+                print(rows[-1], flush=True)
+                what = f"{solver}, {args.batch} {kind}, keep={keep}"
+                goals.append((f"batch >= {BATCH_SPEEDUP:g}x faster than the loop ({what})", res["speedup"] >= BATCH_SPEEDUP,
+                              f"loop / batch = {res['speedup']:.2f}"))
+                goals.append((f"batch no slower than NumPy's batched backup ({what})", res["vs_numpy"] <= BATCH_VS_NUMPY,
+                              f"batch / NumPy = {res['vs_numpy']:.2f}"))
+    rows.append(f"\nsmall solves: one temperature, T={args.horizon}; medians in ms")
+    rows.append("| solver | S | keep | cai | NumPy | cai / NumPy |")
+    rows.append("|---|---:|---|---:|---:|---:|")
+    for S in args.small:
+        side = int(round(S ** 0.5))
+        small = open_grid(side, max(2, S // side), args.horizon)
+        for solver in SOLVERS:
+            for keep in ("values", "all"):
+                res = small_case(small, solver, keep, args.small_repeats)
+                m = res["med"]
+                rows.append(f"| {solver} | {small.n_states} | {keep} | {m['cai'] * 1e3:.2f} | {m['numpy'] * 1e3:.2f} "
+                            f"| {res['ratio']:.2f} |")
+                print(rows[-1], flush=True)
+                goals.append((f"small solve within {SMALL_VS_NUMPY:g}x of NumPy ({solver}, S={small.n_states}, keep={keep})",
+                              res["ratio"] <= SMALL_VS_NUMPY, f"cai / NumPy = {res['ratio']:.2f}"))
+    load1 = os.getloadavg()[0]
+    lines.append(f"load average (1 min) at start / end: {load0:.2f} / {load1:.2f}")
+    goal_lines = [f"{'PASS' if ok else 'FAIL'} {name}: {detail}" for name, ok, detail in goals]
+    n_fail = sum(not ok for _, ok, _ in goals)
+    report = "\n".join(lines + rows + ["", f"goals ({len(goals) - n_fail} of {len(goals)} pass; "
+                                           f"agreement within {ATOL:g} asserted before timing):"] + goal_lines)
+    print("\n" + report)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report + "\n")
+    return 1 if (args.strict and n_fail) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
