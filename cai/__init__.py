@@ -28,6 +28,8 @@ from cai.app import explore
 from cai.dp import (
                             PolicyMarginals,
                             elbo,
+                            modified_policy_iteration,
+                            policy_iteration,
                             policy_marginals,
                             policy_visitation,
                             soft_policy_evaluation,
@@ -67,6 +69,8 @@ __all__ = [
     "value_iteration",
     "soft_policy_evaluation",
     "soft_policy_iteration",
+    "policy_iteration",
+    "modified_policy_iteration",
     "elbo",
     "policy_visitation",
     "policy_marginals",

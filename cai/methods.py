@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Dict
 
 __all__ = [
-    "EXACT", "SOFT_VI", "VI", "POLICY_EVALUATION", "SOFT_POLICY_ITERATION", "SVI", "CLOSED_FORM",
+    "EXACT", "SOFT_VI", "VI", "POLICY_EVALUATION", "SOFT_POLICY_ITERATION", "POLICY_ITERATION",
+    "MODIFIED_POLICY_ITERATION", "SOFT_MODIFIED_POLICY_ITERATION", "SVI", "CLOSED_FORM",
     "METHODS", "VARIATIONAL", "ALIASES", "SUCCESSOR", "canonical_method", "describe",
 ]
 
@@ -20,6 +21,9 @@ SOFT_VI = "soft_vi"
 VI = "vi"
 POLICY_EVALUATION = "policy_evaluation"
 SOFT_POLICY_ITERATION = "soft_policy_iteration"
+POLICY_ITERATION = "policy_iteration"
+MODIFIED_POLICY_ITERATION = "modified_policy_iteration"
+SOFT_MODIFIED_POLICY_ITERATION = "soft_modified_policy_iteration"
 SVI = "svi"
 CLOSED_FORM = "closed_form"
 
@@ -30,6 +34,10 @@ METHODS: Dict[str, str] = {
     VI: "hard value iteration: the alpha -> 0 limit, a greedy policy",
     POLICY_EVALUATION: "soft policy evaluation: soft Q and V of a given policy (its ELBO is value / alpha)",
     SOFT_POLICY_ITERATION: "soft policy iteration: evaluate, improve pi ∝ rho exp(Q/alpha), repeat (soft VI's answer)",
+    POLICY_ITERATION: "policy iteration: greedy improvement, exact evaluation by a linear solve (hard VI's answer)",
+    MODIFIED_POLICY_ITERATION: "modified policy iteration: greedy improvement, a few evaluation sweeps (hard VI's answer)",
+    SOFT_MODIFIED_POLICY_ITERATION: "soft modified policy iteration: soft-greedy improvement, a few evaluation sweeps "
+                                    "(soft VI's answer)",
     SVI: "Pyro stochastic variational inference: a guide policy fitted by gradient ascent on the ELBO",
     CLOSED_FORM: "closed-form ELBO ascent: Adam on the exact ELBO of time-indexed logits (no Pyro)",
 }
@@ -56,6 +64,9 @@ SUCCESSOR: Dict[str, str] = {
     VI: "expectation",
     POLICY_EVALUATION: "expectation",
     SOFT_POLICY_ITERATION: "expectation",
+    POLICY_ITERATION: "expectation",
+    MODIFIED_POLICY_ITERATION: "expectation",
+    SOFT_MODIFIED_POLICY_ITERATION: "expectation",
 }
 
 

@@ -10,7 +10,7 @@ import torch
 
 from cai.mdp.io import load_arrays, prefixed, save_arrays, unprefixed
 from cai.mdp.tabular import TabularMDP
-from cai.methods import METHODS, SOFT_POLICY_ITERATION, SOFT_VI
+from cai.methods import METHODS, SOFT_MODIFIED_POLICY_ITERATION, SOFT_POLICY_ITERATION, SOFT_VI
 from cai.ops.backup import q_backup
 from cai.ops.recursion import Recursion
 from cai.typing import Device, PathLike
@@ -39,6 +39,11 @@ class Solution:
             ``"soft_vi"``, ``"vi"``, ``"soft_policy_iteration"`` or ``"policy_evaluation"``.
         iterations, residual: for stationary problems, the iterations used and the final
             ``max |V_new - V|``; ``None`` for finite horizons.
+        error_bound: for stationary dynamic programming (``gamma < 1``), a guaranteed bound on
+            ``max_s |V(s) - V*(s)|``, the distance of the returned values to the exact fixed point
+            (MacQueen's span bound, :func:`cai.ops.recursion.span_bounds`); at most
+            ``tol * max(1, max |V|)`` when the solver converged. ``None`` for finite horizons and
+            exact inference.
 
     Stationary problems drop the time axis: ``V (*b, S)``, ``Q`` and ``policy (*b, S, A)``.
 
@@ -70,6 +75,7 @@ class Solution:
         init(self, "log_evidence", log_evidence)
         init(self, "iterations", rec.iterations)
         init(self, "residual", rec.residual)
+        init(self, "error_bound", rec.error_bound)
         if rec.first_value_only:
             init(self, "_V0", rec.V[0])            # keep="V0": no V, Q or policy (see __getattr__)
         else:
@@ -190,7 +196,7 @@ class Solution:
     @property
     def max_elbo(self) -> torch.Tensor:
         """For soft value (or policy) iteration: the maximal ELBO ``sum_s p0(s) V_0(s) / alpha``, ``(*b,)``."""
-        if self.method not in (SOFT_VI, SOFT_POLICY_ITERATION):
+        if self.method not in (SOFT_VI, SOFT_POLICY_ITERATION, SOFT_MODIFIED_POLICY_ITERATION):
             raise AttributeError(f"max_elbo is defined for soft value iteration, not for {self.method!r}")
         return self.value / self.alpha
 
@@ -209,20 +215,22 @@ class Solution:
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
+        state.setdefault("error_bound", None)       # (pickled before 0.3)
         if "_V0" in state:
             for k, v in state.items():
                 object.__setattr__(self, k, v)
-            object.__setattr__(self, "_rec", Recursion([state["_V0"]], [], [], state["iterations"], state["residual"], True))
+            object.__setattr__(self, "_rec", Recursion([state["_V0"]], [], [], state["iterations"], state["residual"],
+                                                       state["error_bound"], True))
             object.__setattr__(self, "_aggregate", _stored_aggregate)
             return
         Q, log_pi = state.pop("Q"), state.pop("log_policy")
         for k, v in state.items():
             object.__setattr__(self, k, v)
         if state["mdp"].horizon is None:
-            rec = Recursion([state["V"]], [Q], [log_pi], state["iterations"], state["residual"])
+            rec = Recursion([state["V"]], [Q], [log_pi], state["iterations"], state["residual"], state["error_bound"])
         else:
             rec = Recursion(list(state["V"].unbind(-2)), list(Q.unbind(-3)), list(log_pi.unbind(-3)),
-                            state["iterations"], state["residual"])
+                            state["iterations"], state["residual"], state["error_bound"])
         object.__setattr__(self, "_rec", rec)
         object.__setattr__(self, "_aggregate", _stored_aggregate)
         object.__setattr__(self, "_Q", Q)
@@ -234,7 +242,7 @@ class Solution:
         Format (NumPy arrays): the MDP's arrays (:meth:`cai.TabularMDP.to_arrays`) under
         ``mdp/``; ``V``, ``Q``, ``log_policy`` (materialised), ``alpha``; ``log_prior`` and
         ``log_evidence`` when present; ``method`` and ``mode`` (strings); ``iterations`` (-1 for
-        none) and ``residual`` (NaN for none).
+        none), ``residual`` and ``error_bound`` (NaN for none).
 
         Args:
             path: file name; ``".npz"`` is appended when missing.
@@ -253,7 +261,8 @@ class Solution:
             d.update(V=arr(self.V), Q=arr(self._Q), log_policy=arr(self._log_pi))
         d.update(alpha=arr(self.alpha), method=np.array(self.method), mode=np.array(self._mode),
                  iterations=np.array(-1 if self.iterations is None else self.iterations),
-                 residual=np.array(np.nan if self.residual is None else self.residual))
+                 residual=np.array(np.nan if self.residual is None else self.residual),
+                 error_bound=np.array(np.nan if self.error_bound is None else self.error_bound))
         if self.log_prior is not None:
             d["log_prior"] = arr(self.log_prior)
         if self.log_evidence is not None:
@@ -276,12 +285,14 @@ class Solution:
             return torch.as_tensor(f[k], device=mdp.device) if k in f else None
 
         iterations, residual = int(f["iterations"]), float(f["residual"])
+        error_bound = float(f["error_bound"]) if "error_bound" in f else math.nan
         sol = cls.__new__(cls)
         state = dict(
             mdp=mdp, alpha=ten("alpha"), _mode=str(f["mode"]), method=str(f["method"]),
             log_prior=ten("log_prior"), log_evidence=ten("log_evidence"),
             iterations=None if iterations < 0 else iterations,
             residual=None if math.isnan(residual) else residual,
+            error_bound=None if math.isnan(error_bound) else error_bound,
         )
         if "V0" in f:
             state.update(_V0=ten("V0"), _Q=None, _log_pi=None)

@@ -129,6 +129,39 @@ def test_bench_sweep_smoke(capsys):
     assert "every engine's table equals the serial table" in out and "| joblib |" in out
 
 
+def _run_smoke(name: str) -> str:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", name), "--smoke"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_bench_irl_smoke():
+    """The transcription of MCE IRL and cai's MaxEntIRL take the same Adam steps: same iterations,
+    weights equal to rounding (the script prints the largest difference)."""
+    out = _run_smoke("bench_irl.py")
+    row = [ln for ln in out.splitlines() if "S=   16" in ln]
+    assert len(row) == 1, out
+    assert "transcription (Adam)    5 it" in row[0] and "cai Adam    5 it" in row[0], out
+    diff = float(row[0].split("max |theta diff|")[1].split(")")[0])
+    assert diff < 1e-12, out
+
+
+def test_bench_gpu_smoke():
+    """On the CPU with a tiny grid: the device-generic route (fused step off) agrees with the
+    fused one, and every solver row of the GPU table prints (float32 and float64)."""
+    out = _run_smoke("bench_gpu.py")
+    assert "general route agrees with the fused CPU route within 1e-10" in out, out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| ")]
+    assert len(rows) == 2 * (3 + 2 + 1), out
+
+
+def test_bench_vi_smoke():
+    """pymdptoolbox (when installed) and cai's value iteration on the same MDPs: cai reaches at
+    least pymdptoolbox's measured accuracy (the script asserts it) and the finite-horizon values agree."""
+    out = _run_smoke("bench_vi.py")
+    assert out.count("branching") == 2 and "finite horizon" in out, out
 def test_bench_before_after_smoke(capsys):
     # benchmarks/bench_before_after.py against HEAD itself: every ratio is a measurement of noise
     root = pathlib.Path(__file__).resolve().parents[1]

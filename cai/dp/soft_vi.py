@@ -12,7 +12,7 @@ import torch
 from cai.mdp.checks import check_policy
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.methods import POLICY_EVALUATION, SOFT_VI, VI
-from cai.ops.backup import EXPECTATION, hard_max, policy_expectation, soft_max
+from cai.ops.backup import EXPECTATION, hard_max, policy_expectation, q_backup, soft_max
 from cai.ops.recursion import backward, check_keep
 from cai.ops.values_step import SoftValueStep
 from cai.solution import Solution
@@ -66,8 +66,19 @@ def value_iteration(mdp: TabularMDP, *, keep: str = "all", tol: float = 1e-10, m
     a, _ = check_model(mdp, 1.0, None, "value_iteration")
     _check_keep(keep)
     agg = lambda Q, t: hard_max(Q)  # noqa: E731
-    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter)
+    rec = backward(mdp, a, EXPECTATION, agg, keep=keep, tol=tol, max_iter=max_iter, step=_hard_values_step(mdp, a))
     return Solution(rec, mdp, torch.zeros_like(a), EXPECTATION, agg, VI, None)
+
+
+def _hard_values_step(mdp: TabularMDP, a: torch.Tensor):
+    """The values-only hard backup ``V_t = max_a (r + gamma P V_{t+1})``: ``hard_max(q_backup(.))[0]``
+    without the greedy policy (its arg-max, one-hot and log are a pass each over ``(S, A)``).
+    Plain torch, so it runs on any device; :func:`cai.ops.recursion.backward` uses it where no
+    ``Q`` is stored."""
+    def step(v_next: torch.Tensor, t: Optional[int], with_live: bool = False) -> torch.Tensor:
+        return q_backup(mdp, t, v_next, a, EXPECTATION).amax(-1)
+    step.full = lambda v_next, t: None          # steps that store Q run the general backup
+    return step
 
 
 def soft_policy_evaluation(mdp: TabularMDP, policy: ArrayLike, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, tol: float = 1e-10,

@@ -20,6 +20,7 @@ against ``batch`` and is passed as a tensor of shape ``batch`` (or ``()``).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 import torch
@@ -229,12 +230,26 @@ def action_operator(weights: torch.Tensor, P: torch.Tensor, *, per_successor: bo
         if per_successor or weights.dim() != 2:
             raise ValueError(f"weights: a CSR P takes unbatched (S, A) weights, got shape {tuple(weights.shape)}"
                              f"{' per successor' if per_successor else ''}")
-        return _action_operator_csr(P, weights)
+        return _action_operator_csr(P, weights) if P.device.type == "cpu" else _action_operator_csr_torch(P, weights)
     if per_successor:
         return (weights * P).sum(-2)
     if weights.dim() == 2:
         return torch.bmm(weights.unsqueeze(1), P).squeeze(1)
     return torch.einsum("...sa,sat->...st", weights, P)
+
+
+def _action_operator_csr_torch(P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """:func:`_action_operator_csr` in torch alone, for CSR tensors off the CPU (SciPy's product
+    needs host memory): ``M = R P`` as a CSR-by-CSR product on ``P``'s device."""
+    S, A = w.shape
+    dev = P.device
+    idx = P.crow_indices().dtype
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        R = torch.sparse_csr_tensor(torch.arange(0, S * A + 1, A, device=dev, dtype=idx),
+                                    torch.arange(S * A, device=dev, dtype=idx), w.detach().reshape(-1).to(P.dtype),
+                                    size=(S, S * A), check_invariants=False)
+        return (R @ P).to_sparse_csr()
 
 
 def _action_operator_csr(P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cai.ops.values_step import SoftValueStep
 
 __all__ = ["ConvergenceWarning", "DivergenceError", "Recursion", "backward", "batch_shape_of", "check_keep", "KEEP",
+           "span_bounds",
            "DIVERGENCE_TOL"]
 
 #: A spectral-radius bound counts as ``>= 1`` when it exceeds ``1`` by more than this: ``~5e3``
@@ -83,8 +84,42 @@ class Recursion:
     log_policy: List[Optional[torch.Tensor]]
     iterations: Optional[int] = None
     residual: Optional[float] = None
+    error_bound: Optional[float] = None
     #: ``keep="V0"`` on a finite horizon: ``V`` holds ``V_0`` alone and ``Q``, ``log_policy`` are empty
     first_value_only: bool = False
+
+
+def span_bounds(diff: torch.Tensor, gamma: float) -> tuple:
+    r"""MacQueen's bounds on the fixed point from one Bellman residual.
+
+    For an operator ``B`` that is monotone and shifts by ``gamma c`` when its argument shifts by a
+    constant ``c`` (the hard, soft and policy-evaluation backups with a discount ``gamma < 1``),
+    ``diff = B(V) - V`` bounds the fixed point ``V*`` state by state::
+
+        B(V) + gamma/(1-gamma) min_s diff  <=  V*  <=  B(V) + gamma/(1-gamma) max_s diff
+
+    (``B(B(V)) - B(V) <= B(V + max diff) - B(V) = gamma max diff``, and so on geometrically). The
+    midpoint ``B(V) + shift`` with ``shift = gamma/(1-gamma) (min diff + max diff) / 2`` is then
+    within ``bound = gamma/(1-gamma) (max diff - min diff) / 2`` of ``V*`` in sup norm: half the
+    span seminorm, which shrinks faster than the sup norm whenever the dynamics mix.
+
+    Args:
+        diff: ``(*b, S)`` the residual ``B(V) - V`` (finite).
+        gamma: the discount, in ``(0, 1)``.
+
+    Returns:
+        ``(shift, bound)``: ``shift`` of shape ``(*b, 1)`` to add to ``B(V)``, and ``bound``
+        (a float: the largest over the batch).
+
+    References:
+        MacQueen (1966), "A modified dynamic programming method for Markovian decision
+        problems", J. Math. Anal. Appl. 14; Puterman (1994), "Markov Decision Processes", §6.6.3.
+    """
+    k = gamma / (1.0 - gamma)
+    lo, hi = diff.amin(-1, keepdim=True), diff.amax(-1, keepdim=True)
+    shift = (lo + hi) * (0.5 * k)
+    bound = ((hi - lo) * (0.5 * k)).max().item() if diff.numel() else 0.0
+    return shift, bound
 
 
 Aggregate = Callable[[torch.Tensor, Optional[int]], tuple]
@@ -114,7 +149,16 @@ def backward(
             ``V`` (Q and the policy are recomputed lazily from V); ``"first"`` keeps step 0 only;
             ``"V0"`` keeps ``V_0`` alone (finite horizon: memory independent of ``T``; stationary
             problems have a single ``V`` and behave as ``"values"``).
-        tol: stationary problems stop when ``max |V_new - V| <= tol * max(1, max |V|)``.
+        tol: stationary problems stop when the returned values are guaranteed to lie within
+            ``tol * max(1, max |V|)`` of the fixed point in sup norm. With the expectation
+            backup (value iteration, soft value iteration, policy evaluation) and a discount
+            ``gamma < 1`` that guarantee is MacQueen's span bound (:func:`span_bounds`): the
+            iteration stops when ``gamma/(1-gamma) span(V_new - V) / 2 <= tol * scale`` and
+            returns the midpoint of the bounds (``V_new`` plus a constant per batch member; ``Q``
+            gets the same constant, so ``V = aggregate(Q)`` still holds exactly). Exact
+            inference (the log-expectation backup) stops when ``max |V_new - V| <= tol * scale``.
+            Under autograd the expectation backup uses the sup-norm bound
+            ``gamma/(1-gamma) max |V_new - V|`` instead, so that the derivatives converge too.
         max_iter: stationary iteration limit (then a :class:`ConvergenceWarning`).
         v_init: stationary starting point ``(*batch, S)`` (default 0).
         batch_shape: a further batch shape the aggregator brings (e.g. a batch of policies),
@@ -167,7 +211,9 @@ def backward(
     # stationary: iterate to a fixed point
     v = torch.zeros(*b, S, dtype=mdp.dtype, device=mdp.device) if v_init is None else v_init.expand(*b, S)
     check = mode == LOG_EXPECTATION
-    residual = math.inf
+    span = not check and mdp.gamma < 1
+    shift = None
+    residual = bound = math.inf
     it = 0
     v_prev = Q = log_pi = None
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
@@ -195,16 +241,26 @@ def backward(
                 )
         if Q is not None:
             v_new, log_pi = aggregate(Q, None)
-        diff = (v_new - v).abs()
-        residual = diff.max().item() if diff.numel() else 0.0
+        diff = v_new.detach() - v.detach()
+        residual = diff.abs().max().item() if diff.numel() else 0.0
+        if math.isnan(residual):          # -inf - -inf: a state whose value is -inf
+            residual = diff.nan_to_num(0.0).abs().max().item()
+        shift, bound = None, residual
+        if span:
+            if v_new.requires_grad or not math.isfinite(residual):
+                # under autograd the derivatives of V converge only in sup norm (a constant shift
+                # would not carry them): the sup-norm bound gamma/(1-gamma) max|diff|
+                bound = residual * mdp.gamma / (1.0 - mdp.gamma)
+            else:
+                shift, bound = span_bounds(diff, mdp.gamma)
         scale = max(1.0, v_new.detach().abs().max().item()) if v_new.numel() else 1.0
         v_prev, v = v, v_new
-        if residual <= tol * scale:
+        if bound <= tol * scale:
             break
     else:
         warnings.warn(
             f"stationary iteration did not converge in max_iter={max_iter} iterations: "
-            f"residual {residual:.3g} > tol {tol:g} (relative); raise max_iter or tol",
+            f"error bound {bound:.3g} > tol {tol:g} (relative); raise max_iter or tol",
             ConvergenceWarning, stacklevel=3,
         )
     if Q is None:
@@ -212,5 +268,12 @@ def backward(
         # policy (and V again, up to rounding)
         Q = q_backup(mdp, None, v_prev, alpha, mode)
         v, log_pi = aggregate(Q, None)
-    # V = aggregate(Q) holds exactly; Q = backup(V) holds to within the residual
-    return Recursion(V=[v], Q=[Q], log_policy=[log_pi], iterations=it, residual=residual)
+    if shift is not None:
+        # the midpoint of MacQueen's bounds; the same constant on Q keeps V = aggregate(Q) (every
+        # aggregate commutes with adding a constant to Q) and leaves the policy unchanged
+        v = v + shift
+        Q = Q + shift.unsqueeze(-1)
+    elif not span:
+        bound = None
+    # V = aggregate(Q) holds exactly; V is within error_bound of the fixed point (when not None)
+    return Recursion(V=[v], Q=[Q], log_policy=[log_pi], iterations=it, residual=residual, error_bound=bound)

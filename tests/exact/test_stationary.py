@@ -1,5 +1,7 @@
 """The stationary (infinite-horizon, discounted) problem: iteration, linear solve, divergence."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -85,7 +87,9 @@ def test_divergent_problem_raises_a_clear_error():
         cai.backward_messages(mdp, 1.0, method="linear")
     # soft value iteration is a gamma-contraction: it converges on the same MDP
     sv = cai.soft_value_iteration(mdp, 1.0)
-    assert sv.residual <= 1e-10 * max(1, sv.V.abs().max().item())
+    assert sv.error_bound <= 1e-10 * max(1, sv.V.abs().max().item())
+    # reward 0, two actions everywhere: V* = alpha log 2 / (1 - gamma) at every state
+    torch.testing.assert_close(sv.V, torch.full((S,), math.log(2) / 0.1, dtype=torch.float64), atol=1e-9, rtol=0)
 
 
 def test_divergence_far_beyond_float_range_still_raises_the_clear_error():

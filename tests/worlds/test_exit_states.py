@@ -33,4 +33,6 @@ def test_stationary_exit_is_worth_zero():
     exits = absorbing_states(m)
     for sol in (cai.soft_value_iteration(m, 1.0, rho), cai.backward_messages(m, 1.0, rho),
                 cai.soft_value_iteration(m, 1.0), cai.value_iteration(m)):
-        assert float(sol.V[exits].abs().max()) < 1e-9, sol.method
+        # a stationary solve is within tol * max(1, max |V|) of the fixed point (default tol 1e-10),
+        # the exit included: dynamic programming returns the midpoint of MacQueen's bounds
+        assert float(sol.V[exits].abs().max()) < 1e-10 * max(1.0, float(sol.V.abs().max())), sol.method
