@@ -125,3 +125,12 @@ def test_bench_sweep_smoke(capsys):
     assert mod["main"](["--n", "6", "--states", "10", "--repeats", "1", "--no-ray"]) == 0
     out = capsys.readouterr().out
     assert "every engine's table equals the serial table" in out and "| joblib |" in out
+
+
+def test_bench_irl_batch_smoke(capsys):
+    # benchmarks/bench_irl_batch.py --smoke: the loop of fits and fit_many agree (the script asserts 1e-8)
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_irl_batch.py"
+    mod = runpy.run_path(str(path))
+    assert mod["main"](["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "| fit_many |" in out and "speed-up" in out

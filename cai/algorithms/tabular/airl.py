@@ -53,6 +53,7 @@ from cai.dp.visitation import policy_visitation
 from cai.exact.sampling import Trajectories
 from cai.mdp.checks import as_tensor
 from cai.mdp.tabular import TabularMDP
+from cai.solution import Solution
 from cai.typing import ArrayLike
 
 __all__ = ["AIRL", "AIRLStep", "AIRL_FORM", "GAIL_FORM", "transition_distribution", "policy_return"]
@@ -343,7 +344,7 @@ class AIRL:
         self.reward_ = torch.where(allowed, c, torch.full_like(c, -math.inf))
         return self
 
-    def transfer(self, mdp: TabularMDP, alpha: Optional[float] = None):
+    def transfer(self, mdp: TabularMDP, alpha: Optional[float] = None) -> Solution:
         """Re-optimise the learned reward ``reward_`` under other dynamics: soft VI on ``mdp``.
 
         Args:
