@@ -45,7 +45,9 @@ from cai.typing import ArrayLike
 
 __all__ = ["BayesianIRL", "NUTS_METHOD", "SVI_METHOD", "LAPLACE_METHOD"]
 
-NUTS_METHOD, SVI_METHOD, LAPLACE_METHOD = "nuts", "svi", "laplace"
+NUTS_METHOD = "nuts"
+SVI_METHOD = "svi"
+LAPLACE_METHOD = "laplace"
 
 
 def _positive_int(name: str, v) -> int:
