@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	# torch first, from the local CPU wheel where there is one (never the multi-GB CUDA build)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "torch==2.13.0" || \
 		$(PIP) install --quiet "torch>=2.1" --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install --quiet -e ".[test,gym,ray,app,docs]"
+	$(PIP) install --quiet -e ".[test,gym,ray,tune,tensorboard,app,docs]"
 	# headless Chromium for the browser tests (tests/app, tests/docs; they skip without it)
 	if [ "$$(id -u)" = 0 ]; then command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver) || true; fi
 	touch $(STAMP)
@@ -40,7 +40,7 @@ bench-all: bench
 
 lint: $(STAMP)
 	$(PIP) install --quiet "ruff==0.8.6"
-	$(VENV)/bin/ruff check cai tests benchmarks
+	$(VENV)/bin/ruff check cai tests benchmarks examples
 
 # the documentation site (mkdocs.yml): tutorials executed in smoke mode, warnings are errors
 docs: $(STAMP)

@@ -2,7 +2,8 @@
 
 ::
 
-    cai demo     [--out DIR] [--alpha A] [--slip P] [--horizon T] [--no-gif]
+    cai demo     [--world WORLD] [--out DIR] [--format png|svg|pdf] [--style paper|slides] [--alpha A]
+                 [--slip P] [--horizon T] [--no-gif]
     cai solve    WORLD [--method exact|soft_vi|vi|svi] [--alpha A] [--horizon T] [--discount G]
                        [--action-prior auto|counting|uniform] [--out FILE]
     cai compare  WORLD [--alpha A] [--horizon T] [--discount G] [--action-prior auto|counting|uniform]
@@ -67,7 +68,9 @@ def load_world(spec: str, *, horizon: Union[int, None, str] = DEFAULT, discount:
     key = canonical_name(spec)
     if key in WORLDS:
         if WORLDS[key].kind != "tabular":
-            raise UsageError(f"world {key!r} is a continuous environment for the deep learners, not a tabular MDP")
+            what = "a POMDP (see cai.pomdp)" if WORLDS[key].kind == "pomdp" else \
+                "a continuous environment for the deep learners"
+            raise UsageError(f"world {key!r} is {what}, not a tabular MDP")
         try:
             return key, make_world(key, slip=slip, horizon=horizon, discount=discount)
         except ImportError as exc:
@@ -396,27 +399,31 @@ def _cmd_demo(args) -> int:
 
     import cai
     from cai import viz
+    from cai.report.table import Measure, inference_table, lava_probability
     from cai.viz.graph import draw_unrolled, message_annotations, message_caption
 
     t_start = time.perf_counter()
     out = _out_dir(Path(args.out))
-    mdp = load_world("demo", horizon=args.horizon, slip=args.slip)[1]
+    name, mdp = load_world(args.world, horizon=DEFAULT if args.horizon is None else args.horizon, slip=args.slip)
+    if mdp.horizon is None:
+        raise UsageError(f"world {name!r}: cai demo needs a finite horizon, got horizon=None")
     alpha = args.alpha
-    from cai.report.table import Measure, inference_table
-
-    table = inference_table(mdp, alpha, "counting",
-                            title=f"cai demo: the cliff walk with slip {args.slip:g}, {mdp!r}")
+    grid = "shape" in mdp.metadata and "coords" in mdp.metadata
+    slip = mdp.metadata.get("slip")
+    about = f"slip {slip:g}, " if slip is not None else ""
+    table = inference_table(mdp, alpha, "counting", title=f"cai demo: world {name!r}, {about}{mdp!r}")
     exact, soft, hard = (cai.backward_messages(mdp, alpha), cai.soft_value_iteration(mdp, alpha),
                          cai.value_iteration(mdp))
     t0 = time.perf_counter()
     post = cai.forward_messages(mdp, exact)
     forward_ms = 1000 * (time.perf_counter() - t0)
-    written = []
+    written, skipped = [], []
+    ext = args.format
 
-    def save(fig, name):
-        path = out / name
+    def save(fig, stem):
+        path = out / f"{stem}.{ext}"
         try:
-            fig.savefig(path, dpi=args.dpi, bbox_inches="tight")
+            viz.save_figure(fig, path, format=ext, dpi=args.dpi)
         except OSError as exc:
             raise UsageError(f"--out: cannot write {str(path)!r}: {exc.strerror or exc}") from None
         finally:
@@ -424,53 +431,61 @@ def _cmd_demo(args) -> int:
         written.append(path)
 
     T = mdp.horizon
-    ax = draw_unrolled(T, annotations=message_annotations(exact, marginals=post),
-                       caption=message_caption(exact, marginals=True),
-                       title=f"the graphical model (T = {T}), exact messages at the start state")
-    save(ax.figure, "graphical_model.png")
+    with viz.style(args.style):
+        ax = draw_unrolled(T, annotations=message_annotations(exact, marginals=post),
+                           caption=message_caption(exact, marginals=True),
+                           title=f"the graphical model (T = {T}), exact messages at the start state")
+        save(ax.figure, "graphical_model")
 
-    axes = viz.compare_solutions(mdp, exact, soft, title=f"V_0: exact inference vs soft VI (slip {args.slip:g}, alpha {alpha:g})")
-    save(axes[0].figure, "values_exact_vs_soft.png")
+        axes = viz.compare_solutions(mdp, exact, soft, title=f"V_0: exact inference vs soft VI ({about}alpha {alpha:g})")
+        save(axes[0].figure, "values_exact_vs_soft")
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-    viz.policy_arrows(mdp, exact, ax=axes[0], title="exact inference: p(a_0 | s_0, O)")
-    viz.policy_arrows(mdp, soft, ax=axes[1], title="soft VI policy")
-    viz.policy_arrows(mdp, hard, ax=axes[2], title="hard VI (greedy)")
-    save(fig, "policies.png")
+        if grid:
+            rows, cols = (int(x) for x in mdp.metadata["shape"])
+            w, h = 5.0, 5.0 * rows / cols + 1.2
+            fig, axes = plt.subplots(1, 3, figsize=viz.figure_size(3 * w + 1.5, h))
+            kw = {"background": "entropy"}
+        else:
+            fig, axes = plt.subplots(3, 1, figsize=viz.figure_size(max(6.0, 0.45 * min(mdp.n_states, 30) * mdp.n_actions / 2), 11))
+            fig.subplots_adjust(hspace=0.9)
+            kw = {}
+        viz.policy_arrows(mdp, exact, ax=axes[0], title="exact inference: p(a_0 | s_0, O)", **kw)
+        viz.policy_arrows(mdp, soft, ax=axes[1], title=f"soft VI policy (alpha {alpha:g}), t = 0", **kw)
+        viz.policy_arrows(mdp, hard, ax=axes[2], title="hard VI (greedy), t = 0", **kw)
+        save(fig, "policies")
 
-    ax = viz.soft_q_heatmap(mdp, soft, title="soft Q_0 (soft VI)")
-    save(ax.figure, "soft_q.png")
+        ax = viz.soft_q_heatmap(mdp, soft, title="soft Q_0 (soft VI)")
+        save(ax.figure, "soft_q")
 
-    axes = viz.state_marginals(mdp, post, title="posterior state marginals p(s_t | O)")
-    save(axes[0].figure, "posterior_marginals.png")
-    if not args.no_gif:
-        try:
-            viz.marginals_animation(mdp, post, out / "posterior_marginals.gif")
-            written.append(out / "posterior_marginals.gif")
-        except ImportError:
-            pass
+        axes = viz.state_marginals(mdp, post, title="posterior state marginals p(s_t | O)")
+        save(axes[0].figure, "posterior_marginals")
+        if not args.no_gif:
+            try:
+                viz.marginals_animation(mdp, post, out / "posterior_marginals.gif", dpi=args.dpi)
+                written.append(out / "posterior_marginals.gif")
+            except ImportError:
+                skipped.append("posterior_marginals.gif (needs pillow)")
 
-    g = torch.Generator().manual_seed(args.seed)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    viz.trajectories_on_grid(mdp, cai.sample_posterior(mdp, exact, 60, generator=g), ax=axes[0],
-                                  title="exact posterior samples (it controls its luck)")
-    viz.trajectories_on_grid(mdp, cai.sample_trajectories(mdp, soft.policy, 60, generator=g), ax=axes[1],
-                                  color="#1b9e77", title="soft VI policy in the real dynamics")
-    save(fig, "trajectories.png")
+        if grid:
+            g = torch.Generator().manual_seed(args.seed)
+            axes = viz.trajectory_comparison(mdp, exact, soft, n=60, generator=g)
+            save(axes[0].figure, "trajectories")
+        else:
+            skipped.append(f"trajectories.{ext} (world {name!r} has no grid to draw paths on)")
 
-    ax = viz.temperature_sweep(mdp, np.logspace(-2, 1, 16), title="temperature sweep")
-    save(ax.figure, "temperature_sweep.png")
+        ax = viz.temperature_sweep(mdp, np.logspace(-2, 1, 16), title="temperature sweep")
+        save(ax.figure, "temperature_sweep")
 
-    lava = mdp.metadata["lava"]
     extra = []
-    for name, sol in (("exact inference's policy", exact), ("soft VI policy", soft), ("hard VI policy", hard)):
-        occ = cai.policy_marginals(mdp, sol.policy).state[:-1].sum(0)
-        extra.append(Measure(f"P(falls off the cliff), {name}", float(occ[lava].sum()),
-                             f"P(falls off the cliff), {name}: sum_t sum_(s in lava) p(s_t = s) running that policy in "
-                             "the real dynamics (lava leads to the exit, so one fall at most)"))
-    extra.append(Measure("P(falls off the cliff), exact posterior", float(post.state[:-1].sum(0)[lava].sum()),
-                         "P(falls off the cliff), exact posterior: sum_t sum_(s in lava) p(s_t = s | O), the "
-                         "posterior that controls its luck"))
+    if mdp.metadata.get("lava"):
+        for what, sol in (("exact inference's policy", exact), ("soft VI policy", soft), ("hard VI policy", hard)):
+            extra.append(Measure(f"P(falls off the cliff), {what}",
+                                 lava_probability(mdp, cai.policy_marginals(mdp, sol.policy).state),
+                                 f"P(falls off the cliff), {what}: sum_(t<T) sum_(s in lava) p(s_t = s) running that "
+                                 "policy in the real dynamics (lava leads to the exit, so one fall at most)"))
+        extra.append(Measure("P(falls off the cliff), exact posterior", lava_probability(mdp, post.state),
+                             "P(falls off the cliff), exact posterior: sum_(t<T) sum_(s in lava) p(s_t = s | O), the "
+                             "posterior that controls its luck"))
     extra.append(Measure("forward messages (ms)", forward_ms,
                          "forward messages (ms): wall time of cai.forward_messages for the posterior marginals"))
     extra.append(Measure("total demo time (s)", time.perf_counter() - t_start,
@@ -478,6 +493,8 @@ def _cmd_demo(args) -> int:
     print(table.with_measures(*extra))
     print()
     print(f"figures in {out}/: " + ", ".join(p.name for p in written))
+    if skipped:
+        print("skipped: " + "; ".join(skipped))
     return 0
 
 
@@ -573,12 +590,20 @@ def _parser() -> _Parser:
                             "where the counting prior's evidence is infinite on most worlds")
 
     d = sub.add_parser("demo", help="the lecture demo: a slippery grid world by exact inference and soft VI",
-                       description="Solve a slippery cliff walk by exact inference, soft VI and hard VI, "
-                                   "write the figures to --out and print a summary table.")
+                       description="Solve a world (default: the slippery cliff walk) by exact inference, soft VI "
+                                   "and hard VI, write the figures to --out and print a summary table.")
+    d.add_argument("--world", default="demo",
+                   help="any tabular world of `cai worlds` or a layout file (default demo: the cliff walk with "
+                        "slip 0.1); worlds without a grid get bar charts, and figures that need a grid are skipped")
     d.add_argument("--out", default="cai-demo", help="output folder (default ./cai-demo/)")
+    d.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
+                   help="figure format (default png; svg and pdf are vector graphics)")
+    d.add_argument("--style", choices=("paper", "slides"), default="paper",
+                   help="paper (default) or slides (large fonts, thick lines)")
     d.add_argument("--alpha", type=_positive_float, default=1.0, help="temperature > 0 (default 1)")
-    d.add_argument("--slip", type=_probability, default=0.1, help="slip probability (default 0.1)")
-    d.add_argument("--horizon", type=_steps, default=30, help="number of decisions (default 30)")
+    d.add_argument("--slip", type=_probability, default=None, help="slip probability (default: the world's; demo 0.1)")
+    d.add_argument("--horizon", type=_steps, default=None,
+                   help="number of decisions (default: the world's; demo 30)")
     d.add_argument("--seed", type=int, default=0, help="seed of the trajectory samples")
     d.add_argument("--dpi", type=_steps, default=110, help="figure resolution")
     d.add_argument("--no-gif", action="store_true", help="skip the animated GIF of the marginals")

@@ -30,11 +30,14 @@ TOPLEVEL_MARK = "{{ CAI_TOPLEVEL_TABLE }}"
 CAPTIONS = {
     "graphical_model.png": "The unrolled graphical model, annotated with the exact messages at the start state.",
     "values_exact_vs_soft.png": "V_0 by exact inference and by soft value iteration (the optimism of exact inference).",
-    "policies.png": "Exact inference's posterior policy, the soft VI policy and the greedy policy of hard VI.",
-    "soft_q.png": "Soft Q_0 of soft value iteration.",
-    "posterior_marginals.png": "Posterior state marginals p(s_t | O) over time.",
+    "policies.png": "Exact inference's posterior policy, the soft VI policy and the greedy policy of hard VI: arrows "
+                    "as long as the probabilities, over the policy's entropy (0 for the greedy policy).",
+    "soft_q.png": "Soft Q_0 of soft value iteration, one labelled triangle per action (the key names them).",
+    "posterior_marginals.png": "Posterior state marginals p(s_t | O) over time, while at least 5% of the probability "
+                               "is still on the grid (the rest has reached the exit state).",
     "posterior_marginals.gif": "The posterior state marginals, animated.",
-    "trajectories.png": "Trajectories: exact posterior samples vs the soft VI policy run in the real dynamics.",
+    "trajectories.png": "Trajectories: exact posterior samples, the exact posterior's policy run in the real dynamics "
+                        "(it falls off the cliff) and the soft VI policy; P(fall) in each title.",
     "temperature_sweep.png": "What the soft policies do as the temperature alpha varies.",
 }
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc|py:\w+):(?=<code>)")

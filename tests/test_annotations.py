@@ -91,15 +91,17 @@ def test_every_public_function_is_annotated():
 def _annotation_namespace() -> dict:
     """Names that cai modules import only under ``TYPE_CHECKING`` (to stay light or avoid cycles)."""
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from cai.exact.messages import ForwardMessages
     from cai.exact.sampling import Trajectories
     from cai.mdp.tabular import TabularMDP
     from cai.ops.values_step import SoftValueStep
+    from cai.pomdp.model import POMDP
     from cai.solution import Solution
 
-    ns = dict(Axes=Axes, ForwardMessages=ForwardMessages, Trajectories=Trajectories, TabularMDP=TabularMDP,
-              SoftValueStep=SoftValueStep, Solution=Solution)
+    ns = dict(Axes=Axes, Figure=Figure, ForwardMessages=ForwardMessages, Trajectories=Trajectories, TabularMDP=TabularMDP,
+              SoftValueStep=SoftValueStep, Solution=Solution, POMDP=POMDP)
     try:
         import gymnasium
         import gymnasium.spaces

@@ -134,3 +134,14 @@ def test_bench_irl_batch_smoke(capsys):
     assert mod["main"](["--smoke"]) == 0
     out = capsys.readouterr().out
     assert "| fit_many |" in out and "speed-up" in out
+
+
+def test_bench_before_after_smoke(capsys):
+    # benchmarks/bench_before_after.py against HEAD itself: every ratio is a measurement of noise
+    root = pathlib.Path(__file__).resolve().parents[1]
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout: bench_before_after.py compares two revisions")
+    mod = runpy.run_path(str(root / "benchmarks" / "bench_before_after.py"))
+    assert mod["main"](["--base", "HEAD", "--rounds", "1", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| grid |" in out and "worst median ratio" in out

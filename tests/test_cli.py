@@ -324,3 +324,67 @@ def test_graph_all_steps_is_capped(tmp_path, capsys):
     assert "--all-steps" in line and "260,260 pixels" in line and not out.exists()
     code, _, err = _run(capsys, "graph", "--steps", "12", "--all-steps", "--out", str(out), "--dpi", "20", "-q")
     assert code == 0 and out.exists(), err
+
+
+def test_pomdp_world_is_refused_with_one_line(capsys):
+    """The tabular commands take MDPs: a POMDP world is named as such, with exit code 2."""
+    assert main(["solve", "tiger"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "POMDP" in err[0] and "tiger" in err[0]
+
+
+def _no_empty_marginal_panels(monkeypatch):
+    """Record the Axes of every state_marginals the demo draws (their panels are checked after)."""
+    from cai import viz
+
+    drawn, real = [], viz.state_marginals
+
+    def spy(*args, **kw):
+        axes = real(*args, **kw)
+        drawn.append(axes)
+        return axes
+
+    monkeypatch.setattr(viz, "state_marginals", spy)
+    return drawn
+
+
+def test_demo_world_chain_as_svg_never_draws_an_empty_marginal_panel(tmp_path, capsys, monkeypatch):
+    from cai.viz.marginals import MIN_ON_GRID
+
+    drawn = _no_empty_marginal_panels(monkeypatch)
+    out = tmp_path / "chain"
+    code, stdout, err = _run(capsys, "demo", "--world", "chain", "--format", "svg", "--out", str(out),
+                             "--horizon", "6", "--dpi", "30", "--no-gif")
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{n}.svg" for n in ("graphical_model", "values_exact_vs_soft", "policies", "soft_q",
+                                                 "posterior_marginals", "trajectories", "temperature_sweep"))
+    for p in out.iterdir():
+        text = p.read_text()
+        assert text.startswith("<?xml") and "<svg" in text[:1000] and text.rstrip().endswith("</svg>")
+    assert "world 'chain'" in stdout and "skipped" not in stdout and "cliff" not in stdout   # chain has no lava
+    (axes,) = drawn
+    for ax in axes:
+        assert np.nansum(np.ma.filled(ax.images[0].get_array(), np.nan)) >= MIN_ON_GRID, ax.get_title()
+
+
+def test_demo_world_without_a_grid_as_pdf_slides(tmp_path, capsys):
+    out = tmp_path / "fork"
+    code, stdout, err = _run(capsys, "demo", "--world", "options-fork", "--format", "pdf", "--style", "slides",
+                             "--out", str(out), "--dpi", "30", "--no-gif")
+    assert code == 0, err
+    files = sorted(p.name for p in out.iterdir())
+    assert "trajectories.pdf" not in files and len(files) == 6
+    assert all((out / f).read_bytes().startswith(b"%PDF") for f in files)
+    assert "skipped: trajectories.pdf (world 'options-fork' has no grid" in stdout
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["demo", "--world", "multigoal"], "multigoal"),
+    (["demo", "--world", "no-such-world"], "unknown world"),
+    (["demo", "--format", "jpeg"], "--format"),
+    (["demo", "--style", "poster"], "--style"),
+])
+def test_demo_bad_world_format_or_style_is_one_line(capsys, tmp_path, argv, names):
+    code, _, err = _run(capsys, *argv, "--out", str(tmp_path / "x"))
+    assert names in _one_line_error(code, err)

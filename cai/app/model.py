@@ -28,6 +28,7 @@ import torch
 from cai.dp import elbo, policy_marginals, soft_value_iteration, value_iteration
 from cai.exact import backward_messages, forward_messages
 from cai.mdp.tabular import TabularMDP
+from cai.report.table import lava_probability
 from cai.worlds.builders import GRID_ACTIONS, gridworld, parse_layout
 
 __all__ = [
@@ -55,8 +56,9 @@ DEFINITIONS: Dict[str, str] = {
     "gap": "log evidence - max ELBO >= 0: what exact inference gains by assuming it controls its luck",
     "value": "sum_s p0(s) V_0(s): the method's own value of the start, in reward units",
     "elbo": "ELBO(pi) = E[sum_t r_t / alpha + entropy of pi_t] when this policy runs in the real dynamics",
-    "p_lava": "P(the agent enters a lava cell within T steps) when this policy runs in the real dynamics",
-    "p_lava_posterior": "P(a lava cell within T steps) under the exact posterior itself, "
+    "p_lava": "P(the agent is in a lava cell at a decision step t < T, where the penalty is paid) when "
+              "this policy runs in the real dynamics",
+    "p_lava_posterior": "P(a lava cell at a decision step t < T) under the exact posterior itself, "
                         "whose dynamics are tilted towards success",
 }
 
@@ -315,14 +317,6 @@ def spec_from_mdp(mdp: TabularMDP, name: str = "grid") -> Tuple[GridWorldSpec, C
 # ---------------------------------------------------------------------------------------------
 # solving
 
-def _lava_probability(state_marginals: torch.Tensor, lava: List[int]) -> float:
-    """``sum_t p(s_t in lava)`` over ``t = 0..T``: lava cells exit after one step, so a trajectory
-    is in lava at most once and the sum is the probability of entering lava."""
-    if not lava:
-        return 0.0
-    return float(state_marginals[..., lava].sum())
-
-
 def solve(spec: GridWorldSpec, controls: Controls) -> Frame:
     """Solve the world by exact inference, soft VI and hard VI; collect every number to draw.
 
@@ -349,7 +343,6 @@ def solve(spec: GridWorldSpec, controls: Controls) -> Frame:
 def _solve(spec: GridWorldSpec, controls: Controls) -> Frame:
     mdp = spec.build(controls)
     alpha = controls.alpha
-    lava = list(mdp.metadata["lava"])
 
     exact = backward_messages(mdp, alpha=alpha)
     post = forward_messages(mdp, exact)
@@ -365,9 +358,9 @@ def _solve(spec: GridWorldSpec, controls: Controls) -> Frame:
         results[m] = MethodResult(
             V=s.V.detach().cpu().numpy(), policy=s.policy.detach().cpu().numpy(),
             marginals=marg.detach().cpu().numpy(), value=float(s.value), elbo=float(elbos[k]),
-            p_lava=_lava_probability(run[k], lava))
+            p_lava=lava_probability(mdp, run[k]))
     return Frame(spec=spec, controls=controls, rows=parse_layout(spec.layout),
                  coords=np.asarray(mdp.metadata["coords"], dtype=np.int64), methods=results,
                  log_evidence=float(exact.log_evidence), max_elbo=float(soft.max_elbo),
-                 p_lava_posterior=_lava_probability(post.state, lava))
+                 p_lava_posterior=lava_probability(mdp, post.state))
 

@@ -11,6 +11,7 @@ from cai.report.table import (
     MethodRow,
     choiceless_states,
     inference_table,
+    lava_probability,
     onpolicy_weights,
     policy_tv,
     posterior_weights,
@@ -18,4 +19,5 @@ from cai.report.table import (
 )
 
 __all__ = ["compare_inference", "ComparisonReport", "MethodResult", "policy_tv", "inference_table", "InferenceTable",
-           "Measure", "MethodRow", "resolve_action_prior", "posterior_weights", "onpolicy_weights", "choiceless_states"]
+           "Measure", "MethodRow", "resolve_action_prior", "posterior_weights", "onpolicy_weights", "choiceless_states",
+           "lava_probability"]

@@ -38,8 +38,10 @@ from cai.mdp.checks import as_tensor, check_action_prior
 from cai.mdp.tabular import ACTION_PRIORS, TabularMDP, absorbing_states, uniform_action_prior
 from cai.ops.recursion import DivergenceError
 from cai.solution import Solution
+from cai.typing import ArrayLike
 
 __all__ = ["InferenceTable", "MethodRow", "Measure", "inference_table", "policy_tv", "resolve_action_prior",
+           "lava_probability",
            "onpolicy_weights", "posterior_weights", "choiceless_states", "PRIOR_DESCRIPTIONS"]
 
 #: one line per named action prior, printed in the table's header
@@ -148,6 +150,35 @@ def onpolicy_weights(mdp: TabularMDP, policy: torch.Tensor) -> torch.Tensor:
     if mdp.horizon is None:
         return policy_visitation(mdp, policy).sum(-1)
     return policy_marginals(mdp, policy).state[:-1]
+
+
+def lava_probability(mdp: TabularMDP, state_marginals: ArrayLike) -> float:
+    """The probability of falling into lava (off the cliff): ``sum_{t<T} sum_{s in lava} p(s_t = s)``.
+
+    Lava cells lead to the exit, so a trajectory is in lava at most once and the sum is the
+    probability of entering it. The last step ``T`` is left out: lava's penalty is paid by the
+    action taken there, so a cell reached at ``T`` costs nothing within the horizon and is not a
+    fall the objective sees. This is the one definition: ``cai demo`` prints it, its trajectory
+    figure shows it and the explorer reports it.
+
+    Args:
+        mdp: a finite-horizon grid world (``mdp.metadata["lava"]``: the lava states; none gives 0).
+        state_marginals: ``(T+1, S)``, e.g. :func:`cai.policy_marginals` ``.state`` (a policy in
+            the real dynamics) or :func:`cai.forward_messages` ``.state`` (the exact posterior).
+
+    Returns:
+        The probability, a float in ``[0, 1]``.
+
+    Raises:
+        ValueError: marginals that are not ``(T+1, S)``.
+    """
+    m = torch.as_tensor(state_marginals, dtype=torch.float64) if not isinstance(state_marginals, torch.Tensor) \
+        else state_marginals.detach().to("cpu", torch.float64)
+    if mdp.horizon is None or m.shape != (mdp.horizon + 1, mdp.n_states):
+        want = f"({mdp.horizon + 1}, {mdp.n_states})" if mdp.horizon is not None else "a finite horizon"
+        raise ValueError(f"state_marginals: expected shape (T+1, S) = {want}, got {tuple(m.shape)}")
+    lava = list(mdp.metadata.get("lava", []))
+    return float(m[:-1, lava].sum()) if lava else 0.0
 
 
 @dataclass(frozen=True)

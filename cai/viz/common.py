@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from cai.typing import ArrayLike
+
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
-__all__ = ["action_moves", "check_step"]
+__all__ = ["action_moves", "check_step", "number_format", "figure_size"]
 
 _MOVES = {"up": (-1, 0), "north": (-1, 0), "down": (1, 0), "south": (1, 0),
           "left": (0, -1), "west": (0, -1), "right": (0, 1), "east": (0, 1)}
@@ -20,9 +22,23 @@ def _plt():
     return plt
 
 
+def figure_size(width: float, height: float) -> tuple:
+    """``(width, height)`` in inches, scaled with the style's font size (``font.size / 10``, at
+    least 1), so that the ``slides`` style's large text keeps the same room as ``paper``'s.
+
+    Args:
+        width, height: the size at the ``paper`` style's 10 pt text, inches.
+
+    Returns:
+        ``(width, height)`` for ``plt.subplots(figsize=...)``.
+    """
+    k = max(1.0, float(_plt().rcParams["font.size"]) / 10.0)
+    return width * k, height * k
+
+
 def _new_ax(ax, figsize=(5, 4)):
     if ax is None:
-        _, ax = _plt().subplots(figsize=figsize)
+        _, ax = _plt().subplots(figsize=figure_size(*figsize))
     return ax
 
 
@@ -140,23 +156,50 @@ def _as_image(mdp, v: np.ndarray) -> np.ndarray:
     return img
 
 
-def _draw_cells(ax, mdp, *, marks: bool = True):
-    """Walls in grey, and S/G/L letters in the corners of their cells."""
+#: colours of the special cells, shared by every grid figure and its legend
+WALL_COLOUR, LAVA_COLOUR, GOAL_COLOUR, START_COLOUR = "#3a3a3a", "#d7301f", "#e6ab02", "#1b9e77"
+
+
+def _cell_sets(mdp):
+    """``(walls (H, W) bool, {kind: [(row, col), ...]})`` for start, goals and lava."""
     H, W, coords = _grid(mdp)
     wall = np.ones((H, W), dtype=bool)
     ok = coords[:, 0] >= 0
     wall[coords[ok, 0], coords[ok, 1]] = False
-    if wall.any():
-        ax.imshow(np.where(wall, 1.0, np.nan), cmap="Greys", vmin=0, vmax=1.4, interpolation="nearest",
-                  extent=(-0.5, W - 0.5, H - 0.5, -0.5), zorder=2)
+    meta = mdp.metadata
+    cells = {key: [tuple(int(v) for v in coords[s]) for s in meta.get(key, []) if coords[s][0] >= 0]
+             for key in ("start", "goals", "lava")}
+    return wall, cells
+
+
+def _draw_cells(ax, mdp, *, marks: bool = True, lava: str = "fill", legend: bool = True):
+    """Walls filled dark grey, lava filled red (``lava="fill"``) or hatched red over the data
+    (``lava="hatch"``), goals and the start outlined (gold, green) with G/S in a corner; a legend
+    of the cell kinds under the grid (``legend``)."""
+    from matplotlib.patches import Rectangle
+
+    H, W, coords = _grid(mdp)
+    wall, cells = _cell_sets(mdp)
+    for r, c in zip(*np.nonzero(wall)):
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=WALL_COLOUR, edgecolor="none", zorder=2))
     if marks:
-        meta = mdp.metadata
-        for key, letter, colour in (("start", "S", "#1b7837"), ("goals", "G", "#b8860b"), ("lava", "L", "#b2182b")):
-            for s in meta.get(key, []):
-                r, c = coords[s]
-                if r >= 0:
-                    ax.text(c - 0.42, r - 0.42, letter, ha="left", va="top", fontsize=7, fontweight="bold",
-                            color=colour, zorder=5)
+        for r, c in cells["lava"]:
+            if lava == "fill":
+                ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=LAVA_COLOUR, edgecolor="none", zorder=3))
+            else:
+                ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, facecolor="none", edgecolor=LAVA_COLOUR,
+                                       hatch="///", lw=1.5, zorder=3))
+        for key, letter, colour in (("start", "S", START_COLOUR), ("goals", "G", GOAL_COLOUR)):
+            for r, c in cells[key]:
+                ax.add_patch(Rectangle((c - 0.46, r - 0.46), 0.92, 0.92, facecolor="none", edgecolor=colour,
+                                       lw=2.0, zorder=3))
+                ax.text(c - 0.40, r - 0.40, letter, ha="left", va="top", fontsize="x-small", fontweight="bold",
+                        color=colour, zorder=5)
+    if legend:
+        handles = _cell_legend_handles(mdp, lava=lava)
+        if handles:
+            ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles),
+                      fontsize="x-small", frameon=False, handlelength=1.2, columnspacing=1.0, borderaxespad=0.2)
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
     ax.set_xticks(np.arange(-0.5, W, 1.0), minor=True)
@@ -168,25 +211,72 @@ def _draw_cells(ax, mdp, *, marks: bool = True):
     ax.set_aspect("equal")
 
 
+def _cell_legend_handles(mdp, *, lava: str = "fill") -> list:
+    """Legend patches for the cell kinds present in the grid (wall, lava, goal, start)."""
+    from matplotlib.patches import Patch
+
+    wall, cells = _cell_sets(mdp)
+    out = []
+    if wall.any():
+        out.append(Patch(facecolor=WALL_COLOUR, label="wall"))
+    if cells["lava"]:
+        out.append(Patch(facecolor=LAVA_COLOUR, label="lava (cliff)") if lava == "fill" else
+                   Patch(facecolor="none", edgecolor=LAVA_COLOUR, hatch="///", label="lava (cliff)"))
+    if cells["goals"]:
+        out.append(Patch(facecolor="none", edgecolor=GOAL_COLOUR, lw=2, label="goal (G)"))
+    if cells["start"]:
+        out.append(Patch(facecolor="none", edgecolor=START_COLOUR, lw=2, label="start (S)"))
+    return out
+
+
 def _marked_cells(mdp) -> set:
-    """``{(row, col)}`` of the cells that :func:`_draw_cells` marks with S, G or L."""
-    H, W, coords = _grid(mdp)
-    meta = mdp.metadata
-    return {tuple(int(v) for v in coords[s]) for key in ("start", "goals", "lava") for s in meta.get(key, [])
-            if coords[s][0] >= 0}
+    """``{(row, col)}`` of the cells that :func:`_draw_cells` marks with S or G (numbers move aside)."""
+    _, cells = _cell_sets(mdp)
+    return set(cells["start"]) | set(cells["goals"])
+
+
+def _lava_cells(mdp) -> set:
+    """``{(row, col)}`` of the lava cells (filled red: their numbers are written in white)."""
+    return set(_cell_sets(mdp)[1]["lava"]) if _grid(mdp) is not None else set()
+
+
+def number_format(values: ArrayLike) -> str:
+    """The format spec (for :func:`format`) that tells the shown numbers apart, chosen from their range.
+
+    Fixed-point with as many decimals as a twentieth of the range needs: ``-100..106`` gives
+    ``".0f"``, ``0..1`` gives ``".2f"``, ``13.9..14.4`` gives ``".2f"`` (``13.93``, not ``14``).
+    Magnitudes of ``1e5`` and more, or below ``1e-3``, use 3 significant digits in ``g`` format.
+
+    Args:
+        values: the numbers to be shown (any shape; non-finite entries are ignored).
+
+    Returns:
+        A format spec such as ``".1f"``.
+    """
+    v = np.asarray(_np(values), dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return ".3g"
+    big = float(np.abs(v).max())
+    if big >= 1e5 or 0 < big < 1e-3:
+        return ".3g"
+    span = float(v.max() - v.min())
+    if span == 0.0:
+        return ".3g" if big < 100 else ".0f"
+    decimals = int(np.ceil(-np.log10(span / 20)))
+    return f".{min(max(decimals, 0), 6)}f"
+
+
+def _fmt(x: float, spec: str) -> str:
+    """``format(x, spec)`` without a minus sign on a number that rounds to zero."""
+    s = format(float(x), spec)
+    return s[1:] if s.startswith("-") and float(s) == 0.0 else s
 
 
 def _ink(rgba) -> str:
     """Black or white, whichever reads better on the colour ``rgba`` (by its relative luminance)."""
     r, g, b = rgba[:3]
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
-
-
-def _short(x: float) -> str:
-    """A cell label of at most 4 characters or so: 118, -58, 4.7, 0.84."""
-    if abs(x) >= 9.95:
-        return f"{x:.0f}"
-    return f"{x:.2g}" if abs(x) >= 0.005 else "0"
 
 
 def _panel_size(mdp, width: float) -> tuple:

@@ -45,15 +45,17 @@ FACTORS = {
     "action_prior": r"$\rho(a_t \mid s_t)$",
     "dynamics": r"$p(s_{t+1} \mid s_t, a_t)$",
     "optimality": r"$p(O_t{=}1 \mid s_t, a_t) \propto e^{r(s_t, a_t)/\alpha}$",
+    "observation": r"$p(o_{t+1} \mid s_{t+1}, a_t)$",
+    "policy": r"$\pi(a_t \mid a_{<t}, o_{\leq t})$",
 }
 
-_KIND = {"s": "state", "a": "action", "O": "optimality"}
+_KIND = {"s": "state", "a": "action", "O": "optimality", "o": "observation"}
 
 
 def node_name(kind: str, t: int) -> str:
-    """The name of a node: ``node_name("s", 2) == "s_2"`` (kinds ``"s"``, ``"a"``, ``"O"``)."""
+    """The name of a node: ``node_name("s", 2) == "s_2"`` (kinds ``"s"``, ``"a"``, ``"O"``, ``"o"``)."""
     if kind not in _KIND:
-        raise ValueError(f"kind: expected 's', 'a' or 'O', got {kind!r}")
+        raise ValueError(f"kind: expected 's', 'a', 'O' or 'o', got {kind!r}")
     return f"{kind}_{t}"
 
 
@@ -63,26 +65,33 @@ def _check_T(T) -> int:
     return int(T)
 
 
-def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = True) -> nx.DiGraph:
+def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = True,
+                   observations: bool = False) -> nx.DiGraph:
     """The unrolled graphical model ``s_t, a_t, O_t`` over ``T`` decisions.
 
     Args:
         T: number of decisions (``t = 0 .. T-1``).
         final_state: include ``s_T`` (and the edges ``s_{T-1}, a_{T-1} -> s_T``): ``3T + 1``
             nodes, else ``3T``.
-        action_edges: include the ``s_t -> a_t`` edges of the action prior ``rho(a_t|s_t)``.
+        action_edges: include the ``s_t -> a_t`` edges of the action prior ``rho(a_t|s_t)``
+            (with ``observations``: the ``o_t -> a_t`` edges of a policy that sees only
+            observations, ``pi(a_t | a_{<t}, o_{<=t})``; ``a_0`` has none).
+        observations: the POMDP's graph (:class:`cai.pomdp.POMDP`): add the observed nodes
+            ``o_1 .. o_T`` (``o_{t+1}`` after ``s_{t+1}``, with edges ``s_{t+1}, a_t -> o_{t+1}``
+            of ``p(o_{t+1} | s_{t+1}, a_t)``; ``o_T`` needs ``final_state``).
 
     Returns:
         ``networkx.DiGraph``. Node attributes: ``kind`` (``"state"``, ``"action"``,
-        ``"optimality"``), ``time`` (``t``), ``observed`` (True for ``O_t``), ``label`` (LaTeX).
-        ``s_0`` also has ``factor="initial"``. Edge attributes: ``factor`` and ``label``.
-        Graph attributes: ``T``, ``final_state``, ``action_edges``.
+        ``"optimality"``, ``"observation"``), ``time`` (``t``), ``observed`` (True for ``O_t``
+        and ``o_t``), ``label`` (LaTeX). ``s_0`` also has ``factor="initial"``. Edge attributes:
+        ``factor`` and ``label``. Graph attributes: ``T``, ``final_state``, ``action_edges``,
+        ``observations``.
 
     Raises:
         ValueError: if ``T`` is not a positive integer.
     """
     T = _check_T(T)
-    g = nx.DiGraph(T=T, final_state=bool(final_state), action_edges=bool(action_edges))
+    g = nx.DiGraph(T=T, final_state=bool(final_state), action_edges=bool(action_edges), observations=bool(observations))
     last = T if final_state else T - 1
     for t in range(last + 1):
         g.add_node(node_name("s", t), kind="state", time=t, observed=False, label=f"$s_{{{t}}}$")
@@ -92,7 +101,7 @@ def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = Tru
         g.add_node(node_name("O", t), kind="optimality", time=t, observed=True, label=f"$O_{{{t}}}$")
     for t in range(T):
         s, a, o = node_name("s", t), node_name("a", t), node_name("O", t)
-        if action_edges:
+        if action_edges and not observations:
             g.add_edge(s, a, factor="action_prior", label=FACTORS["action_prior"])
         g.add_edge(s, o, factor="optimality", label=FACTORS["optimality"])
         g.add_edge(a, o, factor="optimality", label=FACTORS["optimality"])
@@ -100,6 +109,13 @@ def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = Tru
             nxt = node_name("s", t + 1)
             g.add_edge(s, nxt, factor="dynamics", label=FACTORS["dynamics"])
             g.add_edge(a, nxt, factor="dynamics", label=FACTORS["dynamics"])
+            if observations:
+                o = node_name("o", t + 1)
+                g.add_node(o, kind="observation", time=t + 1, observed=True, label=f"$o_{{{t + 1}}}$")
+                g.add_edge(nxt, o, factor="observation", label=FACTORS["observation"])
+                g.add_edge(a, o, factor="observation", label=FACTORS["observation"])
+                if action_edges and t + 1 < T:
+                    g.add_edge(o, node_name("a", t + 1), factor="policy", label=FACTORS["policy"])
     return g
 
 
@@ -261,7 +277,7 @@ _DX = 1.8          # horizontal distance between consecutive time steps
 _GAP = 1.2         # width of the elided stretch of a long horizon, in time steps
 #: where each kind's annotation goes: (dx, dy, horizontal alignment, vertical alignment)
 _ANNOTATION_AT = {"state": (0.0, -0.32, "center", "top"), "action": (0.3, 0.24, "left", "center"),
-                  "optimality": (0.0, 0.32, "center", "bottom")}
+                  "optimality": (0.0, 0.32, "center", "bottom"), "observation": (0.0, -0.32, "center", "top")}
 
 
 def _drawn_times(T: int, max_steps: Optional[int]):
@@ -280,7 +296,7 @@ def _unrolled_positions(g: nx.DiGraph, head: Optional[int] = None, tail: int = 0
     for n, d in g.nodes(data=True):
         t, kind = d["time"], d["kind"]
         if tail:
-            state = kind == "state"
+            state = kind in ("state", "observation")
             if (t <= head) if state else (t < head):
                 x = _DX * t
             elif t >= T - tail:
@@ -289,13 +305,15 @@ def _unrolled_positions(g: nx.DiGraph, head: Optional[int] = None, tail: int = 0
                 continue                                       # elided
         else:
             x = _DX * t
-        pos[n] = {"state": (x, 0.0), "action": (x + _DX / 2, 1.0), "optimality": (x + _DX / 2, 2.2)}[kind]
+        pos[n] = {"state": (x, 0.0), "action": (x + _DX / 2, 1.0), "optimality": (x + _DX / 2, 2.2),
+                  "observation": (x, -1.2)}[kind]
     return pos
 
 
 def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optional[Mapping[str, str]] = None,
                   final_state: bool = True, action_edges: bool = False, factor_labels: bool = True,
-                  title: Optional[str] = None, caption: Optional[str] = None, max_steps: Optional[int] = 6) -> Axes:
+                  title: Optional[str] = None, caption: Optional[str] = None, max_steps: Optional[int] = 6,
+                  observations: bool = False) -> Axes:
     """Draw the unrolled model the way a lecture slide does.
 
     Time runs left to right; states on the bottom row, actions above and between them,
@@ -309,7 +327,8 @@ def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optiona
         ax: matplotlib Axes (a new figure when ``None``).
         annotations: ``{node name: text}`` written next to the nodes, e.g.
             :func:`message_annotations` of a solution (nodes not drawn are skipped).
-        final_state, action_edges: as in :func:`unrolled_graph` (when ``T`` is a number).
+        final_state, action_edges, observations: as in :func:`unrolled_graph` (when ``T`` is a
+            number); ``observations=True`` draws the POMDP's observed ``o_t`` under the states.
         factor_labels: add a legend naming the factor of each edge colour.
         title: optional title.
         caption: optional text under the legend, e.g. :func:`message_caption`.
@@ -329,15 +348,19 @@ def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optiona
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
                                   or max_steps < 2):
         raise ValueError(f"max_steps: expected None or an integer >= 2, got {max_steps!r}")
-    g = T if isinstance(T, nx.DiGraph) else unrolled_graph(T, final_state=final_state, action_edges=action_edges)
+    g = T if isinstance(T, nx.DiGraph) else unrolled_graph(T, final_state=final_state, action_edges=action_edges,
+                                                           observations=observations)
+    has_obs = any(d["kind"] == "observation" for _, d in g.nodes(data=True))
     T = g.graph.get("T", max(d["time"] for _, d in g.nodes(data=True)))
     head, tail = _drawn_times(T, max_steps)
     pos = _unrolled_positions(g, head, tail)
     h = g.subgraph(pos)
     if ax is None:
         _, ax = plt.subplots(figsize=(2.0 * (head + tail + (_GAP if tail else 0)) + 2.0, 4.2))
-    colours = {"dynamics": "#1f4e79", "optimality": "#b35900", "action_prior": "#7f7f7f"}
-    styles = {"dynamics": "solid", "optimality": "solid", "action_prior": "dashed"}
+    colours = {"dynamics": "#1f4e79", "optimality": "#b35900", "action_prior": "#7f7f7f", "observation": "#2e7d32",
+               "policy": "#7f7f7f"}
+    styles = {"dynamics": "solid", "optimality": "solid", "action_prior": "dashed", "observation": "solid",
+              "policy": "dashed"}
     for factor in colours:
         edges = [(u, v) for u, v, d in h.edges(data=True) if d["factor"] == factor]
         if edges:
@@ -352,7 +375,7 @@ def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optiona
         ax.text((x0 + x1) / 2, 1.1, "\u22ef", ha="center", va="center", fontsize=22, color="#555555")
         ax.text((x0 + x1) / 2, 0.62, f"{gone} step{'s' if gone > 1 else ''}\nnot drawn\n({span})",
                 ha="center", va="center", fontsize=7.5, color="#555555")
-    fills = {"state": "white", "action": "white", "optimality": "#c8c8c8"}
+    fills = {"state": "white", "action": "white", "optimality": "#c8c8c8", "observation": "#c8c8c8"}
     for kind, fill in fills.items():
         nodes = [n for n, d in h.nodes(data=True) if d["kind"] == kind]
         nx.draw_networkx_nodes(h, pos, nodelist=nodes, ax=ax, node_color=fill, edgecolors="black",
@@ -372,7 +395,7 @@ def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optiona
         handles = [Line2D([0], [0], color=colours[f], ls=styles[f], lw=1.6, label=FACTORS[f])
                    for f in colours if f in present]
         handles.append(Line2D([0], [0], marker="o", ls="", markerfacecolor="#c8c8c8", markeredgecolor="black",
-                              markersize=11, label=r"observed: $O_t = 1$"))
+                              markersize=11, label=r"observed: $O_t = 1$, $o_t$" if has_obs else r"observed: $O_t = 1$"))
         anchor = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=9,
                            frameon=False)
     if caption:
@@ -383,7 +406,8 @@ def draw_unrolled(T: int = 3, *, ax: Optional[Axes] = None, annotations: Optiona
             ax.text(0.5, -0.02, caption, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#333333")
     xs = [p[0] for p in pos.values()]
     ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
-    ax.set_ylim(-1.0 if annotations else -0.5, 3.0 if annotations else 2.7)
+    low = -1.0 if annotations else -0.5
+    ax.set_ylim(low - (1.3 if has_obs else 0.0), 3.0 if annotations else 2.7)
     ax.set_aspect("equal")
     ax.axis("off")
     if title:

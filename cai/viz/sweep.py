@@ -23,10 +23,15 @@ def temperature_sweep(mdp: TabularMDP, alphas: Optional[ArrayLike] = None, *, ax
 
     Left axis: the soft value (reward + alpha * entropy), the soft policy's expected return and,
     if ``exact``, ``alpha * log p(O)`` of exact inference (which is at least the soft value).
-    Right axis: the mean policy entropy per decision, rising from 0 (greedy) towards ``log |A|``.
+    Right axis: the mean policy entropy per decision, rising from 0 (greedy) towards ``log |A|``
+    (the dotted line, labelled in the legend under the plot).
 
     Args:
+        mdp: a finite-horizon :class:`~cai.TabularMDP`.
         alphas: temperatures (default 20 values log-spaced in [0.01, 10]).
+        ax: the Axes to draw in (default: a new figure).
+        exact: also draw ``alpha * log p(O)`` of exact inference.
+        title: the Axes title.
 
     Returns:
         The Axes (the twin Axes of the entropy is ``ax.entropy_ax``).
@@ -45,12 +50,15 @@ def temperature_sweep(mdp: TabularMDP, alphas: Optional[ArrayLike] = None, *, ax
     ax.set_ylabel("value (reward units)")
     ax2 = ax.twinx()
     ax2.plot(x, _np(sw.entropy), "-^", ms=3, color="#d95f02", label="policy entropy / decision")
-    ax2.axhline(np.log(mdp.n_actions), color="#d95f02", lw=0.6, ls=":")
+    ax2.axhline(np.log(mdp.n_actions), color="#d95f02", lw=1.0, ls=":",
+                label=rf"$\log|A| = {np.log(mdp.n_actions):.2f}$ (uniform policy's entropy)")
     ax2.set_ylabel("policy entropy per decision (nats)", color="#d95f02")
     ax2.set_ylim(0, np.log(mdp.n_actions) * 1.05)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="best")
+    # under the plot: a legend inside would cross the curves and the log|A| line
+    ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              frameon=False)
     ax.entropy_ax = ax2
     if title:
         ax.set_title(title)

@@ -18,6 +18,8 @@ from cai.worlds import builders
 if TYPE_CHECKING:
     import gymnasium
 
+    from cai.pomdp.model import POMDP
+
 __all__ = ["World", "WORLDS", "DEFAULT", "make_world", "world_names", "load_layout", "canonical_name"]
 
 #: sentinel meaning "the world's own horizon" in :func:`make_world`
@@ -36,8 +38,8 @@ class World:
         default_slip: slip probability used when none is given (``None``: the world has no slip).
         fixed_horizon: the horizon is part of the problem (the lottery is one decision).
         extra: the optional dependency the world needs (``"gym"``), or ``None``.
-        kind: ``"tabular"`` (a :class:`~cai.TabularMDP`) or ``"env"`` (a gymnasium environment
-            for the deep learners).
+        kind: ``"tabular"`` (a :class:`~cai.TabularMDP`), ``"env"`` (a gymnasium environment
+            for the deep learners) or ``"pomdp"`` (a :class:`~cai.pomdp.POMDP`).
     """
 
     name: str
@@ -64,6 +66,16 @@ def _lottery(slip=None, **kw):
     return builders.lottery()
 
 
+def _tiger(slip=None, **kw):
+    from cai.worlds.pomdp import tiger
+    return tiger(**kw)
+
+
+def _noisy_grid(slip=0.0, **kw):
+    from cai.worlds.pomdp import noisy_grid
+    return noisy_grid(slip=slip, **kw)
+
+
 def _multigoal(slip=None, **kw):
     from cai.worlds.multigoal import MultiGoalEnv
     return MultiGoalEnv(**kw)
@@ -85,6 +97,10 @@ _ALL: Tuple[World, ...] = (
     World("taxi", _gym("taxi"), "gymnasium Taxi (500 states) [gym extra]", None, extra="gym"),
     World("multigoal", _multigoal, "continuous point mass with four goals (Haarnoja et al. 2017), for SQL/SAC",
           None, kind="env"),
+    World("tiger", _tiger, "the tiger problem (POMDP): listen -1 (85% accurate), wrong door -100, right +10",
+          None, kind="pomdp"),
+    World("noisy-grid", _noisy_grid, "2x3 grid, two start corners, a position sensor right 80% of the time (POMDP)",
+          kind="pomdp"),
 )
 
 #: name -> :class:`World`
@@ -97,12 +113,12 @@ def canonical_name(name: str) -> str:
 
 
 def world_names(kind: Optional[str] = None) -> Tuple[str, ...]:
-    """The registered names, optionally only those of one ``kind`` (``"tabular"`` or ``"env"``)."""
+    """The registered names, optionally only those of one ``kind`` (``"tabular"``, ``"env"`` or ``"pomdp"``)."""
     return tuple(n for n, w in WORLDS.items() if kind is None or w.kind == kind)
 
 
 def make_world(name: str, *, slip: Optional[float] = None, horizon: Union[int, None, str] = DEFAULT,
-               discount: Optional[float] = None) -> Union[TabularMDP, gymnasium.Env]:
+               discount: Optional[float] = None) -> Union[TabularMDP, gymnasium.Env, POMDP]:
     """Build the world registered as ``name``.
 
     Args:
@@ -113,7 +129,8 @@ def make_world(name: str, *, slip: Optional[float] = None, horizon: Union[int, N
         discount: optional discount in (0, 1].
 
     Returns:
-        A :class:`~cai.TabularMDP` (or, for ``kind="env"`` worlds, the environment).
+        A :class:`~cai.TabularMDP` (for ``kind="env"`` worlds, the environment; for
+        ``kind="pomdp"`` worlds, a :class:`~cai.pomdp.POMDP`).
 
     Raises:
         ValueError: unknown name, or a setting the world does not accept.

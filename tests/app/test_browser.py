@@ -100,9 +100,9 @@ def _expected(layout, alpha, slip=0.0):
     out = {"log_evidence": float(ex.log_evidence), "max_elbo": float(soft.max_elbo),
            "gap": float(ex.log_evidence - soft.max_elbo),
            "value_exact": float(ex.value), "value_soft": float(soft.value), "value_hard": float(hard.value),
-           "p_lava_posterior": float(cai.forward_messages(mdp, ex).state[:, lava].sum())}
+           "p_lava_posterior": float(cai.forward_messages(mdp, ex).state[:-1, lava].sum())}
     for m, s in (("exact", ex), ("soft", soft), ("hard", hard)):
-        out[f"p_lava_{m}"] = float(cai.policy_marginals(mdp, s.policy).state[:, lava].sum())
+        out[f"p_lava_{m}"] = float(cai.policy_marginals(mdp, s.policy).state[:-1, lava].sum())
     return out
 
 

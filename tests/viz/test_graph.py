@@ -182,3 +182,24 @@ def test_transition_graph_takes_a_stationary_solution():
     finite = chain(4, horizon=3)
     with pytest.raises(ValueError, match="policy: expected a stationary policy .* pass solution.policy_at\\(t\\)"):
         draw_transition_graph(finite, policy=cai.soft_value_iteration(finite))
+
+
+def test_unrolled_graph_with_observations():
+    g = unrolled_graph(3, observations=True, action_edges=True)
+    obs = sorted(n for n, d in g.nodes(data=True) if d["kind"] == "observation")
+    assert obs == ["o_1", "o_2", "o_3"] and all(g.nodes[n]["observed"] for n in obs)
+    for t in range(3):                                     # p(o_{t+1} | s_{t+1}, a_t)
+        assert set(g.predecessors(f"o_{t + 1}")) == {f"s_{t + 1}", f"a_{t}"}
+    # the policy sees observations, not states: o_t -> a_t, no s_t -> a_t
+    assert not any(g.has_edge(f"s_{t}", f"a_{t}") for t in range(3))
+    assert [g.has_edge(f"o_{t}", f"a_{t}") for t in (1, 2)] == [True, True]
+    assert g.number_of_nodes() == 3 * 3 + 1 + 3 and g.number_of_edges() == 4 * 3 + 2 * 3 + 2
+    assert unrolled_graph(3).number_of_nodes() == 10       # the MDP's graph is unchanged by default
+
+
+def test_draw_unrolled_with_observations():
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = draw_unrolled(3, observations=True, action_edges=True)
+    labels = {t.get_text() for t in ax.texts}
+    assert {"$o_{1}$", "$o_{3}$"} <= labels

@@ -52,13 +52,13 @@ def test_value_heatmap_places_values_in_their_cells(solved):
 def test_policy_arrows_lengths_follow_probabilities(solved, tmp_path):
     m, _, sv, _ = solved
     ax = viz.policy_arrows(m, sv, background=sv, scale=0.4, min_prob=0.0)
-    q = [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)][0]
-    lengths = np.hypot(q.U, q.V)
+    arrows = [t for t in ax.texts if isinstance(t, matplotlib.text.Annotation)]
+    lengths = np.array([np.hypot(*(np.asarray(t.xy) - np.asarray(t.xyann))) for t in arrows])
     pi0 = sv.policy[0].numpy()
     skip = set(m.metadata["goals"]) | set(m.metadata["lava"])
     expected = [0.4 * pi0[s, a] for s, (r, c) in enumerate(m.metadata["coords"])
                 if r >= 0 and s not in skip for a in range(4)]
-    np.testing.assert_allclose(np.sort(lengths), np.sort(expected), rtol=1e-12)
+    np.testing.assert_allclose(np.sort(lengths), np.sort(expected), rtol=1e-12, atol=1e-15)
     _png(ax.figure, tmp_path / "pi.png")
 
 
@@ -78,33 +78,40 @@ def test_state_marginals_and_gif(solved, tmp_path):
 
 
 def test_state_marginals_cover_the_horizon_with_one_colour_bar():
-    # horizon 30: the default panels run from t = 0 to the last step t = 30, evenly spaced
+    # horizon 30: the default panels run from t = 0 to the last step with at least 5% of the
+    # probability on the grid (the last step t = 30 when it has), evenly spaced
+    from cai.viz.marginals import MIN_ON_GRID
+
     m = gridworld(CLIFF_LAYOUT, slip=0.1, horizon=30)
     fm = cai.forward_messages(m, cai.backward_messages(m, alpha=1.0))
     axes = viz.state_marginals(m, fm)
     times = [int(a.get_title().split()[2].rstrip(",")) for a in axes]
-    assert times[0] == 0 and times[-1] == 30 and len(times) == 8
+    exit_state = [s for s, (r, _) in enumerate(m.metadata["coords"]) if r < 0]
+    on_grid = 1 - fm.state[:, exit_state].sum(-1).numpy()
+    end = max(t for t in range(31) if on_grid[t] >= MIN_ON_GRID)
+    assert times[0] == 0 and times[-1] == end and len(times) == 8
     assert max(np.diff(times)) - min(np.diff(times)) <= 1
     fig = axes[0].figure
     assert len(fig.axes) == len(axes) + 1                                  # one shared colour bar
     # the exit state's mass is in the titles, in words under the figure, and it is the real mass
-    exit_state = [s for s, (r, _) in enumerate(m.metadata["coords"]) if r < 0]
-    last = float(fm.state[30, exit_state].sum())
+    last = float(fm.state[end, exit_state].sum())
     assert f"exit {100 * last:.0f}%" in axes[-1].get_title()
     assert any("exit state" in t.get_text() for t in fig.texts)
     plt.close(fig)
 
 
 def test_cell_numbers_do_not_collide_with_the_cell_letters(solved):
-    # every S/G/L cell has its letter at the top left and its number at the bottom right; the
+    # every S/G cell has its letter at the top left and its number at the bottom right; the
     # other cells have their number in the centre; each number is inked to contrast with its cell
+    # (white on lava's red fill)
     m, ex, sv, _ = solved
     axes = viz.compare_solutions(m, ex, sv)
     coords = m.metadata["coords"]
-    marked = {tuple(coords[s]) for k in ("start", "goals", "lava") for s in m.metadata[k]}
+    marked = {tuple(coords[s]) for k in ("start", "goals") for s in m.metadata[k]}
+    lava = {tuple(coords[s]) for s in m.metadata["lava"]}
     for ax in axes:
         im = ax.images[0]
-        letters = [t for t in ax.texts if t.get_text() in ("S", "G", "L")]
+        letters = [t for t in ax.texts if t.get_text() in ("S", "G")]
         numbers = [t for t in ax.texts if t not in letters]
         assert len(letters) == len(marked) and len(numbers) == 4 * 9
         for t in numbers:
@@ -113,6 +120,9 @@ def test_cell_numbers_do_not_collide_with_the_cell_letters(solved):
             if t.get_va() == "bottom":
                 r, c = int(round(y - 0.42)), int(round(x - 0.44))
             assert ((r, c) in marked) == (t.get_ha() == "right" and t.get_va() == "bottom")
+            if (r, c) in lava:
+                assert t.get_color() == "white"
+                continue
             cell = np.asarray(im.cmap(im.norm(im.get_array()[r, c]))[:3])
             lum = float(cell @ [0.2126, 0.7152, 0.0722])
             assert t.get_color() == ("black" if lum > 0.45 else "white")
@@ -188,7 +198,9 @@ def test_bad_inputs(solved):
     with pytest.raises(ValueError, match="Q"):
         viz.soft_q_heatmap(m, torch.zeros(3, 3))
     with pytest.raises(ValueError, match="grid"):
-        viz.policy_arrows(lottery(), torch.ones(4, 2) / 2)
+        viz.trajectories_on_grid(lottery(), torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="policy"):
+        viz.policy_arrows(lottery(), torch.ones(3, 2) / 2)        # no grid: bars, but the shape is checked
     with pytest.raises(ValueError, match="marginals"):
         viz.state_marginals(m, torch.zeros(5))
     with pytest.raises(ValueError, match="horizon"):

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import gymnasium  # noqa: F401 - annotations
 
 __all__ = ["seed_everything", "LoopConfig", "TrainingHistory", "LoopState", "Callback", "evaluate_policy",
-           "ActionScaler", "setup_box_learner", "deferred_keyboard_interrupt", "run_off_policy"]
+           "evaluation_seed", "checkpoint_file", "ActionScaler", "setup_box_learner", "deferred_keyboard_interrupt",
+           "run_off_policy"]
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -112,6 +113,20 @@ def evaluate_policy(env: Any, act: Callable[[np.ndarray], np.ndarray], n_episode
     return returns
 
 
+def evaluation_seed(seed: int, step: int) -> int:
+    """Seed of the first evaluation episode after ``step`` environment steps of a learner seeded ``seed``.
+
+    Episode ``i`` of that evaluation resets with ``evaluation_seed(seed, step) + i``; the loop's own
+    evaluations (``config.eval_every``) and :class:`~cai.algorithms.deep.callbacks.EvalCallback` share it.
+    """
+    return seed + 10_000 + step - 1
+
+
+def checkpoint_file(pattern: Union[str, Any], step: int) -> str:
+    """The checkpoint path for ``step``: ``{step}`` in ``pattern`` replaced by the step count."""
+    return str(pattern).replace("{step}", str(step))
+
+
 class ActionScaler:
     """Affine map between the learner's ``[-1, 1]^d`` and a Box action space ``[low, high]``."""
 
@@ -153,7 +168,8 @@ class LoopState:
 
 
 #: A training callback: called after every environment step with a dict of the loop's locals
-#: (see :func:`run_off_policy`); returning ``False`` stops training after that step.
+#: (see :func:`run_off_policy`); returning ``False`` stops training after that step. Reusable
+#: callback classes are in :mod:`cai.algorithms.deep.callbacks`.
 Callback = Callable[[dict], Optional[bool]]
 
 
@@ -194,6 +210,21 @@ def _as_callbacks(callback: Union[None, Callback, Sequence[Callback]]) -> List[C
     return callbacks
 
 
+def _call_hooks(callbacks: List[Callback], name: str, local: dict) -> None:
+    """Call ``callback.<name>(local)`` on each callback that has such a method (every one, even if one raises)."""
+    error = None
+    for c in callbacks:
+        hook = getattr(c, name, None)
+        if hook is None:
+            continue
+        try:
+            hook(local)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other hooks ran
+            error = error or exc
+    if error is not None:
+        raise error
+
+
 def run_off_policy(agent: Any, env: Any, total_steps: int, eval_env: Any = None, *, random_action: Callable[[], Any],
                    policy_action: Callable[[np.ndarray], Any], to_env: Optional[Callable[[Any], Any]] = None,
                    updates_per_step: int = 1, train_every: int = 1, desc: str = "",
@@ -217,6 +248,11 @@ def run_off_policy(agent: Any, env: Any, total_steps: int, eval_env: Any = None,
        ``reward``, ``next_obs``, ``terminated``, ``truncated``, ``episode_done``, ``episode_return``
        (of the episode that just ended, else None), ``losses`` (of this step's last update, else
        None) and ``history``. A callback returning ``False`` stops training here.
+
+    A callback object may also have ``on_training_start(local)`` and ``on_training_end(local)``
+    methods (see :mod:`cai.algorithms.deep.callbacks`), called before the first step of this call
+    and when it ends (normally, stopped, or by an exception) with ``learner``, ``total_steps`` and
+    ``history``.
 
     A ``KeyboardInterrupt`` (Ctrl-C, held by :func:`deferred_keyboard_interrupt` until the step
     is complete, or raised by a callback) leaves the learner consistent: the step counter, the
@@ -262,6 +298,7 @@ def run_off_policy(agent: Any, env: Any, total_steps: int, eval_env: Any = None,
         obs, _ = env.reset(seed=cfg.seed + agent.num_timesteps_)
         state.obs, state.episode_return, state.episode_length = obs, 0.0, 0
     end = agent.num_timesteps_ + total_steps
+    _call_hooks(callbacks, "on_training_start", dict(learner=agent, total_steps=total_steps, history=hist))
     t_start = time.perf_counter()
     bar = tqdm(total=total_steps, disable=not cfg.progress, desc=desc, mininterval=1.0)
     try:
@@ -300,14 +337,14 @@ def run_off_policy(agent: Any, env: Any, total_steps: int, eval_env: Any = None,
                     hist.wall_time += time.perf_counter() - t_start
                     hist.eval_steps.append(step + 1)
                     hist.eval_returns.append(evaluate_policy(eval_env, agent.act, cfg.eval_episodes,
-                                                             seed=cfg.seed + 10_000 + step))
+                                                             seed=evaluation_seed(cfg.seed, step + 1)))
                     t_start = time.perf_counter()
                 # 6. checkpoint
                 if ckpt_every and (step + 1) % ckpt_every == 0:
                     now = time.perf_counter()
                     hist.wall_time += now - t_start
                     t_start = now
-                    agent.save(str(ckpt_path).replace("{step}", str(step + 1)))
+                    agent.save(checkpoint_file(ckpt_path, step + 1))
                 # 7. callbacks
                 keep_going = True
                 if callbacks:
@@ -325,4 +362,5 @@ def run_off_policy(agent: Any, env: Any, total_steps: int, eval_env: Any = None,
         bar.close()
         hist.wall_time += time.perf_counter() - t_start
         hist.env_steps = agent.num_timesteps_
+        _call_hooks(callbacks, "on_training_end", dict(learner=agent, total_steps=total_steps, history=hist))
     return hist

@@ -83,6 +83,18 @@ def test_sac_pendulum_save_load_resume_is_bit_for_bit(tmp_path):
     assert_same_learner(straight, first)
 
 
+def test_sac_5k_then_5k_equals_10k_straight(tmp_path):
+    """Issue 11's criterion at its own size: SAC on Pendulum for 5,000 steps, saved, loaded and
+    trained 5,000 more is bit for bit the learner trained 10,000 steps straight (tiny networks)."""
+    cfg = sac_config(buffer_size=20_000, log_every=1000)
+    straight = SAC(cfg).fit("Pendulum-v1", 10_000)
+    first = SAC(cfg).fit("Pendulum-v1", 5_000)
+    first.save(tmp_path / "sac5k.pt")
+    resumed = SAC.load(tmp_path / "sac5k.pt").fit(None, 5_000, reset_num_timesteps=False)
+    assert resumed.num_timesteps_ == 10_000 and len(straight.history_.episode_steps) == 50
+    assert_same_learner(straight, resumed)
+
+
 def test_soft_dqn_cartpole_save_load_resume_is_bit_for_bit(tmp_path):
     straight = SoftDQN(dqn_config()).fit("CartPole-v1", 300)
     first = SoftDQN(dqn_config()).fit("CartPole-v1", 170)
