@@ -39,6 +39,7 @@ from pyro.infer.autoguide import AutoMultivariateNormal
 from tqdm.auto import tqdm
 
 from cai.algorithms.tabular.irl import Demonstrations, MaxEntIRL, validate_demonstrations
+from cai.algorithms.tabular.irl_many import log_likelihood_many
 from cai.exact.sampling import Trajectories
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
@@ -145,6 +146,25 @@ class BayesianIRL:
         demos = demonstrations if isinstance(demonstrations, Demonstrations) else \
             validate_demonstrations(demonstrations, self.mdp)
         return demos.n * self._irl.log_likelihood(demos, weights=weights)
+
+    def log_likelihood_many(self, demonstration_sets: Sequence, weights: ArrayLike) -> torch.Tensor:
+        """Each set's total log-likelihood under its own weights, in one batched solve.
+
+        ``out[b] = log_likelihood(demonstration_sets[b], weights[b])``, through
+        :func:`~cai.algorithms.tabular.irl_many.log_likelihood_many`.
+
+        Args:
+            demonstration_sets: ``B`` demonstration sets.
+            weights: ``(B, F)``; differentiable.
+
+        Returns:
+            ``(B,)`` tensor.
+        """
+        sets = [d if isinstance(d, Demonstrations) else validate_demonstrations(d, self.mdp)
+                for d in demonstration_sets] if isinstance(demonstration_sets, (list, tuple)) else demonstration_sets
+        ll = log_likelihood_many(self._irl, sets, weights)
+        n = torch.tensor([d.n for d in sets], dtype=ll.dtype, device=ll.device)
+        return n * ll
 
     def log_joint(self, demonstrations: Union[Trajectories, Sequence, Demonstrations],
                   weights: ArrayLike) -> torch.Tensor:

@@ -122,6 +122,15 @@ def test_unidentified_directions_keep_the_prior_width_nuts():
     assert float((nuts.samples_ @ e).std()) == pytest.approx(scale, rel=0.35)
 
 
+def test_log_likelihood_many_is_the_loop_of_single_likelihoods():
+    sets = [_problem(10 + 5 * k, seed=k)[2] for k in range(3)]
+    mdp, phi, _ = _problem(5)
+    b = BayesianIRL(mdp, phi, variant="exact")
+    w = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ref = torch.stack([b.log_likelihood(d, wk) for d, wk in zip(sets, w)])
+    torch.testing.assert_close(b.log_likelihood_many(sets, w), ref, atol=1e-10, rtol=0)
+
+
 def test_bad_input():
     mdp, phi, demos = _problem(5)
     with pytest.raises(ValueError, match="method"):
