@@ -162,6 +162,16 @@ def test_bench_vi_smoke():
     least pymdptoolbox's measured accuracy (the script asserts it) and the finite-horizon values agree."""
     out = _run_smoke("bench_vi.py")
     assert out.count("branching") == 2 and "finite horizon" in out, out
+
+def test_bench_irl_batch_smoke(capsys):
+    # benchmarks/bench_irl_batch.py --smoke: the loop of fits and fit_many agree (the script asserts 1e-8)
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_irl_batch.py"
+    mod = runpy.run_path(str(path))
+    assert mod["main"](["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "| fit_many |" in out and "speed-up" in out
+
+
 def test_bench_before_after_smoke(capsys):
     # benchmarks/bench_before_after.py against HEAD itself: every ratio is a measurement of noise
     root = pathlib.Path(__file__).resolve().parents[1]
