@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench bench-all lint docs docs-serve clean
+.PHONY: install demo notebook test test-slow bench bench-all lint docs docs-serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/cai demo --out cai-demo
+
+# open the tutorials in JupyterLab, in the project's environment (installs the `notebook` extra)
+notebook: $(STAMP)
+	$(PIP) install --quiet -e ".[notebook]"
+	$(VENV)/bin/jupyter lab tutorials/
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) --durations=15

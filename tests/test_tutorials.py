@@ -35,6 +35,10 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch):
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
+    # progress bars render as widgets (tqdm.auto with ipywidgets), not as "IProgress not found" warnings
+    warned = [o.text for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.output_type == "stream" and "TqdmWarning" in o.text]
+    assert not warned, warned
 
 
 def test_notebooks_are_committed_without_outputs():
@@ -44,6 +48,18 @@ def test_notebooks_are_committed_without_outputs():
             if cell.cell_type == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, (
                     f"{os.path.basename(path)}: clear the outputs before committing")
+
+
+def test_every_tutorial_ends_with_exercises():
+    from cai.exercises import EXERCISES
+
+    # a tutorial with exercises in cai.exercises ends with them (a new tutorial adds both)
+    for path in NOTEBOOKS:
+        num = int(os.path.basename(path)[:2])
+        if num not in EXERCISES:
+            continue
+        src = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells[-2:])
+        assert "## Exercises" in src and f"show({num})" in src, os.path.basename(path)
 
 
 def test_notebooks_read_the_smoke_flag():

@@ -11,7 +11,7 @@ import json
 import math
 import warnings
 from types import MappingProxyType
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Hashable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -25,8 +25,9 @@ from cai.mdp.checks import (
     check_dtype_device,
     describe,
 )
+from cai.mdp.functions import arrays_from_functions
 from cai.mdp.io import load_arrays, save_arrays
-from cai.typing import Alpha, ArrayLike, Device, PathLike
+from cai.typing import Alpha, ArrayLike, Device, PathLike, RewardFn, TransitionFn
 
 __all__ = ["TabularMDP", "ROW_SUM_TOL", "check_model", "absorbing_states", "uniform_action_prior", "ACTION_PRIORS"]
 
@@ -274,6 +275,62 @@ class TabularMDP:
         object.__setattr__(self, "_min_p", None)
         object.__setattr__(self, "_frozen", True)
         object.__setattr__(self, "_versions", self._tensor_versions())
+
+    @classmethod
+    def from_functions(
+        cls,
+        states: Sequence[Hashable],
+        actions: Sequence[Hashable],
+        transition: TransitionFn,
+        reward: RewardFn,
+        *,
+        initial: Union[None, Hashable, Mapping[Any, float]] = None,
+        horizon: Optional[int] = None,
+        discount: Optional[float] = None,
+        terminal_reward: Union[None, Callable[[Any], float], Mapping[Any, float]] = None,
+        sparse: bool = False,
+        metadata: Optional[Mapping] = None,
+        dtype: torch.dtype = torch.float64,
+        device: Device = None,
+    ) -> TabularMDP:
+        """Build an MDP from ``transition(s, a)`` and ``reward(s, a)`` over named states and actions.
+
+        ``states[i]`` is state ``i`` and ``actions[j]`` action ``j``; their ``str`` become
+        ``state_names`` / ``action_names``, shown by every table and figure. Example::
+
+            mdp = TabularMDP.from_functions(
+                ["home", "work"], ["stay", "go"],
+                transition=lambda s, a: {s: 1.0} if a == "stay" else {"work" if s == "home" else "home": 1.0},
+                reward=lambda s, a: 1.0 if s == "work" else 0.0,
+                initial="home", horizon=5)
+
+        Args:
+            states: the ``S`` states, distinct hashable values of any kind.
+            actions: the ``A`` actions, distinct hashable values of any kind.
+            transition: ``transition(s, a)`` returns ``{next_state: p}`` or a list of
+                ``(next_state, p)``; not called where ``reward(s, a)`` is ``-inf``.
+            reward: ``reward(s, a)`` returns a number; ``-inf`` forbids the action.
+            initial: ``None`` (uniform), a state, or a mapping ``{state: probability}``.
+            horizon: number of decisions, or ``None`` for the stationary problem.
+            discount: ``gamma`` in (0, 1] (in (0, 1) without a horizon).
+            terminal_reward: ``None``, a function of the state or a mapping ``{state: value}``.
+            sparse: store the transitions as a sparse ``(S*A, S)`` matrix.
+            metadata: optional JSON-serialisable mapping.
+            dtype: floating dtype. device: device of the stored tensors.
+
+        Returns:
+            A validated ``TabularMDP`` with rewards ``(S, A)`` and the names set.
+
+        Raises:
+            ValueError: naming the state and action of a failing row (sum not 1, a negative or
+                NaN probability, an unknown next state, a NaN or ``+inf`` reward), and every
+                error of the constructor. TypeError: for values of the wrong kind.
+            See :func:`cai.mdp.functions.arrays_from_functions` for the details.
+        """
+        kwargs = arrays_from_functions(
+            states, actions, transition, reward, initial=initial, horizon=horizon, discount=discount,
+            terminal_reward=terminal_reward, sparse=sparse)
+        return cls(**kwargs, metadata=metadata, dtype=dtype, device=device)
 
     # ------------------------------------------------------------------------------------------
     # immutability of the stored tensors, pickling

@@ -10,7 +10,7 @@ import pytest
 
 from tests.docs.conftest import ROOT
 
-PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if "tutorials" not in p.parts)
+PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if "tutorials" not in p.relative_to(ROOT).parts)
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
