@@ -247,6 +247,59 @@ def _repair_gap() -> float:
     return float(cai.backward_messages(m, 1.0).V[0, 0] - cai.soft_value_iteration(m, 1.0).V[0, 0])
 
 
+def _choice_demos(n_first: int = 70, n: int = 100):
+    # one-step two-action bandit (no reward); n demonstrations, n_first of them pick action 0
+    m = _bandit([0.0, 0.0])
+    states = torch.tensor([[0, 1]] * n)
+    actions = torch.tensor([[0]] * n_first + [[1]] * (n - n_first))
+    phi = torch.zeros(2, 2, 2, dtype=torch.float64)
+    phi[0, 0, 0] = 1.0          # feature 0: "chose action 0"
+    phi[:, :, 1] = 1.0          # feature 1: a constant
+    return m, (states, actions), phi
+
+
+def _choice_irl():
+    from cai.algorithms.tabular import MaxEntIRL
+    m, demos, phi = _choice_demos()
+    irl = MaxEntIRL(m, phi[..., :1], optimizer="lbfgs", n_iter=100, tol=1e-12).fit(demos)
+    return irl, demos
+
+
+def _choice_weight() -> float:
+    return float(_choice_irl()[0].weights_[0])
+
+
+def _choice_log_likelihood() -> float:
+    irl, demos = _choice_irl()
+    return float(irl.log_likelihood(demos, weights=irl.weights_))
+
+
+def _choice_constant_sd() -> float:
+    from cai.algorithms.tabular import BayesianIRL
+    m, demos, phi = _choice_demos()
+    return float(BayesianIRL(m, phi, prior_scale=2.0, method="laplace").fit(demos).std_[1])
+
+
+def _tiger_belief() -> float:
+    from cai.pomdp import filter_beliefs
+    from cai.worlds import make_world
+    f = filter_beliefs(make_world("tiger", horizon=4), actions=[0, 0, 0, 0], observations=[0, 0, 1, 0])
+    return float(f.beliefs[-1, 0])
+
+
+def _tiger_hard_value() -> float:
+    from cai.pomdp import belief_value_iteration
+    from cai.worlds import make_world
+    return float(belief_value_iteration(make_world("tiger", horizon=2)).value)
+
+
+def _path_integral_limit() -> float:
+    from cai.mdp.linear_gaussian import LinearGaussianSystem
+    from cai.pathint import lg_exact_first_control
+    system = LinearGaussianSystem.from_lqr([[1.0]], [[1.0]], [[0.0]], [[1.0]], horizon=1, Q_T=[[3.0]])
+    return float(lg_exact_first_control(system, torch.tensor([2.0], dtype=torch.float64), 1.0).reshape(-1)[0])
+
+
 #: ``EXERCISES[tutorial][exercise]``: the exercises of each tutorial, keyed by letter.
 EXERCISES: Dict[int, Dict[str, Exercise]] = {
     1: {
@@ -321,6 +374,27 @@ EXERCISES: Dict[int, Dict[str, Exercise]] = {
         "c": Exercise("The same machine at alpha = 1: the optimism gap V_0(ok) of exact inference minus soft VI.",
                       _repair_gap),
     },
+    11: {
+        "a": Exercise("A one-step choice between two actions, reward 0 (TabularMDP.from_functions: states "
+                      "origin/done, horizon 1); 70 of 100 demonstrations choose action 0. One feature, 'chose action 0'. The maximum-"
+                      "likelihood MaxEnt IRL weight at alpha = 1. (By hand: set the gradient, empirical minus "
+                      "expected feature count, to zero.)", _choice_weight),
+        "b": Exercise("The same demonstrations: MaxEnt IRL's mean log-likelihood per demonstration at that weight. "
+                      "(Which entropy is it minus?)", _choice_log_likelihood),
+        "c": Exercise("Add a second, constant feature (1 for both actions) and fit BayesianIRL with prior_scale = 2 "
+                      "and method = 'laplace': the posterior standard deviation of the constant's weight.",
+                      _choice_constant_sd),
+    },
+    12: {
+        "a": Exercise("The tiger (make_world('tiger', horizon=4)): listen four times and hear left, left, right, "
+                      "left (observations [0, 0, 1, 0]). The filtered belief that the tiger is on the left.",
+                      _tiger_belief),
+        "b": Exercise("The tiger with horizon 2: the hard-optimal value of the initial belief (belief_value_iteration)."
+                      " (Compare listening twice with listening once and then opening a door.)", _tiger_hard_value),
+        "c": Exercise("Scalar system x' = x + u, no running state cost, control cost u^2 / 2, terminal reward "
+                      "-3 x^2 / 2, one decision, x_0 = 2, alpha = 1: the first control that path integral control "
+                      "converges to as the samples grow (lg_exact_first_control).", _path_integral_limit),
+    },
 }
 
 _VALIDATED: Dict[Tuple[int, str], np.ndarray] = {}
@@ -339,7 +413,7 @@ def questions(tutorial: int) -> List[Tuple[str, str]]:
     """The ``(letter, question)`` pairs of a tutorial's exercises.
 
     Args:
-        tutorial: the tutorial's number (1 to 10).
+        tutorial: the tutorial's number (1 to 12).
 
     Returns:
         A list of ``(letter, question)``.
@@ -355,7 +429,7 @@ def show(tutorial: int) -> None:
     """Print a tutorial's exercises (the text the notebook's last cell shows).
 
     Args:
-        tutorial: the tutorial's number (1 to 10).
+        tutorial: the tutorial's number (1 to 12).
 
     Raises:
         ValueError: for an unknown tutorial.
@@ -378,7 +452,7 @@ def check(tutorial: int, exercise: str, answer: ArrayLike) -> str:
     """Check an answer to an exercise against cai's exact computation.
 
     Args:
-        tutorial: the tutorial's number (1 to 10).
+        tutorial: the tutorial's number (1 to 12).
         exercise: the exercise's letter (``"a"``, ``"b"`` ...).
         answer: a number (or an array, for an exercise asking for one).
 

@@ -20,6 +20,13 @@ def _repair_hard_value_by_hand(T=10):
     return V["ok"]
 
 
+def _tiger_horizon_two_by_hand():
+    # rewards of the tiger: listen -1, open the tiger's door -100, open the other door +10
+    listen_then_best = -1 + max(0.85 * 10 - 0.15 * 100, -1.0)      # after one hearing: open the other door, or listen
+    open_now = 0.5 * 10 - 0.5 * 100 + max(-1.0, 0.5 * 10 - 0.5 * 100)   # the tiger is placed again
+    return max(listen_then_best, open_now)
+
+
 # answers derived without the reference functions (closed forms from the questions' hints)
 BY_HAND = {
     (1, "a"): math.e / (math.e + math.exp(0.2)),
@@ -38,6 +45,12 @@ BY_HAND = {
     (9, "a"): 3 / (3 + math.e),
     (9, "b"): 1 / (1 + math.e),
     (10, "a"): _repair_hard_value_by_hand(),
+    (11, "a"): math.log(0.7 / 0.3),                 # softmax(w, 0) matches the 70/30 frequencies
+    (11, "b"): 0.7 * math.log(0.7) + 0.3 * math.log(0.3),   # minus the entropy of the 70/30 choice
+    (11, "c"): 2.0,                                 # a constant tilts no policy: the prior's sd survives
+    (12, "a"): 0.85 ** 2 / (0.85 ** 2 + 0.15 ** 2),  # two net hearings of "left"
+    (12, "b"): _tiger_horizon_two_by_hand(),
+    (12, "c"): -3.0 * 2.0 / (1.0 + 3.0),            # argmax_u -u^2/2 - 3 (2 + u)^2 / 2 = -Q_T x0 / (R + Q_T)
 }
 
 
@@ -57,7 +70,7 @@ def test_right_and_wrong_answer(key):
 
 
 def test_every_tutorial_has_two_or_three_exercises_with_text(capsys):
-    assert sorted(EXERCISES) == list(range(1, 11))
+    assert sorted(EXERCISES) == list(range(1, 13))
     for t in EXERCISES:
         qs = questions(t)
         assert 1 <= len(qs) <= 3 and all(len(q) > 20 for _, q in qs)
@@ -67,7 +80,7 @@ def test_every_tutorial_has_two_or_three_exercises_with_text(capsys):
 
 def test_bad_input():
     with pytest.raises(ValueError, match="tutorial: expected one of"):
-        check(11, "a", 1.0)
+        check(13, "a", 1.0)
     with pytest.raises(ValueError, match="exercise: expected one of"):
         check(1, "z", 1.0)
     with pytest.raises(TypeError, match="answer: expected a number"):
