@@ -367,7 +367,8 @@ def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
 
     Converges to the Q of :func:`cai.value_iteration`. The behaviour is Boltzmann in the current
     ``Q`` at temperature ``behaviour_alpha`` mixed with the uniform policy with weight ``epsilon``
-    (from ``Q = q_init``) by default (exploration only: it does not enter the target). Other
+    (from ``Q = q_init``) by default (exploration only: it does not enter the target);
+    ``behaviour="greedy"`` is epsilon-greedy (used by :mod:`cai.why.exploration`). Other
     arguments as in :func:`soft_q_learning`; the result's policy is greedy.
     """
     a, _ = check_model(mdp, 1.0, None, "q_learning")
