@@ -214,3 +214,11 @@ def test_cartpole_benchmarks_smoke(script, names, tmp_path, capsys):
     for name in names:
         assert name in out
     assert len(results) == len(names) and len(list(tmp_path.glob("*.json"))) == len(names)
+
+
+def test_bench_exploration_smoke():
+    """benchmarks/bench_exploration.py --smoke: one row per method with both intervals printed."""
+    out = _run_smoke("bench_exploration.py")
+    rows = [ln for ln in out.splitlines() if ln.startswith("| 5 |")]
+    assert len(rows) == 2 and "soft_q" in rows[0] and "epsilon_greedy" in rows[1], out
+    assert "Wilson" in out and "Kaplan-Meier" in out, out

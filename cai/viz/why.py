@@ -15,6 +15,7 @@ from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.dp.visitation import expected_return
 from cai.typing import ArrayLike
 from cai.viz.common import _new_ax, _np
+from cai.why.exploration import FirstHitTimes, kaplan_meier
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
 from cai.why.robust_dynamics import perturbed_returns
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
     from cai.mdp.tabular import TabularMDP
 
-__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness"]
+__all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness",
+           "first_hit_survival"]
 
 
 def _alphas(alphas, default):
@@ -217,4 +219,41 @@ def dynamics_robustness(train: TabularMDP, test: TabularMDP, alphas: Optional[Ar
     ax.legend(fontsize=7)
     change = test.metadata.get("perturbed")
     ax.set_title(title or (f"cell {tuple(change[:2])} becomes {change[2]} at test time" if change else "test world"))
+    return ax
+
+
+def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequence[str]] = None, *,
+                       ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """Kaplan–Meier curves: the fraction of seeds that have not yet collected the far reward.
+
+    One step curve per :class:`cai.why.FirstHitTimes` (from :func:`cai.why.first_hit_times`), from
+    :func:`cai.why.kaplan_meier`, drawn to the budget; a curve that ends above 0 at the budget
+    says that fraction of seeds never found the reward (censored). Dotted: 1/2 (the median).
+
+    Returns:
+        The Axes.
+
+    Raises:
+        ValueError: no results, or ``labels`` of the wrong length.
+    """
+    if not results:
+        raise ValueError("results: expected at least one FirstHitTimes, got none")
+    if labels is not None and len(labels) != len(results):
+        raise ValueError(f"labels: expected {len(results)} labels, got {len(labels)}")
+    ax = _new_ax(ax, figsize=(6, 4))
+    colors = ["#1f4e79", "#d95f02", "#2ca02c", "#7a0177", "#888888", "#e6ab02"]
+    for i, r in enumerate(results):
+        ev, surv = kaplan_meier(r.times, r.found)
+        x = np.concatenate([[0.0], ev, [float(r.budget)]])
+        y = np.concatenate([[1.0], surv, [surv[-1] if surv.size else 1.0]])
+        lab = labels[i] if labels is not None else r.method
+        ax.step(x, y, where="post", color=colors[i % len(colors)],
+                label=f"{lab} (found {r.fraction_found:.0%} of {r.times.size})")
+    ax.axhline(0.5, color="k", lw=0.6, ls=":")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("samples")
+    ax.set_ylabel("fraction of seeds without the far reward yet")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "time to the far reward (Kaplan-Meier, censored at the budget)")
     return ax

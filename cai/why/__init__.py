@@ -7,8 +7,19 @@ One module per claim:
 * :mod:`.future_entropy` — the MaxEnt objective against a one-step (myopic) entropy bonus;
 * :mod:`.temperature` — the automatic temperature as the exact dual of entropy-constrained RL;
 * :mod:`.robust_reward` — MaxEnt RL solves a robust-reward problem (Eysenbach and Levine, 2022);
-* :mod:`.robust_dynamics` — returns of hard and soft policies when the world changes at test time.
+* :mod:`.robust_dynamics` — returns of hard and soft policies when the world changes at test time;
+* :mod:`.exploration` — samples until a deceptive chain's far reward is first collected: soft
+  Q-learning's Boltzmann exploration against epsilon-greedy, censored over seeds, with intervals.
 """
+from cai.why.exploration import (
+    FirstHitTimes,
+    bootstrap_median_interval,
+    censored_median,
+    first_hit_samples,
+    first_hit_times,
+    kaplan_meier,
+    wilson_interval,
+)
 from cai.why.future_entropy import MyopicPolicy, myopic_policy
 from cai.why.hard_limit import ZeroTemperatureLimit, zero_temperature_limit
 from cai.why.robust_dynamics import PerturbedReturns, perturb_cell, perturbed_returns
@@ -18,4 +29,6 @@ from cai.why.temperature import TemperatureDescent, dual_temperature_descent, me
 __all__ = ["ZeroTemperatureLimit", "zero_temperature_limit", "MyopicPolicy", "myopic_policy",
            "mean_policy_entropy", "temperature_for_entropy", "dual_temperature_descent", "TemperatureDescent",
            "worst_case_reward", "robust_return",
-           "perturb_cell", "perturbed_returns", "PerturbedReturns"]
+           "perturb_cell", "perturbed_returns", "PerturbedReturns",
+           "first_hit_samples", "first_hit_times", "FirstHitTimes", "wilson_interval", "kaplan_meier", "censored_median",
+           "bootstrap_median_interval"]

@@ -63,3 +63,19 @@ def test_dynamics_robustness(tmp_path):
     assert ax.lines[2].get_ydata()[0] == pytest.approx(-12.0)
     assert "wall" in ax.get_title()
     assert_png(ax, tmp_path / "dyn.png")
+
+
+def test_first_hit_survival(tmp_path):
+    from cai.why import first_hit_times
+    mdp = cai.worlds.chain(5, horizon=10)
+    rs = [first_hit_times(mdp, m, budget=60, seeds=range(6), n_boot=20) for m in ("soft_q", "epsilon_greedy")]
+    ax = why.first_hit_survival(rs)
+    for line, r in zip(ax.lines, rs):
+        y = line.get_ydata()
+        assert y[0] == 1.0 and np.all(np.diff(y) <= 0)
+        # the curve ends at the fraction that never found it (Kaplan-Meier without earlier censoring)
+        assert y[-1] == pytest.approx(1.0 - r.fraction_found, abs=1e-12)
+        assert line.get_xdata()[-1] == 60
+    assert_png(ax, tmp_path / "hit.png")
+    with pytest.raises(ValueError, match="labels"):
+        why.first_hit_survival(rs, labels=["a"])

@@ -100,6 +100,9 @@ class TDResult(NamedTuple):
         visits: sampled transitions per ``(t, s, a)`` / ``(s, a)``.
         history: list of ``(samples, max |Q - reference|)`` (empty without a reference).
         samples_to_tol: transitions used when the error first fell to ``tol`` (else ``None``).
+        first_hit: with ``stop_at``: the 1-based index of the first sampled transition from a
+            ``stop_at`` pair (samples of one parallel step counted in environment order), else
+            ``None`` (never sampled within ``n_samples``, or no ``stop_at``).
     """
 
     Q: torch.Tensor
@@ -110,6 +113,7 @@ class TDResult(NamedTuple):
     visits: torch.Tensor
     history: List[Tuple[int, float]]
     samples_to_tol: Optional[int]
+    first_hit: Optional[int] = None
 
 
 StepSize = Union[float, PolynomialStepSize, Callable[[torch.Tensor], torch.Tensor]]
@@ -122,7 +126,8 @@ def _positive_int(name, v):
 
 
 def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviour_alpha, epsilon, q_init, n_samples,
-                 n_envs, step_size, reset_prob, reference, tol, eval_every, generator, progress, desc) -> TDResult:
+                 n_envs, step_size, reset_prob, reference, tol, eval_every, generator, progress, desc,
+                 stop_at=None) -> TDResult:
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     g = mdp.gamma
     dt, dev = mdp.dtype, mdp.device
@@ -168,8 +173,13 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
         if bool(((beh_fixed == 0) & ~forbidden.expand(beh_fixed.shape)).any()):
             raise ValueError("behaviour: expected positive probability on every allowed action "
                              "(off-policy learning needs full support)")
-    elif behaviour not in ("boltzmann", "uniform"):
-        raise ValueError(f"behaviour: expected 'boltzmann', 'uniform' or a policy array, got {behaviour!r}")
+    elif behaviour not in ("boltzmann", "uniform", "greedy"):
+        raise ValueError(f"behaviour: expected 'boltzmann', 'greedy', 'uniform' or a policy array, got {behaviour!r}")
+    if stop_at is not None:
+        stop_at = torch.as_tensor(stop_at, device=dev)
+        if stop_at.dtype != torch.bool or tuple(stop_at.shape) != (S, A):
+            raise ValueError(f"stop_at: expected a boolean (S, A) = {(S, A)} mask, got "
+                             f"{stop_at.dtype} of shape {tuple(stop_at.shape)}")
     if reference is not None:
         reference = as_tensor("reference", reference, dt, dev)
         if tuple(reference.shape) != shape:
@@ -191,6 +201,11 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
         uniform = normalised((uniform_logits[t] if uniform_logits.dim() == 3 else uniform_logits)[s])
         if behaviour == "uniform":
             return uniform
+        if behaviour == "greedy":
+            # epsilon-greedy: the maximisers of Q (ties split evenly), mixed with u(a|s)
+            q = Qt[s]
+            best = torch.where(q == q.amax(-1, keepdim=True), 0.0, -float("inf")).to(dt)
+            return (1.0 - epsilon) * normalised(best) + epsilon * uniform
         boltzmann = normalised(Qt[s] / beta + (0.0 if log_prior is None else log_prior[s]))
         # epsilon-mixture: every allowed action keeps probability >= epsilon * u(a|s)
         return (1.0 - epsilon) * boltzmann + epsilon * uniform
@@ -234,6 +249,7 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
             return True
         return False
 
+    first_hit = None
     bar = tqdm(total=n_samples, disable=not progress, desc=desc)
     stop = evaluate()
     s = torch.multinomial(mdp.initial.expand(n_envs, S), 1, generator=generator).squeeze(-1)
@@ -245,6 +261,11 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
         a = torch.multinomial(behaviour_probs(Qt, s, t if T is not None else None), 1,
                               generator=generator).squeeze(-1)
         s2 = torch.multinomial(transition_rows(mdp, s * A + a), 1, generator=generator).squeeze(-1)
+        if stop_at is not None:
+            hits = torch.nonzero(stop_at[s, a]).reshape(-1)
+            if hits.numel() > 0 and done + int(hits[0]) < n_samples:
+                first_hit = done + int(hits[0]) + 1
+                stop = True
         r = mdp.reward_at(t if T is not None else None)
         r = r[s, a, s2] if mdp.reward_layout == "sas" else r[s, a]
         with torch.no_grad():
@@ -262,14 +283,14 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
                 s2 = torch.where(reset, fresh, s2)
             s = s2
         if done >= next_eval:
-            stop = evaluate()
+            stop = evaluate() or stop
     bar.close()
     if reference is not None and (not history or history[-1][0] != done):
         evaluate()
     V, log_pi = aggregate(Q)
     if T is not None:
         V = torch.cat([V, mdp.terminal_rewards.unsqueeze(0)], 0)
-    return TDResult(Q, V, torch.exp(log_pi), log_pi, done, visits, history, samples_to_tol)
+    return TDResult(Q, V, torch.exp(log_pi), log_pi, done, visits, history, samples_to_tol, first_hit)
 
 
 def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, n_samples: int = 100_000,
@@ -278,7 +299,7 @@ def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[
                     epsilon: float = 0.2, q_init: float = 0.0,
                     reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None, tol: Optional[float] = None,
                     eval_every: int = 1000, generator: Optional[torch.Generator] = None,
-                    progress: bool = False) -> TDResult:
+                    progress: bool = False, stop_at: Optional[ArrayLike] = None) -> TDResult:
     r"""Tabular soft Q-learning with the soft TD target ``r + gamma * alpha log sum rho exp(Q/alpha)``.
 
     Args:
@@ -292,11 +313,12 @@ def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[
             per-entry count of previous updates ``(..., S, A)`` to step sizes. An update moves
             ``Q(s,a)`` towards the mean target of the batch's samples of ``(s,a)``.
         behaviour: ``"boltzmann"`` (``pi ∝ rho exp(Q / behaviour_alpha)`` from the current Q),
-            ``"uniform"`` (the prior, or uniform over allowed actions) or a fixed policy array
+            ``"greedy"`` (the maximisers of the current Q, ties split evenly; with ``epsilon``:
+            epsilon-greedy), ``"uniform"`` (the prior, or uniform over allowed actions) or a fixed policy array
             ``(S, A)`` / ``(T, S, A)`` with full support.
         behaviour_alpha: Boltzmann temperature (default ``alpha``: the current soft policy).
         epsilon: weight of the uniform policy (the action prior, restricted to allowed actions)
-            in the ``"boltzmann"`` behaviour, in ``[0, 1]``: ``b = (1 - epsilon) * Boltzmann +
+            in the ``"boltzmann"`` and ``"greedy"`` behaviours, in ``[0, 1]``: ``b = (1 - epsilon) * Boltzmann +
             epsilon * uniform`` (see the module docstring); ``0`` gives pure Boltzmann, which can
             stop trying actions whose estimates lag. Not used by the other behaviours.
         q_init: initial value of every allowed entry of ``Q``. A value above ``Q*`` (an upper
@@ -312,6 +334,9 @@ def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[
         eval_every: samples between error evaluations.
         generator: ``torch.Generator`` for reproducibility.
         progress: show a tqdm progress bar.
+        stop_at: optional boolean ``(S, A)`` mask (at every step ``t``): stop at the first sampled
+            transition from a masked pair and record its index in ``TDResult.first_hit`` (the
+            samples of the other parallel episodes of that step are still used for the update).
 
     Returns:
         :class:`TDResult`.
@@ -328,7 +353,8 @@ def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[
         raise ValueError(f"behaviour_alpha: expected a temperature > 0, got {behaviour_alpha!r}")
     agg = lambda Q: soft_max(Q, a, log_prior)  # noqa: E731
     return _td_learning(mdp, a, log_prior, agg, lambda Q: agg(Q)[0], behaviour, beta, epsilon, q_init, n_samples, n_envs,
-                        step_size, reset_prob, reference, tol, eval_every, generator, progress, "soft Q-learning")
+                        step_size, reset_prob, reference, tol, eval_every, generator, progress, "soft Q-learning",
+                        stop_at)
 
 
 def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
@@ -336,12 +362,13 @@ def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
                epsilon: float = 0.2, q_init: float = 0.0, reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None,
                tol: Optional[float] = None,
                eval_every: int = 1000, generator: Optional[torch.Generator] = None,
-               progress: bool = False) -> TDResult:
+               progress: bool = False, stop_at: Optional[ArrayLike] = None) -> TDResult:
     r"""Tabular (hard-max) Q-learning: target ``r + gamma max_a' Q(s', a')``; the ``alpha -> 0`` contrast.
 
     Converges to the Q of :func:`cai.value_iteration`. The behaviour is Boltzmann in the current
     ``Q`` at temperature ``behaviour_alpha`` mixed with the uniform policy with weight ``epsilon``
-    (from ``Q = q_init``) by default (exploration only: it does not enter the target). Other
+    (from ``Q = q_init``) by default (exploration only: it does not enter the target);
+    ``behaviour="greedy"`` is epsilon-greedy (used by :mod:`cai.why.exploration`). Other
     arguments as in :func:`soft_q_learning`; the result's policy is greedy.
     """
     a, _ = check_model(mdp, 1.0, None, "q_learning")
@@ -352,4 +379,4 @@ def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
     agg = lambda Q: hard_max(Q)  # noqa: E731
     # in the loop only the max semiring's value is needed (hard_max also builds the greedy policy)
     return _td_learning(mdp, a, None, agg, lambda Q: Q.amax(-1), behaviour, float(behaviour_alpha), epsilon, q_init, n_samples,
-                        n_envs, step_size, reset_prob, reference, tol, eval_every, generator, progress, "Q-learning")
+                        n_envs, step_size, reset_prob, reference, tol, eval_every, generator, progress, "Q-learning", stop_at)

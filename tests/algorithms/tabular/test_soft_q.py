@@ -70,7 +70,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="step_size"):
         soft_q_learning(mdp, n_samples=10, step_size=1.5)
     with pytest.raises(ValueError, match="behaviour"):
-        soft_q_learning(mdp, n_samples=10, behaviour="greedy")
+        soft_q_learning(mdp, n_samples=10, behaviour="ucb")
     with pytest.raises(ValueError, match="behaviour"):
         soft_q_learning(mdp, n_samples=10, behaviour=torch.tensor([[1.0, 0.0]] * 3))
     with pytest.raises(ValueError, match="n_samples"):
