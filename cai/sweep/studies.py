@@ -9,6 +9,10 @@ default grid and a standard figure (:mod:`cai.viz.studies`):
   (world, slip) for all temperatures.
 * :func:`garnet` — the same gap, and the soft − hard value gap, on Garnet random MDPs (one seed
   per configuration): the study behind "how large is the optimism gap over a thousand MDPs".
+* :func:`multimodality` — SQL or SAC (fixed temperature ``alpha``) trained on the Multigoal world,
+  then rolled out from the origin: the fraction of rollouts reaching each of the four goals, the
+  number of goals reached by at least 5% of them, and the entropy of the goal distribution (nats,
+  ``log 4`` when the four goals are reached equally often).
 * :func:`irl_recovery` — MaxEnt IRL from ``n_demos`` demonstrations of a known reward on a
   Garnet MDP: the error of the recovered reward's policy (total variation to the true soft
   policy, weighted by the true policy's own state visitation) and the demonstrations'
@@ -20,7 +24,7 @@ from typing import Any, Dict, List
 
 import torch
 
-__all__ = ["optimism", "garnet", "irl_recovery", "STUDIES"]
+__all__ = ["optimism", "garnet", "irl_recovery", "multimodality", "STUDIES"]
 
 Record = Dict[str, Any]
 
@@ -108,9 +112,53 @@ def irl_recovery(config: Record) -> Record:
             "iterations": int(irl.n_iter_)}
 
 
+def multimodality(config: Record) -> Record:
+    """One deep learner on Multigoal ``{"algo": "sql"|"sac", "alpha", "seed"[, "steps", "hidden", "rollouts"]}``.
+
+    SQL uses ``alpha`` as its temperature; SAC keeps it fixed (``autotune_alpha=False``), so both
+    answer "how many modes at this temperature". After ``steps`` environment steps the stochastic
+    policy is rolled out ``rollouts`` times from the origin (:func:`cai.worlds.multigoal.goal_hit_fractions`).
+
+    Returns:
+        ``goal_0`` .. ``goal_3``: fraction of rollouts reaching each goal; ``goals_reached``: how
+        many goals at least 5% of the rollouts reach; ``goal_entropy``: entropy (nats) of the
+        reached goals' distribution (rollouts reaching none left out; 0 when none reach any).
+    """
+    import math
+
+    import numpy as np
+
+    from cai.algorithms.deep.sac import SAC, SACConfig
+    from cai.algorithms.deep.sql import SQL, SQLConfig
+    from cai.worlds.multigoal import MultiGoalEnv, goal_hit_fractions
+
+    algo, alpha, seed = str(config["algo"]).lower(), float(config["alpha"]), int(config["seed"])
+    steps, rollouts = int(config.get("steps", 3000)), int(config.get("rollouts", 50))
+    hidden = tuple(config.get("hidden", (64, 64)))
+    if algo == "sql":
+        agent = SQL(SQLConfig(hidden_sizes=hidden, alpha=alpha, q_lr=1e-3, sampler_lr=1e-3, batch_size=64,
+                              learning_starts=min(500, steps // 2), progress=False, seed=seed))
+        act = agent.act
+    elif algo == "sac":
+        agent = SAC(SACConfig(hidden_sizes=hidden, init_alpha=alpha, autotune_alpha=False, batch_size=64,
+                              learning_starts=min(500, steps // 2), progress=False, seed=seed))
+        act = lambda obs: agent.act(obs, deterministic=False)  # noqa: E731
+    else:
+        raise ValueError(f"algo: expected 'sql' or 'sac', got {config['algo']!r}")
+    agent.fit(MultiGoalEnv(), total_steps=steps)
+    frac, _ = goal_hit_fractions(MultiGoalEnv(), act, n_rollouts=rollouts, seed=seed + 1)
+    total = float(frac.sum())
+    p = frac / total if total > 0 else np.zeros_like(frac)
+    entropy = -sum(float(x) * math.log(float(x)) for x in p if x > 0)
+    return {**{f"goal_{i}": float(f) for i, f in enumerate(frac)}, "goals_reached": int((frac >= 0.05).sum()),
+            "goal_entropy": entropy}
+
+
 #: study name -> (function, default grid axes, figure kind)
 STUDIES = {
     "optimism": (optimism, {"world": "cliff", "slip": [0.0, 0.05, 0.1, 0.2, 0.3], "alpha": [0.1, 0.3, 1.0, 3.0, 10.0]}),
     "garnet": (garnet, {"n_states": 200, "n_actions": 4, "branching": 3, "alpha": 1.0, "seed": list(range(100))}),
     "irl": (irl_recovery, {"n_demos": [5, 20, 80, 320], "seed": [0, 1, 2]}),
+    "multimodality": (multimodality, {"algo": ["sql", "sac"], "alpha": [0.3, 1.0, 3.0, 10.0], "seed": [0, 1],
+                                      "steps": 3000}),
 }

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["optimism_heatmap", "garnet_histogram", "irl_curve", "study_figure"]
+__all__ = ["optimism_heatmap", "garnet_histogram", "irl_curve", "multimodality_curve", "study_figure"]
 
 
 def _ok(df):
@@ -67,9 +67,27 @@ def irl_curve(df: pd.DataFrame, *, ax: Optional[Axes] = None, title: Optional[st
     return ax
 
 
+def multimodality_curve(df: pd.DataFrame, *, ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """Entropy of the reached goals (nats) against alpha, one line per algorithm (mean over seeds);
+    the dotted line is ``log 4``, all four goals equally often."""
+    d = _ok(df)
+    ax = _new_ax(ax, figsize=(5, 3.5))
+    for algo, g in d.groupby("algo"):
+        m = g.groupby("alpha")["goal_entropy"].mean()
+        ax.plot(m.index.values, m.values, "-o", label=str(algo).upper())
+    ax.axhline(np.log(4), color="0.5", lw=0.8, ls=":", label="log 4 (four goals equally)")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel("entropy of the reached goals (nats)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "multimodality on Multigoal")
+    return ax
+
+
 def study_figure(study: str, df: pd.DataFrame, *, ax: Optional[Axes] = None) -> Axes:
     """The standard figure of a built-in study by name (``optimism``, ``garnet``, ``irl``)."""
-    fns = {"optimism": optimism_heatmap, "garnet": garnet_histogram, "irl": irl_curve}
+    fns = {"optimism": optimism_heatmap, "garnet": garnet_histogram, "irl": irl_curve,
+           "multimodality": multimodality_curve}
     if study not in fns:
         raise ValueError(f"study: expected one of {', '.join(fns)}, got {study!r}")
     return fns[study](df, ax=ax)

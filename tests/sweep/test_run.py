@@ -128,3 +128,27 @@ def test_records_with_tensors_are_the_same_in_memory_and_on_disk(tmp_path):
         return {"t": torch.tensor(c["x"], dtype=torch.float64), "v": np.float32(0.5)}
     df = sweep(fn, [{"x": 2}], path=tmp_path / "r.jsonl", progress=False)
     assert df["t"][0] == 2.0 and json.loads((tmp_path / "r.jsonl").read_text())["t"] == 2.0
+
+
+def test_multimodality_study_records_the_goal_distribution():
+    # tiny budget: the record must be the goal fractions of that very learner's rollouts, with the
+    # entropy and the count derived from them as documented
+    import math
+
+    from cai.sweep.studies import multimodality
+    from cai.viz.studies import study_figure
+
+    cfg = grid(algo=["sql", "sac"], alpha=1.0, seed=0, steps=120, hidden=[[8]], rollouts=6)
+    df = sweep(multimodality, cfg, progress=False)
+    assert df["error"].isna().all(), df["error"].tolist()
+    for row in df.to_dict("records"):
+        frac = np.array([row[f"goal_{i}"] for i in range(4)])
+        assert ((frac >= 0) & (frac <= 1)).all() and frac.sum() <= 1 + 1e-12
+        assert row["goals_reached"] == int((frac >= 0.05).sum())
+        p = frac / frac.sum() if frac.sum() > 0 else frac
+        assert row["goal_entropy"] == pytest.approx(-sum(x * math.log(x) for x in p if x > 0), abs=1e-12)
+        assert 0 <= row["goal_entropy"] <= math.log(4) + 1e-12
+    bad = sweep(multimodality, [{"algo": "dqn", "alpha": 1.0, "seed": 0}], progress=False)
+    assert bad["error"][0].startswith("ValueError: algo")
+    ax = study_figure("multimodality", df)
+    assert len(ax.lines) == 3
