@@ -47,7 +47,7 @@ import torch
 
 from cai.algorithms.deep.loop import Callback, LoopState, TrainingHistory, run_off_policy, seed_everything
 
-__all__ = ["NotFittedError", "OffPolicyLearner", "make_env", "space_kind", "CHECKPOINT_FORMAT"]
+__all__ = ["NotFittedError", "OffPolicyLearner", "DiscretePolicyLearner", "make_env", "space_kind", "CHECKPOINT_FORMAT"]
 
 #: Version of the checkpoint layout written by :meth:`OffPolicyLearner.save`.
 CHECKPOINT_FORMAT = 1
@@ -362,3 +362,62 @@ class OffPolicyLearner:
             if learner.env_ is None:
                 learner.loop_state_.obs = None
         return learner
+
+
+class DiscretePolicyLearner(OffPolicyLearner):
+    """An :class:`OffPolicyLearner` with a categorical policy over a ``Discrete(n, start)`` space.
+
+    One home for acting: subclasses give the policy's logits (:meth:`_policy_logits`) and the
+    loop's description; greedy actions, samples (from the learner's own generator), the offset of
+    the action space and the loop's action plumbing are here.
+    """
+
+    #: shown by the progress bar
+    loop_desc = "learner"
+
+    def _policy_logits(self, o: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n)`` of the policy for observations ``(B, o)`` (``pi = softmax(logits)``)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def policy_probs(self, obs: np.ndarray) -> np.ndarray:
+        """``pi(.|s)`` for observations ``(B, o)`` (or one ``(o,)``): ``(B, A)`` (or ``(A,)``).
+
+        Raises:
+            NotFittedError: Before ``fit`` or ``load``.
+        """
+        self._check_fitted("policy_probs")
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device)
+        return torch.softmax(self._policy_logits(o).double(), -1).cpu().numpy()
+
+    @torch.no_grad()
+    def _action_index(self, obs: np.ndarray, deterministic: bool) -> int:
+        """Greedy index (``deterministic``) or a sample of ``pi``, in ``0..n-1``."""
+        logits = self._policy_logits(torch.as_tensor(np.asarray(obs, dtype=np.float32),
+                                                     device=self.config.device).unsqueeze(0))[0]
+        if deterministic:
+            return int(logits.argmax())
+        p = torch.softmax(logits.double(), -1).cpu().numpy()
+        return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
+        """Environment action: ``argmax pi`` (``deterministic``) or a sample of ``pi``.
+
+        Raises:
+            NotFittedError: Before ``fit`` or ``load``.
+        """
+        self._check_fitted("act")
+        return self.action_start_ + self._action_index(obs, deterministic)
+
+    def _loop_kwargs(self) -> dict:
+        """The loop: uniform actions for ``learning_starts`` steps, then samples of ``pi``; updates
+        every ``train_every`` steps (``updates_per_step`` of them where the config has it);
+        evaluations act greedily."""
+        start = self.action_start_
+        kw = dict(random_action=lambda: int(self.rng_.integers(self.n_actions_)),
+                  policy_action=lambda obs: self._action_index(obs, deterministic=False),
+                  to_env=None if start == 0 else (lambda a: start + a),
+                  train_every=self.config.train_every, desc=self.loop_desc)
+        if hasattr(self.config, "updates_per_step"):
+            kw["updates_per_step"] = self.config.updates_per_step
+        return kw

@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from cai.algorithms.deep.base import OffPolicyLearner
+from cai.algorithms.deep.base import DiscretePolicyLearner
 from cai.algorithms.deep.loop import LoopConfig
 from cai.algorithms.deep.networks import EnsembleQNetwork, mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
@@ -161,7 +161,7 @@ class DiscreteSACConfig(LoopConfig):
                              f"got {self.target_entropy_ratio!r}")
 
 
-class DiscreteSAC(OffPolicyLearner):
+class DiscreteSAC(DiscretePolicyLearner):
     """Discrete-action soft actor-critic on a gymnasium-API environment with a Discrete action space.
 
     Example::
@@ -179,6 +179,7 @@ class DiscreteSAC(OffPolicyLearner):
         log_alpha_: log temperature (0-dim tensor). target_entropy_: ``ratio * log |A|``.
     """
 
+    loop_desc = "DiscreteSAC"
     config_class = DiscreteSACConfig
     action_kind = "discrete"
     _modules = ("actor_", "critic_", "critic_target_")
@@ -240,41 +241,7 @@ class DiscreteSAC(OffPolicyLearner):
         entropy = -(pi * torch.where(pi > 0, log_pi.detach(), torch.zeros_like(pi))).sum(-1).mean()
         return dict(critic=critic_loss, actor=actor_loss, alpha_loss=alpha_loss, alpha=alpha, entropy=entropy)
 
-    @torch.no_grad()
-    def policy_probs(self, obs: np.ndarray) -> np.ndarray:
-        """``pi(.|s)`` for a batch of observations ``(B, o)`` (or one ``(o,)``): ``(B, A)`` (or ``(A,)``).
+    def _policy_logits(self, o: torch.Tensor) -> torch.Tensor:
+        return self.actor_(o)
 
-        Raises:
-            NotFittedError: Before ``fit`` or ``load``.
-        """
-        self._check_fitted("policy_probs")
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device)
-        return torch.softmax(self.actor_(o).double(), -1).cpu().numpy()
 
-    @torch.no_grad()
-    def _action_index(self, obs: np.ndarray, deterministic: bool) -> int:
-        logits = self.actor_(torch.as_tensor(np.asarray(obs, dtype=np.float32),
-                                             device=self.config.device).unsqueeze(0))[0]
-        if deterministic:
-            return int(logits.argmax())
-        p = torch.softmax(logits.double(), -1).cpu().numpy()
-        return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
-
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
-        """Environment action: ``argmax pi`` (``deterministic``) or a sample of ``pi``.
-
-        Raises:
-            NotFittedError: Before ``fit`` or ``load``.
-        """
-        self._check_fitted("act")
-        return self.action_start_ + self._action_index(obs, deterministic)
-
-    def _loop_kwargs(self) -> dict:
-        """The loop: uniform actions for ``learning_starts`` steps, then samples of ``pi``;
-        ``updates_per_step`` updates every ``train_every`` steps; evaluations act greedily."""
-        start = self.action_start_
-        return dict(random_action=lambda: int(self.rng_.integers(self.n_actions_)),
-                    policy_action=lambda obs: self._action_index(obs, deterministic=False),
-                    to_env=None if start == 0 else (lambda a: start + a),
-                    updates_per_step=self.config.updates_per_step, train_every=self.config.train_every,
-                    desc="DiscreteSAC")

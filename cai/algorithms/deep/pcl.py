@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from cai.algorithms.deep.base import OffPolicyLearner
+from cai.algorithms.deep.base import DiscretePolicyLearner
 from cai.algorithms.deep.loop import LoopConfig
 from cai.algorithms.deep.networks import mlp, polyak_update
 from cai.algorithms.deep.replay import PathBatch, PathReplayBuffer
@@ -79,7 +79,7 @@ class PCLConfig(LoopConfig):
             raise ValueError(f"alpha: expected a finite temperature >= 0, got {self.alpha!r}")
 
 
-class PCL(OffPolicyLearner):
+class PCL(DiscretePolicyLearner):
     """Path consistency learning on a gymnasium-API environment with a Discrete action space.
 
     Example::
@@ -94,6 +94,7 @@ class PCL(OffPolicyLearner):
         v_, v_target_: ``nn.Sequential`` observations ``(B, o)`` -> ``(B, 1)``.
     """
 
+    loop_desc = "PCL"
     config_class = PCLConfig
     action_kind = "discrete"
     _modules = ("pi_", "v_", "v_target_")
@@ -140,39 +141,7 @@ class PCL(OffPolicyLearner):
         self.n_updates_ += 1
         return dict(loss=loss.detach(), abs_residual=C.detach().abs().mean(), v_mean=v_start.detach().mean())
 
-    @torch.no_grad()
-    def policy_probs(self, obs: np.ndarray) -> np.ndarray:
-        """``pi(.|s)`` for observations ``(B, o)`` (or one ``(o,)``): ``(B, A)`` (or ``(A,)``).
+    def _policy_logits(self, o: torch.Tensor) -> torch.Tensor:
+        return self.pi_(o)
 
-        Raises:
-            NotFittedError: Before ``fit`` or ``load``.
-        """
-        self._check_fitted("policy_probs")
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device)
-        return torch.softmax(self.pi_(o).double(), -1).cpu().numpy()
 
-    @torch.no_grad()
-    def _action_index(self, obs: np.ndarray, deterministic: bool) -> int:
-        logits = self.pi_(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0))[0]
-        if deterministic:
-            return int(logits.argmax())
-        p = torch.softmax(logits.double(), -1).cpu().numpy()
-        return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
-
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
-        """Environment action: ``argmax pi`` (``deterministic``) or a sample of ``pi``.
-
-        Raises:
-            NotFittedError: Before ``fit`` or ``load``.
-        """
-        self._check_fitted("act")
-        return self.action_start_ + self._action_index(obs, deterministic)
-
-    def _loop_kwargs(self) -> dict:
-        """The loop: uniform actions for ``learning_starts`` steps, then samples of ``pi``; one
-        :meth:`update` every ``train_every`` steps; evaluations act greedily."""
-        start = self.action_start_
-        return dict(random_action=lambda: int(self.rng_.integers(self.n_actions_)),
-                    policy_action=lambda obs: self._action_index(obs, deterministic=False),
-                    to_env=None if start == 0 else (lambda a: start + a),
-                    train_every=self.config.train_every, desc="PCL")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cai.algorithms.deep.base import OffPolicyLearner
+from cai.algorithms.deep.base import DiscretePolicyLearner
 from cai.algorithms.deep.loop import LoopConfig
 from cai.algorithms.deep.networks import mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
@@ -110,7 +110,7 @@ class SoftDQNConfig(LoopConfig):
     max_grad_norm: float = 10.0
 
 
-class SoftDQN(OffPolicyLearner):
+class SoftDQN(DiscretePolicyLearner):
     """Soft DQN on a gymnasium-API environment with a Discrete action space.
 
     Actions are indices ``0..n-1`` inside the learner (buffer, Q heads) and ``start + index`` for the
@@ -122,6 +122,7 @@ class SoftDQN(OffPolicyLearner):
         history_: :class:`TrainingHistory`.
     """
 
+    loop_desc = "SoftDQN"
     config_class = SoftDQNConfig
     action_kind = "discrete"
     _modules = ("q_", "q_target_")
@@ -157,29 +158,8 @@ class SoftDQN(OffPolicyLearner):
             polyak_update(self.q_target_, self.q_, cfg.tau)
         return dict(loss=loss, q_mean=target.mean())
 
-    @torch.no_grad()
-    def _action_index(self, obs: np.ndarray, deterministic: bool) -> int:
-        """Greedy index (``deterministic``) or a sample of the Boltzmann policy, in ``0..n-1``."""
-        q = self.q_(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.config.device).unsqueeze(0))[0]
-        if deterministic:
-            return int(q.argmax())
-        p = torch.softmax(q.double() / self.config.alpha, dim=-1).cpu().numpy()
-        return int(self.rng_.choice(self.n_actions_, p=p / p.sum()))
+    def _policy_logits(self, o: torch.Tensor) -> torch.Tensor:
+        """The Boltzmann policy's logits ``Q / alpha`` (in float64, as its samples are drawn)."""
+        return self.q_(o).double() / self.config.alpha
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> int:
-        """Environment action: greedy (``deterministic``) or a sample of the Boltzmann policy.
 
-        Raises:
-            NotFittedError: Before ``fit`` or ``load``.
-        """
-        self._check_fitted("act")
-        return self.action_start_ + self._action_index(obs, deterministic)
-
-    def _loop_kwargs(self) -> dict:
-        """The loop: uniform actions for ``learning_starts`` steps, then Boltzmann samples; one
-        :meth:`update` every ``train_every`` steps; evaluations act greedily."""
-        start = self.action_start_
-        return dict(random_action=lambda: int(self.rng_.integers(self.n_actions_)),
-                    policy_action=lambda obs: self._action_index(obs, deterministic=False),
-                    to_env=None if start == 0 else (lambda a: start + a),
-                    train_every=self.config.train_every, desc="SoftDQN")
