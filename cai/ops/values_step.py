@@ -227,7 +227,7 @@ class SoftValueStep:
     def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
         if self.batched:
             return self._batched_step(v_next, t, with_live)
-        S, A, g, a = self.S, self.A, self.gamma, self.alpha
+        S, g, a = self.S, self.gamma, self.alpha
         m, op, wsum, min_m = self._weights(t)
         b = v_next.shape[:-1]
         cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
@@ -252,34 +252,49 @@ class SoftValueStep:
                 return self._pack((V + m) * a, live, b, with_live)
             if with_live:
                 live = (np.log(y) + (c + m + math.log(g))) * a
-            if g == 1:
-                u, shift = y, c
-            else:
-                # u = gamma e^(c-k) M z + (1 - gamma) e^(-k) sum_a W with k = max(c, 0): no overflow
-                shift = np.maximum(c, 0)
-                y *= g * np.exp(c - shift)
-                u = np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y)
+            u, shift = self._with_death(y, c, wsum)
         else:
-            z = cols * (g / a)
-            bound = np.abs(z).max()
-            if not np.isfinite(bound):
+            out = self._expectation_sum(cols, op, a)
+            if out is None:
                 return None
-            y = _np_matmul(self.P, z)                          # (S*A, B)
-            shift = 0.0
-            if bound >= self.no_shift:
-                # (below, |y| <= bound (1 + 1e-6) as rows sum to 1 within 1e-6: no overflow)
-                shift = y.max(0)
-                y -= shift
-            y += op
-            y = np.exp(y, out=y)
-            u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A)
-            if not u.min() > self.tiny:
-                return None
+            u, shift = out
         V = np.log(u, out=u)
         V += shift
         V += m
         V *= a
         return self._pack(V, live, b, with_live)
+
+    def _with_death(self, y: np.ndarray, c: np.ndarray, wsum: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Exact inference's sum with the death term, ``(u, shift)`` with ``exp(shift) u =
+        gamma e^c M z + (1 - gamma) sum_a W``: ``u = gamma e^(c-k) M z + (1 - gamma) e^(-k) sum_a W``
+        with ``k = max(c, 0)``, so nothing overflows (``y = M z`` is overwritten)."""
+        g = self.gamma
+        if g == 1:
+            return y, c
+        shift = np.maximum(c, 0)
+        y *= g * np.exp(c - shift)
+        return np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y), shift
+
+    def _expectation_sum(self, cols: np.ndarray, op: np.ndarray, a) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """Soft VI's sum over actions, ``(u, shift)`` with ``u = sum_a exp(op + gamma P V / alpha
+        - shift)`` per state and column; ``None`` where it is not finite or starves."""
+        S, A, g = self.S, self.A, self.gamma
+        z = cols * (g / a)
+        bound = np.abs(z).max()
+        if not np.isfinite(bound):
+            return None
+        y = _np_matmul(self.P, z)                          # (S*A, B)
+        shift = 0.0
+        if bound >= self.no_shift:
+            # (below, |y| <= bound (1 + 1e-6) as rows sum to 1 within 1e-6: no overflow)
+            shift = y.max(0)
+            y -= shift
+        y += op
+        y = np.exp(y, out=y)
+        u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A)
+        if not u.min() > self.tiny:
+            return None
+        return u, shift
 
     def _batched_step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
         """The step for a batch of temperatures or reward tables: the formulas of the class
@@ -305,26 +320,12 @@ class SoftValueStep:
                 return None
             if with_live:
                 live = (np.log(y) + (c + m + math.log(g))) * a
-            if g == 1:
-                u, shift = y, c
-            else:
-                shift = np.maximum(c, 0)
-                y *= g * np.exp(c - shift)
-                u = np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y)
+            u, shift = self._with_death(y, c, wsum)
         else:
-            z = cols * (g / a)
-            bound = np.abs(z).max()
-            if not np.isfinite(bound):
+            out = self._expectation_sum(cols, op, a)
+            if out is None:
                 return None
-            y = _np_matmul(self.P, z)                          # (S*A, B)
-            shift = 0.0
-            if bound >= self.no_shift:
-                shift = y.max(0)
-                y -= shift
-            y += op
-            u = _sum_actions(np.exp(y, out=y), S, A)
-            if not u.min() > self.tiny:
-                return None
+            u, shift = out
         V = np.log(u, out=u)
         V += shift
         V += m
