@@ -35,6 +35,7 @@ from cai.mdp.checks import check_alpha
 from cai.pomdp.model import POMDP, FiniteStateController
 
 __all__ = ["BeliefFilter", "ControllerMessages", "filter_beliefs", "controller_messages", "check_sequence",
+           "check_controller_inputs",
            "log_factor"]
 
 
@@ -89,6 +90,32 @@ def check_sequence(name: str, x: Sequence[int], n: int, length: Optional[int], f
     if bad:
         raise ValueError(f"{fn}: {name}: expected integers in [0, {n}), got {bad[0]}")
     return seq
+
+
+def check_controller_inputs(pomdp: POMDP, controller: FiniteStateController, observations: Sequence[int],
+                            alpha: float, fn: str) -> Tuple[Tuple[int, ...], torch.Tensor]:
+    """The checks every controller inference shares (messages and the Pyro model alike).
+
+    Returns:
+        ``(observations, alpha)``: the observations ``o_1..o_T`` as a tuple of ints and ``alpha``
+        as a 0-dim tensor.
+
+    Raises:
+        TypeError: ``pomdp`` or ``controller`` of the wrong type.
+        ValueError: a changed model, a controller for another POMDP, bad observations, or a
+            non-scalar or non-positive ``alpha``.
+    """
+    if not isinstance(pomdp, POMDP):
+        raise TypeError(f"{fn}: pomdp: expected a cai.pomdp.POMDP, got {type(pomdp).__name__}")
+    if not isinstance(controller, FiniteStateController):
+        raise TypeError(f"{fn}: controller: expected a cai.pomdp.FiniteStateController, got {type(controller).__name__}")
+    pomdp.check_unchanged(fn)
+    controller.check_for(pomdp, fn)
+    obs = check_sequence("observations", observations, pomdp.n_observations, pomdp.horizon, fn)
+    a = check_alpha(alpha, pomdp.mdp.dtype, pomdp.mdp.device)
+    if a.dim() != 0:
+        raise ValueError(f"{fn}: alpha: expected a scalar temperature, got shape {tuple(a.shape)}")
+    return obs, a
 
 
 def log_factor(pomdp: POMDP, t: int, alpha: torch.Tensor) -> torch.Tensor:
@@ -159,18 +186,9 @@ def controller_messages(pomdp: POMDP, controller: FiniteStateController, observa
             ``alpha``, or observations of probability 0 under the controller.
     """
     fn = "controller_messages"
-    if not isinstance(pomdp, POMDP):
-        raise TypeError(f"{fn}: pomdp: expected a cai.pomdp.POMDP, got {type(pomdp).__name__}")
-    if not isinstance(controller, FiniteStateController):
-        raise TypeError(f"{fn}: controller: expected a cai.pomdp.FiniteStateController, got {type(controller).__name__}")
-    pomdp.check_unchanged(fn)
-    controller.check_for(pomdp, fn)
+    obs, a = check_controller_inputs(pomdp, controller, observations, alpha, fn)
     mdp = pomdp.mdp
     T = pomdp.horizon
-    obs = check_sequence("observations", observations, pomdp.n_observations, T, fn)
-    a = check_alpha(alpha, mdp.dtype, mdp.device)
-    if a.dim() != 0:
-        raise ValueError(f"{fn}: alpha: expected a scalar temperature, got shape {tuple(a.shape)}")
     dt, dev = mdp.dtype, mdp.device
     # log space throughout: a small alpha sends exp(r / alpha) far below the smallest double
     log_pi = torch.log(controller.action_probs.to(dtype=dt, device=dev))

@@ -29,8 +29,7 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from pyro.ops.indexing import Vindex
 
-from cai.mdp.checks import check_alpha
-from cai.pomdp.inference import check_sequence
+from cai.pomdp.inference import check_controller_inputs
 from cai.pomdp.model import POMDP, FiniteStateController
 
 __all__ = ["pomdp_model", "pyro_pomdp_log_evidence", "pyro_pomdp_marginals"]
@@ -51,18 +50,9 @@ def pomdp_model(pomdp: POMDP, controller: FiniteStateController, observations: S
         TypeError, ValueError: as :func:`cai.pomdp.controller_messages`.
     """
     fn = "pomdp_model"
-    if not isinstance(pomdp, POMDP):
-        raise TypeError(f"{fn}: pomdp: expected a cai.pomdp.POMDP, got {type(pomdp).__name__}")
-    if not isinstance(controller, FiniteStateController):
-        raise TypeError(f"{fn}: controller: expected a cai.pomdp.FiniteStateController, got {type(controller).__name__}")
-    pomdp.check_unchanged(fn)
-    controller.check_for(pomdp, fn)
+    obs, a = check_controller_inputs(pomdp, controller, observations, alpha, fn)
     mdp = pomdp.mdp
     T = pomdp.horizon
-    obs = check_sequence("observations", observations, pomdp.n_observations, T, fn)
-    a = check_alpha(alpha, mdp.dtype, mdp.device)
-    if a.dim() != 0:
-        raise ValueError(f"{fn}: alpha: expected a scalar temperature, got shape {tuple(a.shape)}")
     dt = mdp.dtype
     # log-space parameters: torch's probs route clamps 0 to machine epsilon
     log_b0 = torch.log(pomdp.initial_belief)
