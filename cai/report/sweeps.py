@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from cai.dp.soft_vi import soft_value_iteration
-from cai.dp.visitation import policy_marginals
+from cai.dp.visitation import expected_rewards, policy_marginals
 from cai.exact.messages import backward_messages
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
@@ -64,7 +64,7 @@ def sweep_temperature(mdp: TabularMDP, alphas: ArrayLike, *, exact: bool = True)
     H = -(torch.where(pi > 0, pi * log_pi, torch.zeros_like(pi))).sum(-1)      # (K, T, S)
     w = d[:, :-1] * _decision_states(mdp).to(d.dtype)
     ent = (w * H).sum((-1, -2)) / w.sum((-1, -2)).clamp_min(torch.finfo(d.dtype).tiny)
-    r_sa = _expected_reward(mdp)                            # (T, S, A)
+    r_sa = expected_rewards(mdp)                            # (T, S, A)
     ret = (d[:, :-1].unsqueeze(-1) * pi * r_sa).sum((-1, -2, -3)) + (d[:, -1] * mdp.terminal_rewards).sum(-1)
     le = None
     if exact:
@@ -89,15 +89,3 @@ def _decision_states(mdp) -> torch.Tensor:
     differs_P = (P - P[idx, first].unsqueeze(1)).abs().amax(-1) > 0
     differs_r = (r - r[idx, first].unsqueeze(1)).abs().amax(-1) > 0
     return ((differs_P | differs_r) & allowed).any(-1)
-
-
-def _expected_reward(mdp) -> torch.Tensor:
-    """``E[r_t(s, a, s')]`` over ``s'`` as ``(T, S, A)`` (forbidden actions give 0: never taken)."""
-    T = mdp.horizon
-    if mdp.reward_layout == "sas":
-        P = mdp.dense_transitions()
-        r = torch.where(P > 0, P * mdp.rewards, torch.zeros_like(P)).sum(-1)
-    else:
-        r = mdp.rewards
-    r = torch.where(torch.isneginf(r), torch.zeros_like(r), r)
-    return r if r.dim() == 3 and mdp.reward_layout == "tsa" else r.expand(T, *r.shape[-2:])
