@@ -9,7 +9,9 @@ One module per claim:
 * :mod:`.robust_reward` — MaxEnt RL solves a robust-reward problem (Eysenbach and Levine, 2022);
 * :mod:`.robust_dynamics` — returns of hard and soft policies when the world changes at test time;
 * :mod:`.exploration` — samples until a deceptive chain's far reward is first collected: soft
-  Q-learning's Boltzmann exploration against epsilon-greedy, censored over seeds, with intervals.
+  Q-learning's Boltzmann exploration against epsilon-greedy, censored over seeds, with intervals;
+* :mod:`.finetune` — samples until a changed task is solved, starting soft Q-learning from the old
+  task's soft Q, its hard Q or from scratch, censored over seeds, with intervals.
 """
 from cai.why.exploration import (
     FirstHitTimes,
@@ -20,6 +22,7 @@ from cai.why.exploration import (
     kaplan_meier,
     wilson_interval,
 )
+from cai.why.finetune import FinetuneTimes, finetune_samples, finetune_tasks, finetune_times
 from cai.why.future_entropy import MyopicPolicy, myopic_policy
 from cai.why.hard_limit import ZeroTemperatureLimit, zero_temperature_limit
 from cai.why.robust_dynamics import PerturbedReturns, perturb_cell, perturbed_returns
@@ -31,4 +34,4 @@ __all__ = ["ZeroTemperatureLimit", "zero_temperature_limit", "MyopicPolicy", "my
            "worst_case_reward", "robust_return",
            "perturb_cell", "perturbed_returns", "PerturbedReturns",
            "first_hit_samples", "first_hit_times", "FirstHitTimes", "wilson_interval", "kaplan_meier", "censored_median",
-           "bootstrap_median_interval"]
+           "bootstrap_median_interval", "finetune_tasks", "finetune_samples", "finetune_times", "FinetuneTimes"]

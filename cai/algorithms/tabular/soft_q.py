@@ -50,6 +50,7 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, List, NamedTuple, Optional, Tuple, Union
 
@@ -125,6 +126,26 @@ def _positive_int(name, v):
     return v
 
 
+def _initial_q(q_init, shape, forbidden, dt, dev) -> torch.Tensor:
+    """``Q`` at the start: a constant or a full table (e.g. another task's solution), ``-inf`` where forbidden."""
+    if isinstance(q_init, bool):
+        raise ValueError(f"q_init: expected a finite initial value or a {shape} table, got {q_init!r}")
+    if isinstance(q_init, numbers.Real):
+        if not math.isfinite(q_init):
+            raise ValueError(f"q_init: expected a finite initial value, got {q_init!r}")
+        Q = torch.full(shape, float(q_init), dtype=dt, device=dev)
+    else:
+        try:
+            Q = as_tensor("q_init", q_init, dt, dev).clone()
+        except TypeError as exc:
+            raise ValueError(f"q_init: expected a finite initial value or a {shape} table, got {q_init!r}") from exc
+        if tuple(Q.shape) != shape:
+            raise ValueError(f"q_init: expected a number or a table of shape {shape}, got shape {tuple(Q.shape)}")
+        if not bool(torch.isfinite(Q[~forbidden]).all()):
+            raise ValueError("q_init: expected finite values at every allowed action (non-finite only where forbidden)")
+    return torch.where(forbidden, torch.full_like(Q, -float("inf")), Q)
+
+
 def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviour_alpha, epsilon, q_init, n_samples,
                  n_envs, step_size, reset_prob, reference, tol, eval_every, generator, progress, desc,
                  stop_at=None) -> TDResult:
@@ -136,8 +157,6 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
     _positive_int("eval_every", eval_every)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (0 <= epsilon <= 1):
         raise ValueError(f"epsilon: expected an exploration probability in [0, 1], got {epsilon!r}")
-    if isinstance(q_init, bool) or not isinstance(q_init, (int, float)) or not math.isfinite(q_init):
-        raise ValueError(f"q_init: expected a finite initial value, got {q_init!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     if step_size is None:
@@ -161,8 +180,7 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
     if log_prior is not None:
         forbidden = forbidden | torch.isneginf(log_prior)
     shape = (T, S, A) if T is not None else (S, A)
-    Q = torch.full(shape, float(q_init), dtype=dt, device=dev)
-    Q = torch.where(forbidden.expand(shape), torch.full_like(Q, -float("inf")), Q)
+    Q = _initial_q(q_init, shape, forbidden.expand(shape), dt, dev)
     visits = torch.zeros(shape, dtype=dt, device=dev)       # sampled transitions per entry
     updates = torch.zeros(shape, dtype=dt, device=dev)      # (minibatch) updates per entry
     beh_fixed = None
@@ -296,7 +314,7 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
 def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[ArrayLike] = None, *, n_samples: int = 100_000,
                     n_envs: int = 32, step_size: Optional[StepSize] = None,
                     behaviour: Union[str, ArrayLike] = "boltzmann", behaviour_alpha: Optional[float] = None,
-                    epsilon: float = 0.2, q_init: float = 0.0,
+                    epsilon: float = 0.2, q_init: Union[float, ArrayLike] = 0.0,
                     reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None, tol: Optional[float] = None,
                     eval_every: int = 1000, generator: Optional[torch.Generator] = None,
                     progress: bool = False, stop_at: Optional[ArrayLike] = None) -> TDResult:
@@ -321,7 +339,9 @@ def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[
             in the ``"boltzmann"`` and ``"greedy"`` behaviours, in ``[0, 1]``: ``b = (1 - epsilon) * Boltzmann +
             epsilon * uniform`` (see the module docstring); ``0`` gives pure Boltzmann, which can
             stop trying actions whose estimates lag. Not used by the other behaviours.
-        q_init: initial value of every allowed entry of ``Q``. A value above ``Q*`` (an upper
+        q_init: initial value of every allowed entry of ``Q``, or a full table of the shape of
+            ``Q`` (``(T, S, A)`` or ``(S, A)``; finite at allowed actions, e.g. another task's
+            solution to fine-tune from, see :mod:`cai.why.finetune`). A value above ``Q*`` (an upper
             bound: ``(max r + alpha log |A|) / (1 - gamma)``, or for a horizon ``T`` that many
             steps' worth) is optimism: untried actions look best, so the Boltzmann behaviour seeks
             them out (directed exploration; see the module docstring). The first update of an
@@ -359,7 +379,7 @@ def soft_q_learning(mdp: TabularMDP, alpha: Alpha = 1.0, action_prior: Optional[
 
 def q_learning(mdp: TabularMDP, *, n_samples: int = 100_000, n_envs: int = 32,
                step_size: Optional[StepSize] = None, behaviour: Union[str, ArrayLike] = "boltzmann", behaviour_alpha: float = 1.0,
-               epsilon: float = 0.2, q_init: float = 0.0, reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None,
+               epsilon: float = 0.2, q_init: Union[float, ArrayLike] = 0.0, reset_prob: Optional[float] = None, reference: Optional[ArrayLike] = None,
                tol: Optional[float] = None,
                eval_every: int = 1000, generator: Optional[torch.Generator] = None,
                progress: bool = False, stop_at: Optional[ArrayLike] = None) -> TDResult:

@@ -1,0 +1,298 @@
+r"""Fine-tuning from a broad prior: samples until a changed task is solved, from three starts.
+
+A policy learned on one task is the starting point on a changed one (issue 15, item 7). The pair
+of tasks (:func:`finetune_tasks`): a grid with two routes from ``S`` to ``G``, the upper one two
+moves shorter (6 against 8; return 4 against 2, step cost 1, goal 10, horizon 12); on the
+*changed* task a wall blocks the upper corridor (:func:`cai.why.perturb_cell`), so the old
+optimal route is now a dead end and the new optimum (return 2) is the lower route.
+
+The learner is :func:`cai.soft_q_learning` on the changed task, with the same settings for every
+start (one episode at a time, temperature ``alpha``, constant step ``step_size``, Boltzmann
+behaviour at ``alpha`` mixed with weight ``epsilon`` with the uniform policy, the same budget and
+seeds); only its initial ``Q`` differs (:func:`initial_q`):
+
+* ``"soft"``: the old task's soft Q at the same ``alpha`` (:func:`cai.soft_value_iteration`); the
+  learner's initial Boltzmann policy *is* the old MaxEnt policy;
+* ``"hard"``: the old task's hard Q (:func:`cai.value_iteration`, the ``alpha -> 0`` solution),
+  in the same reward units, unscaled; its greedy policy *is* the old hard policy;
+* ``"scratch"``: ``Q = 0``.
+
+The measure. After every ``eval_every`` episodes the learner's *greedy* policy (the first
+arg-max of its ``Q``, :func:`cai.ops.backup.hard_max`: what one would deploy) is evaluated
+exactly on the changed task (:func:`cai.dp.expected_return`, no rollouts). The count is the
+number of sampled transitions when that return first reaches the target::
+
+    target = R_uniform + fraction * (R* - R_uniform)
+
+``R*`` the changed task's optimal return, ``R_uniform`` the uniform policy's (defaults:
+``fraction = 0.9``). A seed that does not reach it within ``budget`` samples is censored at the
+budget; over seeds the summary is that of :mod:`cai.why.exploration` (fraction reaching it with a
+Wilson interval, Kaplan–Meier median with a percentile-bootstrap interval).
+
+What it shows (``benchmarks/bench_finetune.py``, recorded in ``benchmarks/README.md``): neither
+old solution's greedy policy meets the target at the start (both take the blocked corridor), and
+the soft and hard starts need similar numbers of samples; from scratch the goal, 8 moves away, is
+rarely found within the budget. The soft start's advantage is small at best, and where the old
+routes tie exactly (the symmetric two-route world) the hard start is faster, because the hard
+``Q`` lacks the entropy terms the soft target adds, so its values on the open route rise as soon
+as they are visited and break the tie; the soft ``Q`` is already at its fixed point there and
+must wait for the blocked route's values to fall, through every step ``t`` of the time-indexed
+``Q``.
+
+References:
+    Haarnoja, Tang, Abbeel and Levine (2017), "Reinforcement learning with deep energy-based
+    policies", ICML, §6 (MaxEnt policies as initialisations for fine-tuning).
+    Eysenbach and Levine (2022), "Maximum Entropy RL (Provably) Solves Some Robust RL Problems",
+    ICLR.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from cai.algorithms.tabular.soft_q import soft_q_learning
+from cai.dp.soft_vi import soft_value_iteration, value_iteration
+from cai.dp.visitation import expected_return
+from cai.mdp.tabular import TabularMDP, uniform_action_prior
+from cai.ops.backup import hard_max
+from cai.why.exploration import FirstHitTimes, bootstrap_median_interval, censored_median, wilson_interval
+from cai.why.robust_dynamics import perturb_cell
+from cai.worlds.builders import gridworld
+
+__all__ = ["STARTS", "FINETUNE_LAYOUT", "finetune_tasks", "initial_q", "greedy_policy", "target_return",
+           "finetune_samples", "FinetuneTimes", "finetune_times"]
+
+STARTS = ("soft", "hard", "scratch")
+
+#: Two routes from S to G: the upper one 6 moves, the lower one 8.
+FINETUNE_LAYOUT = """
+#######
+#.....#
+#S###G#
+#.###.#
+#.....#
+#######
+"""
+
+
+def finetune_tasks(*, wall: Tuple[int, int] = (1, 3), horizon: int = 12) -> Tuple[TabularMDP, TabularMDP]:
+    """The old task and the changed one: :data:`FINETUNE_LAYOUT`, then a wall on its upper corridor.
+
+    Args:
+        wall: the ``(row, col)`` cell that becomes a wall on the changed task.
+        horizon: the episode length of both.
+
+    Returns:
+        ``(old, new)``: :class:`~cai.TabularMDP` with the same states and actions.
+
+    Raises:
+        ValueError: from :func:`cai.worlds.gridworld` / :func:`cai.why.perturb_cell`.
+    """
+    old = gridworld(FINETUNE_LAYOUT, horizon=horizon)
+    return old, perturb_cell(old, wall, "wall")
+
+
+def _check_pair(old, new):
+    for name, m in (("old", old), ("new", new)):
+        if not isinstance(m, TabularMDP):
+            raise TypeError(f"{name}: expected a cai.TabularMDP, got {type(m).__name__}")
+        if m.horizon is None or len(m.batch_shape):
+            raise ValueError(f"{name}: expected a finite-horizon MDP without reward batch, got horizon={m.horizon}, "
+                             f"batch shape {tuple(m.batch_shape)}")
+    if (old.n_states, old.n_actions, old.horizon) != (new.n_states, new.n_actions, new.horizon):
+        raise ValueError(f"new: expected the old task's (S, A, T) = {(old.n_states, old.n_actions, old.horizon)}, "
+                         f"got {(new.n_states, new.n_actions, new.horizon)}")
+    if not bool((old.allowed == new.allowed).all()):
+        raise ValueError("new: expected the same allowed actions as the old task")
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (0 < alpha < math.inf):
+        raise ValueError(f"alpha: expected a positive finite temperature, got {alpha!r}")
+    return float(alpha)
+
+
+def initial_q(old: TabularMDP, start: str, alpha: float = 1.0) -> torch.Tensor:
+    """The learner's initial ``Q`` for a start: the old task's soft Q, its hard Q, or zeros.
+
+    Args:
+        old: the old (training) task, finite horizon, unbatched.
+        start: ``"soft"`` (soft value iteration's ``Q`` at ``alpha``), ``"hard"`` (value
+            iteration's ``Q``) or ``"scratch"`` (0).
+        alpha: the temperature of the soft start.
+
+    Returns:
+        ``(T, S, A)``; ``-inf`` at forbidden actions.
+
+    Raises:
+        ValueError: an unknown ``start`` or a bad ``alpha``.
+    """
+    if start not in STARTS:
+        raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
+    alpha = _check_alpha(alpha)
+    if start == "soft":
+        return soft_value_iteration(old, alpha).Q
+    if start == "hard":
+        return value_iteration(old).Q
+    shape = (old.horizon, old.n_states, old.n_actions)
+    return torch.where(old.allowed.expand(shape), 0.0, -math.inf).to(old.dtype)
+
+
+def greedy_policy(Q: torch.Tensor) -> torch.Tensor:
+    """The greedy policy of ``Q``: the first arg-max (:func:`cai.ops.backup.hard_max`), as probabilities.
+
+    Args:
+        Q: ``(..., A)``.
+
+    Returns:
+        ``Q``'s shape, one-hot on the last axis.
+    """
+    return torch.exp(hard_max(Q)[1])
+
+
+def target_return(new: TabularMDP, fraction: float = 0.9) -> Tuple[float, float, float]:
+    """The return to reach on the changed task: ``R_uniform + fraction * (R* - R_uniform)``.
+
+    Args:
+        new: the changed task (finite horizon, unbatched).
+        fraction: in (0, 1].
+
+    Returns:
+        ``(target, R*, R_uniform)``: ``R*`` of value iteration's policy, ``R_uniform`` of the
+        uniform policy over the allowed actions, both by :func:`cai.dp.expected_return`.
+
+    Raises:
+        ValueError: a bad ``fraction``.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not (0 < fraction <= 1):
+        raise ValueError(f"fraction: expected a number in (0, 1], got {fraction!r}")
+    best = float(expected_return(new, value_iteration(new).policy))
+    uni = float(expected_return(new, uniform_action_prior(new)))
+    return uni + float(fraction) * (best - uni), best, uni
+
+
+def _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed):
+    T = new.horizon
+    Q = initial_q(old, start, alpha)
+    gen = torch.Generator(device=new.device).manual_seed(seed)
+    returns = [float(expected_return(new, greedy_policy(Q)))]
+    done = 0
+    chunk = T * eval_every
+    while done < budget:
+        n = min(chunk, budget - done)
+        Q = soft_q_learning(new, alpha, n_samples=n, n_envs=1, step_size=step_size, behaviour="boltzmann",
+                            epsilon=epsilon, q_init=Q, generator=gen).Q
+        done += n
+        returns.append(float(expected_return(new, greedy_policy(Q))))
+        if returns[-1] >= target:
+            return done, returns
+    return None, returns
+
+
+def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: int, alpha: float = 1.0,
+                     fraction: float = 0.9, epsilon: float = 0.1, step_size: float = 0.5, eval_every: int = 1,
+                     seed: int = 0) -> Optional[int]:
+    """Sampled transitions on ``new`` until the learner's greedy policy first reaches the target return.
+
+    The learner is :func:`cai.soft_q_learning` on ``new`` from :func:`initial_q` (one episode at a
+    time); every ``eval_every`` episodes (``horizon * eval_every`` samples, the resolution of the
+    count) its greedy policy's return on ``new`` is computed exactly and compared with
+    :func:`target_return`. The run continues the same generator from chunk to chunk; with a
+    constant step size nothing else carries over.
+
+    Args:
+        old: the task the start was solved on.
+        new: the changed task (same states, actions, horizon and allowed actions).
+        start: ``"soft"``, ``"hard"`` or ``"scratch"`` (:func:`initial_q`).
+        budget: the most samples.
+        alpha: the learner's temperature (and the soft start's).
+        fraction: the target's place between the uniform policy's return (0) and the optimum (1).
+        epsilon: the uniform weight in the learner's Boltzmann behaviour.
+        step_size: constant TD step size in (0, 1].
+        eval_every: episodes between exact evaluations.
+        seed: seeds the run's ``torch.Generator``.
+
+    Returns:
+        The samples used when the target was first met (0 if the start meets it), or ``None``
+        (censored at ``budget``).
+
+    Raises:
+        TypeError, ValueError: a bad pair of tasks, start, budget, seed or (from the learner) setting.
+    """
+    _check_pair(old, new)
+    for name, v in (("budget", budget), ("eval_every", eval_every)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed: expected an integer, got {seed!r}")
+    target = target_return(new, fraction)[0]
+    if start in STARTS and float(expected_return(new, greedy_policy(initial_q(old, start, alpha)))) >= target:
+        return 0
+    return _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed)[0]
+
+
+@dataclass(frozen=True)
+class FinetuneTimes:
+    """Samples to the target return over seeds, censored at the budget (:func:`finetune_times`).
+
+    Attributes:
+        start: ``"soft"``, ``"hard"`` or ``"scratch"``.
+        hits: :class:`cai.why.FirstHitTimes` of the seeds (``found``: reached the target).
+        target: the target return; ``optimum``, ``uniform``: ``R*`` and ``R_uniform`` of the changed task.
+        initial_return: the start's greedy policy's exact return on the changed task.
+    """
+
+    start: str
+    hits: FirstHitTimes
+    target: float
+    optimum: float
+    uniform: float
+    initial_return: float
+
+    def summary(self) -> str:
+        """One line: the start's initial return, the fraction reaching the target and the median, with intervals."""
+        h = self.hits
+        f0, f1 = h.fraction_interval
+        m0, m1 = h.median_interval
+        return (f"{self.start} start (greedy return at start {self.initial_return:.3g}): reached return >= "
+                f"{self.target:.3g} in {h.fraction_found:.0%} of {h.times.size} seeds (95% Wilson {f0:.0%}-{f1:.0%}); "
+                f"Kaplan-Meier median {h.median:g} samples (95% bootstrap {m0:g}-{m1:g}; inf = not reached by half "
+                f"within {h.budget})")
+
+
+def finetune_times(old: TabularMDP, new: TabularMDP, start: str, *, budget: int, seeds: Sequence[int],
+                   alpha: float = 1.0, fraction: float = 0.9, epsilon: float = 0.1, step_size: float = 0.5,
+                   eval_every: int = 1, level: float = 0.95, n_boot: int = 2000) -> FinetuneTimes:
+    """:func:`finetune_samples` for each seed, summarised as in :func:`cai.why.first_hit_times`.
+
+    Args:
+        old, new, start, budget, alpha, fraction, epsilon, step_size, eval_every: as in
+            :func:`finetune_samples`.
+        seeds: the run seeds (one run each).
+        level: coverage of both intervals.
+        n_boot: bootstrap resamples for the median's interval.
+
+    Returns:
+        :class:`FinetuneTimes`.
+
+    Raises:
+        ValueError: no seeds, or as in :func:`finetune_samples`.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed, got none")
+    hits = [finetune_samples(old, new, start, budget=budget, alpha=alpha, fraction=fraction, epsilon=epsilon,
+                             step_size=step_size, eval_every=eval_every, seed=int(s)) for s in seeds]
+    found = np.array([h is not None for h in hits])
+    times = np.array([budget if h is None else h for h in hits], dtype=np.int64)
+    ft = FirstHitTimes(start, times, found, int(budget), float(found.mean()),
+                       wilson_interval(int(found.sum()), len(seeds), level), censored_median(times, found),
+                       bootstrap_median_interval(times, found, level, n_boot))
+    target, best, uni = target_return(new, fraction)
+    init = float(expected_return(new, greedy_policy(initial_q(old, start, alpha))))
+    return FinetuneTimes(start, ft, target, best, uni, init)
