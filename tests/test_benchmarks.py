@@ -222,3 +222,11 @@ def test_bench_exploration_smoke():
     rows = [ln for ln in out.splitlines() if ln.startswith("| 5 |")]
     assert len(rows) == 2 and "soft_q" in rows[0] and "epsilon_greedy" in rows[1], out
     assert "Wilson" in out and "Kaplan-Meier" in out, out
+
+
+def test_bench_finetune_smoke():
+    """benchmarks/bench_finetune.py --smoke: one row per start with both intervals printed."""
+    out = _run_smoke("bench_finetune.py")
+    rows = [ln for ln in out.splitlines() if ln.startswith("| asymmetric |")]
+    assert [r.split("|")[3].strip() for r in rows] == ["soft", "hard", "scratch"], out
+    assert "Wilson" in out and "Kaplan-Meier" in out, out

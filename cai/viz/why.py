@@ -16,6 +16,7 @@ from cai.dp.visitation import expected_return
 from cai.typing import ArrayLike
 from cai.viz.common import _new_ax, _np
 from cai.why.exploration import FirstHitTimes, kaplan_meier
+from cai.why.finetune import FinetuneTimes
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
 from cai.why.robust_dynamics import perturbed_returns
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
 __all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness",
-           "first_hit_survival"]
+           "first_hit_survival", "finetune_survival"]
 
 
 def _alphas(alphas, default):
@@ -223,12 +224,14 @@ def dynamics_robustness(train: TabularMDP, test: TabularMDP, alphas: Optional[Ar
 
 
 def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequence[str]] = None, *,
-                       ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+                       ax: Optional[Axes] = None, title: Optional[str] = None,
+                       ylabel: str = "fraction of seeds without the far reward yet") -> Axes:
     """Kaplan–Meier curves: the fraction of seeds that have not yet collected the far reward.
 
     One step curve per :class:`cai.why.FirstHitTimes` (from :func:`cai.why.first_hit_times`), from
     :func:`cai.why.kaplan_meier`, drawn to the budget; a curve that ends above 0 at the budget
     says that fraction of seeds never found the reward (censored). Dotted: 1/2 (the median).
+    ``ylabel`` names the event (:func:`finetune_survival` counts a different one).
 
     Returns:
         The Axes.
@@ -253,7 +256,29 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
     ax.set_xscale("symlog", linthresh=10)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("samples")
-    ax.set_ylabel("fraction of seeds without the far reward yet")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.set_title(title or "time to the far reward (Kaplan-Meier, censored at the budget)")
     return ax
+
+
+def finetune_survival(results: Sequence[FinetuneTimes], labels: Optional[Sequence[str]] = None, *,
+                      ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """Kaplan–Meier curves: the fraction of seeds whose greedy policy has not yet reached the target return.
+
+    One step curve per :class:`cai.why.FinetuneTimes` (from :func:`cai.why.finetune_times`: one
+    start of soft Q-learning on the changed task), drawn as in :func:`first_hit_survival`.
+
+    Returns:
+        The Axes.
+
+    Raises:
+        ValueError: no results, or ``labels`` of the wrong length.
+    """
+    if not results:
+        raise ValueError("results: expected at least one FinetuneTimes, got none")
+    labels = list(labels) if labels is not None else [f"{r.start} start" for r in results]
+    target = results[0].target
+    return first_hit_survival([r.hits for r in results], labels, ax=ax,
+                              title=title or f"fine-tuning: samples until the greedy return reaches {target:.3g}",
+                              ylabel="fraction of seeds below the target return")

@@ -79,3 +79,19 @@ def test_first_hit_survival(tmp_path):
     assert_png(ax, tmp_path / "hit.png")
     with pytest.raises(ValueError, match="labels"):
         why.first_hit_survival(rs, labels=["a"])
+
+
+def test_finetune_survival(tmp_path):
+    from cai.why import FinetuneTimes
+    from cai.why.exploration import FirstHitTimes
+    # hand-made results (no learner run): seeds reaching the target at 24, 48, 48; one censored at 96
+    t, f = np.array([24, 48, 48, 96]), np.array([True, True, True, False])
+    hits = FirstHitTimes("soft", t, f, 96, 0.75, (0.3, 0.95), 48.0, (24.0, 96.0))
+    r = FinetuneTimes("soft", hits, 0.6, 2.0, -12.0, -12.0)
+    ax = why.finetune_survival([r])
+    y = ax.lines[0].get_ydata()
+    np.testing.assert_allclose(y, [1.0, 0.75, 0.25, 0.25], atol=1e-12)      # Kaplan-Meier by hand
+    assert "soft start" in ax.get_legend().get_texts()[0].get_text() and "target" in ax.get_ylabel()
+    assert_png(ax, tmp_path / "ft.png")
+    with pytest.raises(ValueError, match="results"):
+        why.finetune_survival([])
