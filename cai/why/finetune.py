@@ -177,21 +177,20 @@ def target_return(new: TabularMDP, fraction: float = 0.9) -> Tuple[float, float,
 
 
 def _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed):
-    T = new.horizon
+    """Samples until the greedy return on ``new`` first reaches ``target`` (checked every chunk), or None."""
     Q = initial_q(old, start, alpha)
+    if float(expected_return(new, greedy_policy(Q))) >= target:
+        return 0
     gen = torch.Generator(device=new.device).manual_seed(seed)
-    returns = [float(expected_return(new, greedy_policy(Q)))]
-    done = 0
-    chunk = T * eval_every
+    done, chunk = 0, new.horizon * eval_every
     while done < budget:
         n = min(chunk, budget - done)
         Q = soft_q_learning(new, alpha, n_samples=n, n_envs=1, step_size=step_size, behaviour="boltzmann",
                             epsilon=epsilon, q_init=Q, generator=gen).Q
         done += n
-        returns.append(float(expected_return(new, greedy_policy(Q))))
-        if returns[-1] >= target:
-            return done, returns
-    return None, returns
+        if float(expected_return(new, greedy_policy(Q))) >= target:
+            return done
+    return None
 
 
 def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: int, alpha: float = 1.0,
@@ -231,9 +230,7 @@ def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: in
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     target = target_return(new, fraction)[0]
-    if start in STARTS and float(expected_return(new, greedy_policy(initial_q(old, start, alpha)))) >= target:
-        return 0
-    return _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed)[0]
+    return _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed)
 
 
 @dataclass(frozen=True)
