@@ -196,9 +196,8 @@ def _check_deterministic(mdp, fn):
 
 
 def _zero_reward(mdp: TabularMDP, terminal: Optional[torch.Tensor] = None) -> TabularMDP:
-    r = torch.where(mdp.allowed, torch.zeros_like(mdp.rewards), torch.full_like(mdp.rewards, -math.inf))
-    if mdp.reward_layout == "sas":
-        r = torch.where(torch.isinf(mdp.rewards), r, torch.zeros_like(r))
+    """The same MDP with every step reward 0 (forbidden actions, -inf, kept) and the given terminal reward."""
+    r = torch.where(torch.isneginf(mdp.rewards), mdp.rewards, torch.zeros_like(mdp.rewards))
     term = torch.zeros(mdp.n_states, dtype=mdp.dtype, device=mdp.device) if terminal is None else terminal
     return mdp.replace(rewards=r, reward_layout=mdp.reward_layout, terminal_rewards=term)
 

@@ -234,3 +234,36 @@ def test_bad_input():
         cai.worlds.bandit(1)
     with pytest.raises(ValueError, match="depth"):
         cai.worlds.goal_lattice(0)
+
+
+def test_the_maxent_policy_is_optimal_over_all_policies_on_the_lattice():
+    """No memoryless policy does better: minimise E[N] over softmax logits per (t, s) with L-BFGS."""
+    mdp = cai.worlds.goal_lattice(3)
+    goals = mdp.metadata["goals"]
+    p = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    shape = (3, mdp.n_states, 2)
+
+    def f(x):
+        z = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        pi = torch.softmax(z.reshape(shape), -1)
+        out = (p / goal_reach(mdp, pi, goals)).sum()
+        out.backward()
+        return out.item(), z.grad.numpy().copy()
+
+    best = min((scipy.optimize.minimize(f, np.random.default_rng(s).normal(size=np.prod(shape)), jac=True, method="L-BFGS-B",
+                                        options={"ftol": 1e-15, "gtol": 1e-10}) for s in range(3)), key=lambda r: r.fun)
+    sol = maxent_meta_policy(mdp, goals, p)
+    assert best.fun == pytest.approx(sol.episodes.item(), rel=1e-8)
+    assert best.fun >= sol.episodes.item() - 1e-12
+
+
+@pytest.mark.parametrize("layout", ["tsa", "sas"])
+def test_other_reward_layouts_give_the_same_policy(layout):
+    mdp = cai.worlds.goal_lattice(3)
+    goals = mdp.metadata["goals"]
+    r = mdp.rewards
+    other = mdp.replace(rewards=r.expand(3, *r.shape).clone(), reward_layout="tsa") if layout == "tsa" else \
+        mdp.replace(rewards=r.unsqueeze(-1).expand(*r.shape, mdp.n_states).clone(), reward_layout="sas")
+    a, b = maxent_meta_policy(mdp, goals, P4), maxent_meta_policy(other, goals, P4)
+    torch.testing.assert_close(b.reach, a.reach, atol=1e-14, rtol=0)
+    assert b.mdp.reward_layout == layout
