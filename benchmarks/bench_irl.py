@@ -7,9 +7,15 @@ gymnasium 1.x. The baseline is therefore a plain NumPy transcription of its algo
 ``(S, A, S)`` transition array; per iteration a soft backward pass storing ``Q`` and ``V`` for every
 step (``mce_partition_fh``), ``pi = exp(Q - V)``, a forward occupancy pass with a loop over actions
 (``mce_occupancy_measures``), then a gradient step of ``torch.optim.Adam`` on the reward
-parameters, stopping when ``max |occupancy_demo - occupancy_model| <= eps``. When ``imitation``
-is importable the script says so but still runs the transcription (its environments need gym
-wrappers the comparison does not need).
+parameters, stopping when ``max |occupancy_demo - occupancy_model| <= eps``. With ``--imitation`` the script also runs the real
+library (``imitation.algorithms.mce_irl.MCEIRL`` on a ``seals`` ``TabularModelPOMDP`` built from the
+same dense transitions, one-hot observations, a linear state reward net, the same Adam and
+``linf_eps``), which needs an environment of its own: ``bash benchmarks/make_imitation_env.sh``
+makes one (``.venv-imitation``, with gymnasium 0.29 and stable-baselines3 2.2 as imitation pins
+them) and the script is then run with that environment's Python. imitation counts ``H + 1``
+states per trajectory (the state after the last action included, though its backup gives that
+state no reward), cai ``H``; each library is given the same trajectories and stops by its own
+occupancy gap.
 
 Both learners fit the same tabular state reward (one indicator per state, imitation's default
 one-hot observations) from the same demonstrations with the same Adam (lr 0.1, start 0), and
@@ -115,6 +121,37 @@ def cai_irl(mdp, demos, *, lr: float = 0.1, eps: float = 1e-3, max_iter: int = 2
     return irl.weights_.numpy(), irl.n_iter_, len(irl.history_), irl.history_[-1].gap, irl.policy_
 
 
+def imitation_irl(mdp, demos, *, lr: float = 0.1, eps: float = 1e-3, max_iter: int = 2000):
+    """The real ``imitation`` MCE IRL on the same problem. Returns ``(iterations, final gap, reached)``."""
+    import logging
+
+    from imitation.algorithms.mce_irl import MCEIRL
+    from imitation.rewards.reward_nets import BasicRewardNet
+    from seals.base_envs import TabularModelPOMDP
+
+    logging.disable(logging.WARNING)
+    S, A, H = mdp.n_states, mdp.n_actions, mdp.horizon
+    P = mdp.transitions.to_dense().numpy() if mdp.is_sparse else mdp.transitions.numpy()
+    env = TabularModelPOMDP(transition_matrix=P.reshape(S, A, S), observation_matrix=np.eye(S, dtype=np.float32),
+                            reward_matrix=np.zeros(S), horizon=H, initial_state_dist=mdp.initial.numpy())
+    states = demos.states.numpy()[:, :H + 1]
+    om = np.bincount(states.ravel(), minlength=S) / len(states)        # imitation's own occupancy of trajectories
+    net = BasicRewardNet(env.observation_space, env.action_space, use_action=False, hid_sizes=[])
+    irl = MCEIRL(om, env, net, rng=np.random.default_rng(0), optimizer_kwargs={"lr": lr}, linf_eps=eps,
+                 log_interval=None)
+    calls = [0]
+    step = irl._train_step
+
+    def counted(obs):
+        calls[0] += 1
+        return step(obs)
+
+    irl._train_step = counted
+    vis = irl.train(max_iter=max_iter)
+    gap = float(np.abs(vis - om).max())
+    return calls[0], gap, gap <= eps
+
+
 def occupancy_gap(mdp, demos, theta) -> float:
     """``max_s |occupancy_demo - occupancy_model|`` of a state reward ``theta``, through cai's general route."""
     r = torch.as_tensor(theta).unsqueeze(1).expand(-1, mdp.n_actions)
@@ -124,10 +161,14 @@ def occupancy_gap(mdp, demos, theta) -> float:
     return float((empirical_visitation(validate_demonstrations(demos, mdp), mdp).sum(1) - d).abs().max())
 
 
-def run(sizes, n_demos: int, max_iter: int, eps: float):
+def run(sizes, n_demos: int, max_iter: int, eps: float, imitation: bool = False):
     rows = []
     for n in sizes:
         mdp, demos = problem(n, n_demos)
+        if imitation:
+            t0 = time.perf_counter()
+            it_im, gap_im, reached = imitation_irl(mdp, demos, eps=eps, max_iter=max_iter)
+            t_im = time.perf_counter() - t0
         t0 = time.perf_counter()
         th_np, it_np = mce_irl_numpy(mdp, demos, eps=eps, max_iter=max_iter)
         t_np = time.perf_counter() - t0
@@ -141,6 +182,13 @@ def run(sizes, n_demos: int, max_iter: int, eps: float):
         gaps = (occupancy_gap(mdp, demos, th_np), occupancy_gap(mdp, demos, th_lb))
         rows.append(dict(n=n, S=mdp.n_states, T=mdp.horizon, it_np=it_np, it_cai=it_cai, t_np=t_np, t_cai=t_cai,
                          diff=diff, it_lbfgs=it_lb, evals_lbfgs=ev_lb, t_lbfgs=t_lb, gaps=gaps))
+        if imitation:
+            rows[-1].update(it_im=it_im, t_im=t_im, gap_im=gap_im, reached_im=reached)
+            print(f"{n:>3}x{n:<3} imitation {it_im:>4} it {t_im:8.3f} s ({1000 * t_im / it_im:.2f} ms/it against cai "
+                  f"Adam's {1000 * t_cai / max(it_cai, 1):.2f} ms/it: {t_im / it_im / (t_cai / max(it_cai, 1)):.2f}x) | "
+                  f"final gap {gap_im:.1e}, {'reached' if reached else 'did NOT reach'} {eps:g} | to cai's tolerance: "
+                  f"cai Adam {t_im / t_cai:.2f}x, cai L-BFGS {t_im / t_lb:.2f}x faster"
+                  f"{'' if reached else ' (lower bounds: imitation stopped at max_iter)'}", flush=True)
         print(f"{n:>3}x{n:<3} S={mdp.n_states:>5} T={mdp.horizon:>3} | transcription (Adam) {it_np:>4} it "
               f"{t_np:8.3f} s | cai Adam {it_cai:>4} it {t_cai:8.3f} s ({t_np / t_cai:5.2f}x, max |theta diff| "
               f"{diff:.1e}) | cai L-BFGS {it_lb:>4} it / {ev_lb:>4} solves {t_lb:8.3f} s ({t_np / t_lb:6.2f}x) | "
@@ -155,18 +203,21 @@ def main(argv=None):
     ap.add_argument("--demos", type=int, default=50)
     ap.add_argument("--eps", type=float, default=1e-3)
     ap.add_argument("--max-iter", type=int, default=2000)
+    ap.add_argument("--imitation", action="store_true",
+                    help="also run the real imitation library (needs the environment of make_imitation_env.sh)")
     args = ap.parse_args(argv)
+    if args.imitation and importlib.util.find_spec("imitation") is None:
+        ap.error("--imitation: imitation is not importable here; run `bash benchmarks/make_imitation_env.sh` and "
+                 "this script with .venv-imitation/bin/python")
     torch.set_num_threads(1)
     cai_irl(*problem(3, 3), max_iter=2)          # warm-up: the optimisers' first imports cost a second
     cai_irl(*problem(3, 3), max_iter=2, optimizer="lbfgs")
     mce_irl_numpy(*problem(3, 3), max_iter=2)
-    if importlib.util.find_spec("imitation") is None:
-        print("imitation is not installed: comparing against the NumPy transcription of its MCE IRL")
-    else:
-        print("imitation is installed, but this benchmark compares against the NumPy transcription of its MCE IRL")
+    if args.imitation:
+        imitation_irl(*problem(3, 3), max_iter=2)
     if args.smoke:
-        return run([4], 5, 5, args.eps)
-    return run(args.sizes, args.demos, args.max_iter, args.eps)
+        return run([4], 5, 5, args.eps, args.imitation)
+    return run(args.sizes, args.demos, args.max_iter, args.eps, args.imitation)
 
 
 if __name__ == "__main__":

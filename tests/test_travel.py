@@ -159,3 +159,33 @@ def test_mdp_solved_in_a_spawned_worker_gives_the_same_answer():
         there = pool.submit(cai.backward_messages, mdp, 0.5).result(timeout=120)
     _same_solution(here, there)
     _same(here.log_evidence, there.log_evidence)
+
+
+def test_fitted_reward_learners_travel():
+    """Issue 16's learners follow the others' conventions: a fitted MaxEntIRL, AIRL and Bayesian IRL
+    pickle and deep-copy with every learned tensor (``*_`` attribute) unchanged, and the copy acts
+    (its log-likelihood of the demonstrations) exactly as the original."""
+    from cai.algorithms.tabular.airl import AIRL
+    from cai.algorithms.tabular.bayes_irl import BayesianIRL
+    from cai.algorithms.tabular.irl import MaxEntIRL
+
+    gen = torch.Generator().manual_seed(0)
+    fin = gridworld("S..\n...\n..G", horizon=6)
+    demos = cai.sample_trajectories(fin, cai.soft_value_iteration(fin, 1.0).policy, 40, generator=gen)
+    disc = gridworld("S..\n...\n..G", horizon=None, discount=0.9)
+    ddemos = cai.sample_trajectories(disc, cai.soft_value_iteration(disc, 1.0).policy, 40, generator=gen, length=8)
+    fitted = [MaxEntIRL(fin, n_iter=15).fit(demos), AIRL(disc, n_iter=5).fit(ddemos),
+              BayesianIRL(fin, method="laplace").fit(demos)]
+    for learner in fitted:
+        learned = {k: v for k, v in vars(learner).items() if k.endswith("_") and not k.startswith("_")}
+        assert learned, type(learner).__name__
+        for back in (_pickle(learner), copy.deepcopy(learner)):
+            assert type(back) is type(learner)
+            for k, v in learned.items():
+                w = getattr(back, k)
+                if isinstance(v, (torch.Tensor, tuple, list, float, int)) or v is None:
+                    _same(v, w, f"{type(learner).__name__}.{k}")
+                elif isinstance(v, Solution):
+                    _same_solution(v, w)
+            if isinstance(learner, MaxEntIRL):
+                _same(back.log_likelihood(demos), learner.log_likelihood(demos))

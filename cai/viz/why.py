@@ -19,6 +19,7 @@ from cai.why.exploration import FirstHitTimes, kaplan_meier
 from cai.why.finetune import FinetuneTimes
 from cai.why.future_entropy import myopic_policy
 from cai.why.hard_limit import zero_temperature_limit
+from cai.why.meta_pomdp import adaptive_episodes, maxent_meta_policy
 from cai.why.robust_dynamics import perturbed_returns
 from cai.why.robust_reward import robust_return
 from cai.why.temperature import dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
 __all__ = ["policy_iteration_progress", "tie_breaking", "myopic_vs_maxent", "temperature_dual", "robust_reward_curve", "dynamics_robustness",
-           "first_hit_survival", "finetune_survival"]
+           "first_hit_survival", "meta_pomdp_episodes", "finetune_survival"]
 
 
 def _alphas(alphas, default):
@@ -259,6 +260,48 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.set_title(title or "time to the far reward (Kaplan-Meier, censored at the budget)")
+    return ax
+
+
+def meta_pomdp_episodes(mdp: TabularMDP, goals: Sequence[int], goal_prior: ArrayLike, alphas: Optional[ArrayLike] = None, *,
+                        correct_paths: bool = True, ax: Optional[Axes] = None, title: Optional[str] = None) -> Axes:
+    """Expected episodes until the hidden goal is reached, for MaxEnt policies with the reward ``log p(g)``.
+
+    Solid: :func:`cai.why.maxent_meta_policy` with ``scale = 1`` (the reward ``log p(g)``, less
+    the path-count term when ``correct_paths``) at each temperature; its goal distribution is
+    ``p^(1/alpha)``, so it touches the optimum ``(sum_g sqrt p(g))^2`` (dashed) at ``alpha = 2``
+    (marked). The point at ``alpha = 1`` is probability matching (``q = p``). Without the
+    correction the goals reached by more paths are over-visited and no temperature is optimal
+    (unless every goal has as many paths). The hard policy
+    (``alpha -> 0``) needs infinitely many episodes. Dotted: :func:`cai.why.adaptive_episodes`, an
+    agent that remembers its failures (outside the class the claim is about).
+
+    Returns:
+        The Axes.
+
+    Raises:
+        ValueError: for bad temperatures, and as :func:`cai.why.maxent_meta_policy`.
+    """
+    a = _alphas(alphas, np.logspace(np.log10(0.4), np.log10(20.0), 40))
+    eps = np.array([float(maxent_meta_policy(mdp, goals, goal_prior, float(x), scale=1.0,
+                                             correct_paths=correct_paths).episodes) for x in a])
+    at2 = maxent_meta_policy(mdp, goals, goal_prior, 2.0, scale=1.0, correct_paths=correct_paths)
+    at1 = maxent_meta_policy(mdp, goals, goal_prior, 1.0, scale=1.0, correct_paths=correct_paths)
+    ax = _new_ax(ax, figsize=(6, 4))
+    ax.plot(a, eps, "-", color="#1f4e79", label=r"MaxEnt, reward $\log p(g)$, temperature $\alpha$")
+    ax.axhline(float(at2.optimal_episodes), color="#d95f02", ls="--",
+               label=rf"optimum $(\sum_g \sqrt{{p(g)}})^2$ = {float(at2.optimal_episodes):.3f}")
+    ax.plot([2.0], [float(at2.episodes)], "o", color="#d95f02",
+            label=(r"$\alpha = 2$: $q \propto \sqrt{p}$" if correct_paths else rf"$\alpha = 2$: {float(at2.episodes):.3f}"))
+    ax.plot([1.0], [float(at1.episodes)], "s", color="#888888",
+            label=(r"$\alpha = 1$: probability matching" if correct_paths else r"$\alpha = 1$") + f", {float(at1.episodes):.3f}")
+    ax.axhline(float(adaptive_episodes(goal_prior)), color="k", ls=":", lw=0.8,
+               label=rf"agent with memory: {float(adaptive_episodes(goal_prior)):.3f}")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"temperature $\alpha$")
+    ax.set_ylabel("expected episodes until the hidden goal")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "goal-reaching meta-POMDP: episodes until the hidden goal")
     return ax
 
 

@@ -11,7 +11,9 @@ One module per claim:
 * :mod:`.exploration` — samples until a deceptive chain's far reward is first collected: soft
   Q-learning's Boltzmann exploration against epsilon-greedy, censored over seeds, with intervals;
 * :mod:`.finetune` — samples until a changed task is solved, starting soft Q-learning from the old
-  task's soft Q, its hard Q or from scratch, censored over seeds, with intervals.
+  task's soft Q, its hard Q or from scratch, censored over seeds, with intervals;
+* :mod:`.meta_pomdp` — MaxEnt RL solves a goal-reaching meta-POMDP (Eysenbach and Levine, 2019):
+  a hidden goal, episodes repeated until one reaches it, the optimum ``q ∝ sqrt(p)``.
 """
 from cai.why.exploration import (
     FirstHitTimes,
@@ -25,6 +27,17 @@ from cai.why.exploration import (
 from cai.why.finetune import FinetuneTimes, finetune_samples, finetune_tasks, finetune_times
 from cai.why.future_entropy import MyopicPolicy, myopic_policy
 from cai.why.hard_limit import ZeroTemperatureLimit, zero_temperature_limit
+from cai.why.meta_pomdp import (
+    MetaPolicy,
+    adaptive_episodes,
+    expected_episodes,
+    goal_reach,
+    maxent_goal_weights,
+    maxent_meta_policy,
+    meta_reward,
+    optimal_reach,
+    simulate_episodes,
+)
 from cai.why.robust_dynamics import PerturbedReturns, perturb_cell, perturbed_returns
 from cai.why.robust_reward import robust_return, worst_case_reward
 from cai.why.temperature import TemperatureDescent, dual_temperature_descent, mean_policy_entropy, temperature_for_entropy
@@ -34,4 +47,6 @@ __all__ = ["ZeroTemperatureLimit", "zero_temperature_limit", "MyopicPolicy", "my
            "worst_case_reward", "robust_return",
            "perturb_cell", "perturbed_returns", "PerturbedReturns",
            "first_hit_samples", "first_hit_times", "FirstHitTimes", "wilson_interval", "kaplan_meier", "censored_median",
-           "bootstrap_median_interval", "finetune_tasks", "finetune_samples", "finetune_times", "FinetuneTimes"]
+           "bootstrap_median_interval", "finetune_tasks", "finetune_samples", "finetune_times", "FinetuneTimes",
+           "expected_episodes", "optimal_reach", "adaptive_episodes", "goal_reach", "maxent_goal_weights", "meta_reward",
+           "maxent_meta_policy", "MetaPolicy", "simulate_episodes"]

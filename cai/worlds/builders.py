@@ -5,7 +5,8 @@
 * :func:`random_mdp` — Garnet-style random MDPs (``S``, ``A``, branching factor, seed);
 * :func:`lottery` — a safe action against a gamble: the optimism of exact inference;
 * :func:`two_route` — a grid where two equally good routes reach the goal;
-* :func:`options_fork` — a fork between a one-option corridor and a many-option hub.
+* :func:`options_fork` — a fork between a one-option corridor and a many-option hub;
+* :func:`bandit`, :func:`goal_lattice` — goal-reaching worlds for the meta-POMDP of :mod:`cai.why.meta_pomdp`.
 
 Geometry for plotting lives in ``mdp.metadata`` (JSON-serialisable): for grids
 ``{"kind": "grid", "shape": [H, W], "coords": [[row, col] per state, [-1, -1] for the exit],
@@ -20,7 +21,7 @@ import numpy as np
 from cai.mdp.tabular import TabularMDP
 
 __all__ = ["gridworld", "parse_layout", "chain", "random_mdp", "lottery", "options_fork", "two_route", "cliff", "square", "square_layout", "GRID_ACTIONS",
-           "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT"]
+           "bandit", "goal_lattice", "TWO_ROUTE_LAYOUT", "CLIFF_LAYOUT"]
 
 #: The grid's actions and their (row, col) moves.
 GRID_ACTIONS = (("up", (-1, 0)), ("right", (0, 1)), ("down", (1, 0)), ("left", (0, -1)))
@@ -389,3 +390,73 @@ def square_layout(n: int, lava: bool = True) -> str:
 def square(n: int = 5, *, lava: bool = True, slip: float = 0.0, horizon: Optional[int] = 10, **kwargs) -> TabularMDP:
     """An ``n x n`` grid (:func:`square_layout`): start top-left, goal bottom-right, lava across the middle."""
     return gridworld(square_layout(n, lava), slip=slip, horizon=horizon, **kwargs)
+
+
+def bandit(n_arms: int = 3) -> TabularMDP:
+    """A ``n_arms``-armed bandit as a one-decision MDP: arm ``k`` leads to the outcome state ``k + 1``.
+
+    States ``start, arm 0, ..., arm K-1``; actions ``0 .. K-1``; horizon 1; every reward 0 (put
+    the task in ``terminal_rewards``). The outcome states absorb with one allowed action. The
+    goal-reaching meta-POMDP of :mod:`cai.why.meta_pomdp` hides one outcome as the goal.
+
+    Args:
+        n_arms: number of arms ``K >= 2``.
+
+    Returns:
+        :class:`~cai.TabularMDP` with ``metadata["goals"] = [1, ..., K]`` (the outcome states).
+
+    Raises:
+        ValueError: for ``n_arms`` not an integer ``>= 2``.
+    """
+    if isinstance(n_arms, bool) or not isinstance(n_arms, (int, np.integer)) or n_arms < 2:
+        raise ValueError(f"n_arms: expected an integer >= 2, got {n_arms!r}")
+    k = int(n_arms)
+    P = np.zeros((k + 1, k, k + 1))
+    P[0, np.arange(k), np.arange(1, k + 1)] = 1.0
+    P[np.arange(1, k + 1), :, np.arange(1, k + 1)] = 1.0
+    r = np.zeros((k + 1, k))
+    r[1:, 1:] = -np.inf                                  # the outcomes absorb: nothing to choose
+    return TabularMDP(P, r, np.eye(k + 1)[0], horizon=1,
+                      state_names=["start"] + [f"arm {i}" for i in range(k)],
+                      action_names=[str(i) for i in range(k)],
+                      metadata={"kind": "bandit", "n_arms": k, "goals": list(range(1, k + 1))})
+
+
+def goal_lattice(depth: int = 3) -> TabularMDP:
+    """A deterministic triangle of cells ``(i, j)``, ``i + j <= depth``, walked right or down from ``(0, 0)``.
+
+    Actions ``right`` (``i + 1``) and ``down`` (``j + 1``); the horizon is ``depth``, so every
+    episode ends on the diagonal ``i + j = depth`` (the ``depth + 1`` goal cells, which absorb
+    with one allowed action). The cell ``(i, depth - i)`` is the end of ``binomial(depth, i)``
+    action sequences: goals differ in how many paths reach them, the subtlety of
+    :mod:`cai.why.meta_pomdp`. Every reward is 0 (put the task in ``terminal_rewards``).
+
+    Args:
+        depth: the number of steps ``>= 1``.
+
+    Returns:
+        :class:`~cai.TabularMDP` with ``metadata["goals"]`` (the diagonal cells in order of
+        ``i``) and ``metadata["cells"]`` (``[i, j]`` per state).
+
+    Raises:
+        ValueError: for ``depth`` not an integer ``>= 1``.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth: expected an integer >= 1, got {depth!r}")
+    d = int(depth)
+    cells = [(i, s - i) for s in range(d + 1) for i in range(s + 1)]
+    index = {c: n for n, c in enumerate(cells)}
+    S = len(cells)
+    P = np.zeros((S, 2, S))
+    r = np.zeros((S, 2))
+    for n, (i, j) in enumerate(cells):
+        if i + j < d:
+            P[n, 0, index[(i + 1, j)]] = 1.0
+            P[n, 1, index[(i, j + 1)]] = 1.0
+        else:
+            P[n, :, n] = 1.0
+            r[n, 1] = -np.inf
+    return TabularMDP(P, r, np.eye(S)[0], horizon=d,
+                      state_names=[f"({i},{j})" for i, j in cells], action_names=["right", "down"],
+                      metadata={"kind": "goal_lattice", "depth": d, "cells": [list(c) for c in cells],
+                                "goals": [index[(i, d - i)] for i in range(d + 1)]})

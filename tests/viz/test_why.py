@@ -95,3 +95,18 @@ def test_finetune_survival(tmp_path):
     assert_png(ax, tmp_path / "ft.png")
     with pytest.raises(ValueError, match="results"):
         why.finetune_survival([])
+
+
+def test_meta_pomdp_episodes(tmp_path):
+    from cai.why import maxent_meta_policy
+
+    mdp = cai.worlds.goal_lattice(3)
+    goals, p = mdp.metadata["goals"], [0.5, 0.3, 0.15, 0.05]
+    ax = why.meta_pomdp_episodes(mdp, goals, p, alphas=[1.0, 1.5, 2.0, 3.0])
+    y = ax.lines[0].get_ydata()
+    assert int(np.argmin(y)) == 2 and y[2] == pytest.approx((np.sqrt(p).sum()) ** 2, rel=1e-12)
+    assert y[0] == pytest.approx(4.0, abs=1e-10)                       # probability matching: K goals
+    assert y[3] == pytest.approx(float(maxent_meta_policy(mdp, goals, p, 3.0, scale=1.0).episodes), rel=1e-14)
+    assert_png(ax, tmp_path / "meta.png")
+    with pytest.raises(ValueError, match="alphas"):
+        why.meta_pomdp_episodes(mdp, goals, p, alphas=[0.0])

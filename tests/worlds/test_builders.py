@@ -401,3 +401,31 @@ def test_gym_unknown_name_is_a_value_error():
     pytest.importorskip("gymnasium")
     with pytest.raises(ValueError, match="env: expected a registered gymnasium environment id or one of"):
         from_gymnasium("nosuchworld")
+
+
+def test_bandit_and_goal_lattice_structure():
+    import math
+
+    from cai.mdp.tabular import absorbing_states
+    from cai.worlds import bandit, goal_lattice
+
+    b = bandit(3)
+    assert (b.n_states, b.n_actions, b.horizon) == (4, 3, 1) and b.metadata["goals"] == [1, 2, 3]
+    P = b.dense_transitions()
+    assert [int(P[0, a].argmax()) for a in range(3)] == [1, 2, 3]
+    assert absorbing_states(b).tolist() == [False, True, True, True]
+    _check_invariants(b)
+    L = goal_lattice(3)
+    cells = L.metadata["cells"]
+    assert L.n_states == 10 and L.horizon == 3 and [cells[g] for g in L.metadata["goals"]] == [[i, 3 - i] for i in range(4)]
+    # the end states of all 2^3 action sequences: binomial(3, i) of them end in (i, 3 - i)
+    P = L.dense_transitions()
+    ends = []
+    for seq in range(8):
+        s = 0
+        for t in range(3):
+            s = int(P[s, (seq >> t) & 1].argmax())
+        ends.append(cells[s][0])
+    assert [ends.count(i) for i in range(4)] == [math.comb(3, i) for i in range(4)]
+    assert absorbing_states(L)[L.metadata["goals"]].all()
+    _check_invariants(L)

@@ -296,3 +296,22 @@ def test_discrete_sac_and_pcl_save_load_resume_is_bit_for_bit(tmp_path, make):
     assert_same_learner(straight, in_place)
     obs = np.array([0.01, -0.02, 0.03, 0.0], np.float32)
     assert straight.act(obs) == resumed.act(obs)
+
+
+@pytest.mark.parametrize("name", ["discrete_sac", "pcl"])
+def test_categorical_learners_save_load_resume_is_bit_for_bit(name, tmp_path):
+    """Issue 16's deep learners follow the others' conventions: discrete SAC and deep PCL saved
+    mid-run, loaded and resumed end in exactly the state of the straight run."""
+    from cai.algorithms.deep.discrete_sac import DiscreteSAC, DiscreteSACConfig
+    from cai.algorithms.deep.pcl import PCL, PCLConfig
+
+    cls, cfg_cls = {"discrete_sac": (DiscreteSAC, DiscreteSACConfig), "pcl": (PCL, PCLConfig)}[name]
+    cfg = cfg_cls(**{k: v for k, v in TINY.items() if k in cfg_cls.__dataclass_fields__})
+    straight = cls(cfg).fit("CartPole-v1", 300)
+    first = cls(cfg).fit("CartPole-v1", 170)
+    first.save(tmp_path / f"{name}.pt")
+    resumed = cls.load(tmp_path / f"{name}.pt").fit(None, 130, reset_num_timesteps=False)
+    assert resumed.num_timesteps_ == 300
+    assert_same_learner(straight, resumed)
+    obs = np.array([0.01, -0.02, 0.03, 0.04], np.float32)
+    assert straight.act(obs) == resumed.act(obs)
