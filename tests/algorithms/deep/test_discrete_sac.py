@@ -8,6 +8,7 @@ import torch
 
 import cai
 from cai.algorithms.deep.discrete_sac import (
+    PRESETS,
     DiscreteSAC,
     DiscreteSACConfig,
     discrete_sac_actor_loss,
@@ -96,6 +97,20 @@ def test_config_checks_and_target_entropy():
     assert agent.target_entropy_ == pytest.approx(0.98 * math.log(2))
     with pytest.raises(ValueError, match="Discrete"):
         DiscreteSAC().fit("Pendulum-v1", 10)
+
+
+def test_cartpole_preset_fields_and_overrides():
+    cfg = DiscreteSACConfig.preset("CartPole-v1", seed=3, tau=0.1)
+    assert (cfg.target_entropy_ratio, cfg.lr, tuple(cfg.hidden_sizes), cfg.batch_size) == (0.7, 1e-3, (64, 64), 128)
+    assert (cfg.seed, cfg.tau) == (3, 0.1)  # overrides win over the preset
+    assert cfg.gamma == DiscreteSACConfig().gamma and cfg.autotune_alpha  # the rest are the defaults
+    assert PRESETS["CartPole-v1"]["tau"] == 0.02  # the override did not leak into the table
+    with pytest.raises(ValueError, match="name: expected one of the presets"):
+        DiscreteSACConfig.preset("Acrobot-v1")
+    with pytest.raises(TypeError):
+        DiscreteSACConfig.preset("CartPole-v1", not_a_field=1)
+    with pytest.raises(ValueError, match="target_entropy_ratio"):
+        DiscreteSACConfig.preset("CartPole-v1", target_entropy_ratio=2.0)
 
 
 def test_fixed_temperature_policy_matches_soft_value_iteration_on_a_tabular_world():
