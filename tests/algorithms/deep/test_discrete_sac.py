@@ -174,7 +174,7 @@ def test_full_discrete_sac_cartpole_reaches_475():
     # Issue 16's goal at soft DQN's budget: the CartPole-v1 preset's greedy evaluation (10 episodes every
     # 2,500 steps) reaches a mean of 475 within 40,000 steps, the next evaluation too, and the temperature
     # stays bounded (with the paper's target ratio 0.98 it grew from 1 to 2e5 by 22,500 steps; with the
-    # preset's 0.7 its largest logged value was 18.8 over seeds 0-2). Seed 0 reached 475 at 15,000 steps,
+    # preset's 0.7 its largest value at the evaluations was 18.8 over seeds 0-2). Seed 0 reached 475 at 15,000 steps,
     # seeds 1 and 2 at 27,500 and 22,500 (benchmarks/README.md). Stops one evaluation after the first >= 475.
     gym = pytest.importorskip("gymnasium")
     torch.set_num_threads(1)
