@@ -145,9 +145,9 @@ def test_automatic_temperature_settles_where_soft_vi_policy_meets_the_target_ent
     # by where the agent is (the buffer's last 500 states), has the target entropy 0.5 log 3. Found by
     # root-finding over soft VI solves (an independent route: no network, no dual). Measured, 1000 steps,
     # learner seeds 0 / 1 / 2: mean alpha of the last 300 updates 0.482 / 0.475 / 0.480 against
-    # alpha* 0.479 / 0.490 / 0.484 (largest gap 0.015; the tolerance is twice that); from init_alpha 1. A sign error in the
-    # temperature loss sends alpha to 0 or to infinity, a wrong entropy (e.g. without the pi weights)
-    # to another fixed point.
+    # alpha* 0.479 / 0.490 / 0.484 (largest gap 0.015; the tolerance is twice that); from init_alpha 1.
+    # Checked to fail on two planted bugs: the temperature loss's sign flipped (alpha 1195) and the
+    # entropy taken without the pi weights, -mean_a log pi (alpha 0.0002).
     from scipy.optimize import brentq
 
     _, mdp = random_tiny_mdp(np.random.default_rng(1), S=4, A=3, T=None, discount=0.8)
