@@ -8,6 +8,7 @@ import torch
 
 import cai
 from cai.algorithms.deep.discrete_sac import (
+    PRESETS,
     DiscreteSAC,
     DiscreteSACConfig,
     discrete_sac_actor_loss,
@@ -98,6 +99,20 @@ def test_config_checks_and_target_entropy():
         DiscreteSAC().fit("Pendulum-v1", 10)
 
 
+def test_cartpole_preset_fields_and_overrides():
+    cfg = DiscreteSACConfig.preset("CartPole-v1", seed=3, tau=0.1)
+    assert (cfg.target_entropy_ratio, cfg.lr, tuple(cfg.hidden_sizes), cfg.batch_size) == (0.7, 1e-3, (64, 64), 128)
+    assert (cfg.seed, cfg.tau) == (3, 0.1)  # overrides win over the preset
+    assert cfg.gamma == DiscreteSACConfig().gamma and cfg.autotune_alpha  # the rest are the defaults
+    assert PRESETS["CartPole-v1"]["tau"] == 0.02  # the override did not leak into the table
+    with pytest.raises(ValueError, match="name: expected one of the presets"):
+        DiscreteSACConfig.preset("Acrobot-v1")
+    with pytest.raises(TypeError):
+        DiscreteSACConfig.preset("CartPole-v1", not_a_field=1)
+    with pytest.raises(ValueError, match="target_entropy_ratio"):
+        DiscreteSACConfig.preset("CartPole-v1", target_entropy_ratio=2.0)
+
+
 def test_fixed_temperature_policy_matches_soft_value_iteration_on_a_tabular_world():
     # A random stochastic MDP (4 states, 3 actions, gamma 0.8) wrapped as an environment with one-hot
     # observations; alpha fixed at 0.5. Reference: soft VI's policy at alpha 0.5. Measured max TV over the
@@ -121,11 +136,65 @@ def test_fixed_temperature_policy_matches_soft_value_iteration_on_a_tabular_worl
 TV_TOL = 0.05
 
 
+def _entropy(p):
+    return -(p * np.log(np.clip(p, 1e-300, None))).sum(-1)
+
+
+def test_automatic_temperature_settles_where_soft_vi_policy_meets_the_target_entropy():
+    # The dual descent's fixed point: the alpha* at which soft VI's policy at temperature alpha*, weighted
+    # by where the agent is (the buffer's last 500 states), has the target entropy 0.5 log 3. Found by
+    # root-finding over soft VI solves (an independent route: no network, no dual). Measured, 1000 steps,
+    # learner seeds 0 / 1 / 2: mean alpha of the last 300 updates 0.482 / 0.475 / 0.480 against
+    # alpha* 0.479 / 0.490 / 0.484 (largest gap 0.015; the tolerance is twice that); from init_alpha 1.
+    # Checked to fail on two planted bugs: the temperature loss's sign flipped (alpha 1195) and the
+    # entropy taken without the pi weights, -mean_a log pi (alpha 0.0002).
+    from scipy.optimize import brentq
+
+    _, mdp = random_tiny_mdp(np.random.default_rng(1), S=4, A=3, T=None, discount=0.8)
+    target = 0.5 * math.log(3)
+    cfg = DiscreteSACConfig(hidden_sizes=(32,), lr=1e-2, batch_size=64, learning_starts=200, init_alpha=1.0,
+                            target_entropy_ratio=0.5, gamma=0.8, tau=0.05, progress=False, seed=0, log_every=10)
+    agent = DiscreteSAC(cfg).fit(TabularEnv(mdp, max_episode_steps=50, seed=0), 1000)
+    assert agent.target_entropy_ == pytest.approx(target)
+    states = agent.buffer_.obs[:len(agent.buffer_)].argmax(-1)[-500:]
+    w = np.bincount(states, minlength=4) / len(states)
+
+    def entropy_gap(alpha):
+        return float(w @ _entropy(cai.soft_value_iteration(mdp, alpha).policy.double().numpy())) - target
+
+    alpha_star = brentq(entropy_gap, 0.05, 20.0, xtol=1e-10)
+    alphas = [v for _, v in agent.history_.losses["alpha"]]
+    learned = float(np.mean(alphas[-30:]))
+    assert abs(learned - alpha_star) < 0.03, (learned, alpha_star)
+    assert abs(1.0 - alpha_star) > 10 * 0.03  # it moved: init_alpha would fail the check
+
+
 @pytest.mark.slow
 def test_full_discrete_sac_cartpole_reaches_475():
-    # the issue's goal at soft DQN's budget (40k steps, benchmarks/README.md); not run on the 2-core
-    # development machine (the affordable 10k-step measurement is in benchmarks/README.md)
+    # Issue 16's goal at soft DQN's budget: the CartPole-v1 preset's greedy evaluation (10 episodes every
+    # 2,500 steps) reaches a mean of 475 within 40,000 steps, the next evaluation too, and the temperature
+    # stays bounded (with the paper's target ratio 0.98 it grew from 1 to 2e5 by 22,500 steps; with the
+    # preset's 0.7 its largest value at the evaluations was 18.8 over seeds 0-2). Seed 0 reached 475 at 15,000 steps,
+    # seeds 1 and 2 at 27,500 and 22,500 (benchmarks/README.md). Stops one evaluation after the first >= 475.
     gym = pytest.importorskip("gymnasium")
-    agent = DiscreteSAC(DiscreteSACConfig(batch_size=128, seed=0, eval_every=2500, eval_episodes=10, progress=False))
-    agent.fit(gym.make("CartPole-v1"), total_steps=40_000, eval_env=gym.make("CartPole-v1"))
-    assert max(np.mean(r) for r in agent.history_.eval_returns) >= 475
+
+    def stop_after_confirmation(local):
+        means = [np.mean(r) for r in local["history"].eval_returns]
+        hit = [i for i, m in enumerate(means) if m >= 475]
+        return not (hit and len(means) > hit[0] + 1)
+
+    agent = DiscreteSAC(DiscreteSACConfig.preset("CartPole-v1", seed=0, eval_every=2500, eval_episodes=10,
+                                                 progress=False))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the benchmark, so this is the measured run (float sums in the same order)
+    try:
+        agent.fit(gym.make("CartPole-v1"), total_steps=40_000, eval_env=gym.make("CartPole-v1"),
+                  callback=stop_after_confirmation)
+    finally:
+        torch.set_num_threads(threads)
+    means = [float(np.mean(r)) for r in agent.history_.eval_returns]
+    first = next((i for i, m in enumerate(means) if m >= 475), None)
+    assert first is not None, means
+    assert len(means) > first + 1 and means[first + 1] >= 475, means
+    alphas = [v for _, v in agent.history_.losses["alpha"]]
+    assert max(alphas) < 100, max(alphas)
