@@ -104,6 +104,9 @@ class SoftValueStep:
         self._ones = np.ones((self.A, 1), dtype=np.float64 if mdp.dtype == torch.float64 else np.float32)
         self._key, self._cached = (), None   # the weights of the last reward step seen
         self.declined = False
+        # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
+        # (with the tensor it was written to and that tensor's version), reused by the next step
+        self._buf = self._a_rows = self._prev_cols = None
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -332,21 +335,56 @@ class SoftValueStep:
         V *= a
         return self._pack(V, live, b, with_live)
 
-    def full(self, v_next: torch.Tensor, t: Optional[int]
+    def outputs(self, b: tuple, T: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Preallocated outputs of a finite-horizon solve that stores every step (``keep="all"``):
+        ``V (*b, T+1, S)``, ``Q (*b, T, S, A)`` and ``log pi (*b, T, S, A)``, uninitialised, which
+        :func:`cai.ops.recursion.backward` fills step by step (``out=`` of :meth:`full`) instead
+        of stacking ``T`` separate steps at the end (a second pass over the largest arrays).
+
+        Args:
+            b: the batch shape of the solve.
+            T: the horizon.
+
+        Returns:
+            ``(V, Q, log_pi)``.
+        """
+        S, A = self.S, self.A
+        return _empty((*b, T + 1, S), self.mdp.dtype), _empty((*b, T, S, A), self.mdp.dtype), \
+            _empty((*b, T, S, A), self.mdp.dtype)
+
+    def full(self, v_next: torch.Tensor, t: Optional[int],
+             out: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
              ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """``(V_t, Q_t, log pi_t)`` of shapes ``(*b, S)``, ``(*b, S, A)``, ``(*b, S, A)`` from
-        ``V_{t+1}``, for a batch of temperatures or reward tables (a step that stores ``Q`` and the
-        policy, ``keep="all"``): the general backup (:func:`cai.ops.backup.q_backup`, then
-        :func:`cai.ops.backup.soft_max`) on NumPy columns, one product with ``P`` for all members.
-        ``None`` (this step only) where it does not apply: one temperature and one reward table,
-        values with a gradient, non-finite values, or an exact sum that loses precision.
+        ``V_{t+1}`` (a step that stores ``Q`` and the policy, ``keep="all"``), for one solve or a
+        batch of temperatures or reward tables: the general backup (:func:`cai.ops.backup.q_backup`,
+        then :func:`cai.ops.backup.soft_max`) on NumPy columns, one product with ``P`` for all
+        members. ``None`` (this step only) where it does not apply: values with a gradient,
+        non-finite values, or an exact sum that loses precision.
+
+        The arithmetic runs on ``(S*A, B)`` columns in two scratch arrays kept between steps
+        (no allocation per step but the product's); each result is written once, transposed to
+        the ``(*b, ...)`` layout, into ``out`` (views of :meth:`outputs`) or fresh tensors.
+
+        Args:
+            v_next: ``(*b, S)`` the values ``V_{t+1}``.
+            t: the step (``None``: stationary).
+            out: optional ``(V_t, Q_t, log pi_t)`` tensors of the shapes returned, written in place.
+
+        Returns:
+            ``(V_t, Q_t, log pi_t)`` (``out`` when given), or ``None``.
         """
         if v_next.requires_grad or v_next.device.type != "cpu":
             return None
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
         r, a, lp = self._columns(t, b)
-        cols = np.ascontiguousarray(v_next.detach().numpy().reshape(-1, S).T)   # (S, B)
+        prev = self._prev_cols
+        if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
+            cols = prev[2]                  # this step's own V_{t+1}, already as (S, B) columns
+        else:
+            cols = np.ascontiguousarray(v_next.detach().numpy().reshape(-1, S).T)   # (S, B)
+        self._prev_cols = None
         if not np.isfinite(cols).all():
             return None
         if self.mode == EXPECTATION:
@@ -367,21 +405,71 @@ class SoftValueStep:
                 L = np.logaddexp(L + math.log(g), math.log1p(-g))
             L *= a
             Q = np.add(L, r, out=L)
-        logits = Q / a
+        if out is None:
+            dt = v_next.dtype
+            out = (_empty((*b, S), dt), _empty((*b, S, A), dt), _empty((*b, S, A), dt))
+        if Q.shape[1] == 1:
+            return self._full_one(Q, a, lp, out)
+        e = self._scratch(Q.shape)
+        np.divide(Q, a, out=e)                                      # the logits Q / alpha (+ log rho)
         if lp is not None:
-            logits += lp
-        l3 = logits.reshape(S, A, -1)
-        mx = l3.max(1)                                              # (S, B): finite (every state keeps an action)
-        lse = np.log(np.exp(l3 - mx[:, None, :]).sum(1))
+            e += lp
+        e3 = e.reshape(S, A, -1)
+        # (torch's reductions over the middle axis of (S, A, B) are several times faster than
+        # NumPy's; NumPy's exp is faster than torch's: each on the same memory)
+        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B): finite (every state keeps an action)
+        e3 -= mx[:, None, :]
+        lse = torch.from_numpy(np.exp(e3, out=e3)).sum(1).numpy()  # (S, B), a fresh array
+        lse = np.log(lse, out=lse)
         lse += mx
-        l3 -= lse[:, None, :]                                       # log pi, in place
-        V = lse * a
+        V = lse * a                                                 # (S, B)
+        Vo, Qo, Lo = (o.view(-1, *o.shape[len(b):]) for o in out)  # (B, S), (B, S, A), (B, S, A)
+        # (S*A, B) columns to (B, S, A) rows: one transposed copy of Q and V; the log policy
+        # Q / alpha (+ log rho) - lse is then formed from those rows in two passes in place
+        Vo.copy_(torch.from_numpy(V).t())
+        Qo.view(-1, S * A).copy_(torch.from_numpy(Q).t())
+        torch.div(Qo, self._alpha_rows(a, A), out=Lo)
+        if lp is not None:
+            Lo += self._prior_rows(lp)
+        Lo -= torch.from_numpy(lse).t().unsqueeze(-1)
+        self._prev_cols = (out[0], out[0]._version, V)
+        return out
 
-        def rows(x, *shape):
-            if x.shape[-1] != 1:      # (..., B) columns to (B, ...) rows
-                x = np.ascontiguousarray(x.transpose((x.ndim - 1,) + tuple(range(x.ndim - 1))))
-            return torch.from_numpy(x.reshape(*b, *shape))
-        return rows(V, S), rows(Q.reshape(S, A, -1), S, A), rows(l3, S, A)
+    def _full_one(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], out: tuple) -> tuple:
+        """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
+        ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
+        S, A = self.S, self.A
+        Vn, Qn, Ln = (o.numpy() for o in out)                      # (S,), (S, A), (S, A) views
+        np.copyto(Qn, Q.reshape(S, A))
+        logits = np.divide(Qn, a, out=Ln)
+        if lp is not None:
+            logits += lp.reshape(S, A)
+        mx = logits.max(1)                                          # (S,): finite (every state keeps an action)
+        e = np.subtract(logits, mx[:, None], out=self._scratch((S, A)))
+        lse = np.exp(e, out=e).sum(1)
+        lse = np.log(lse, out=lse)
+        lse += mx
+        logits -= lse[:, None]                                      # log pi, in place
+        np.multiply(lse, a, out=Vn)
+        return out
+
+    def _scratch(self, shape: tuple) -> np.ndarray:
+        """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
+        buf = self._buf
+        if buf is None or buf.shape != shape:
+            buf = self._buf = np.empty(shape, dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
+        return buf
+
+    def _alpha_rows(self, a: np.ndarray, A: int) -> torch.Tensor:
+        """The temperatures ``(B,)`` as a ``(B, 1, 1)`` tensor (cached), to divide rows of ``Q``."""
+        ar = self._a_rows
+        if ar is None or ar[0] is not a:
+            ar = self._a_rows = (a, torch.from_numpy(a).reshape(-1, 1, 1))
+        return ar[1]
+
+    def _prior_rows(self, lp: np.ndarray) -> torch.Tensor:
+        """The log prior ``(S*A, 1)`` column as an ``(S, A)`` tensor, added to rows of logits."""
+        return torch.from_numpy(lp).reshape(self.S, self.A)
 
     def _columns(self, t: Optional[int], b: tuple):
         """Rewards ``(S*A, B)``, temperatures ``(B,)`` and the log prior ``(S*A, 1)`` (or ``None``) as
@@ -438,6 +526,13 @@ class SoftValueStep:
         if with_live:
             return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
         return V
+
+
+def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor in NumPy's memory: NumPy asks the kernel for huge pages for
+    arrays of 4 MiB or more (``madvise``), so the first write of a large output faults ~5x fewer
+    times than into a ``torch.empty`` of the same size (measured: ``benchmarks/README.md``)."""
+    return torch.from_numpy(np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32))
 
 
 def _np_matmul(M, x: np.ndarray) -> np.ndarray:

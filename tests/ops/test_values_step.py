@@ -392,7 +392,7 @@ def test_batched_solves_equal_the_loop(monkeypatch, solver, sparse, layout):
     counts = _count_fused(monkeypatch)
     fulls = []
     orig_full = SoftValueStep.full
-    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a: fulls.append(orig_full(self, *a)) or fulls[-1])
+    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a, **k: fulls.append(orig_full(self, *a, **k)) or fulls[-1])
     rng = np.random.default_rng(4)
     mdp, P, r = _mdp(rng, S=7, A=3, T=5, discount=0.95, sparse=sparse, layout=layout, forbid=layout == "sa")
     alphas = [0.2, 0.7, 1.0, 3.0]
