@@ -88,7 +88,8 @@ class Recursion:
     #: ``keep="V0"`` on a finite horizon: ``V`` holds ``V_0`` alone and ``Q``, ``log_policy`` are empty
     first_value_only: bool = False
     #: ``(V (*b, T+1, S), Q (*b, T, S, A), log pi (*b, T, S, A))`` when the steps were written into
-    #: preallocated outputs (the lists then hold views of them), else ``None``
+    #: preallocated outputs (the lists then hold views of them; ``Q``, ``log pi`` ``None`` when only
+    #: the values were kept), else ``None``
     stacked: Optional[tuple] = None
 
 
@@ -173,8 +174,9 @@ def backward(
             stationary iteration but a final general one that yields ``Q`` and the policy. Where a
             step stores ``Q``, ``step.full(V_{t+1}, t) -> (V_t, Q_t, log_pi_t)`` (or ``None``) runs
             instead of the general backup when it answers (:meth:`SoftValueStep.full`); with
-            ``keep="all"`` on a finite horizon, a step with ``step.outputs(b, T) -> (V, Q, log_pi)``
-            has every step written into those preallocated tensors (``out=`` of ``step.full``;
+            ``keep="all"`` or ``"values"`` on a finite horizon, a step with ``step.outputs(b, T,
+            keep) -> (V, Q, log_pi)`` (``Q``, ``log_pi`` ``None`` for ``"values"``) has every step
+            written into those preallocated tensors (``out=`` of ``step`` and ``step.full``;
             :attr:`Recursion.stacked`).
 
     Returns:
@@ -198,28 +200,33 @@ def backward(
                 v = v_t if v_t is not None else aggregate(q_backup(mdp, t, v, alpha, mode), t)[0]
             return Recursion(V=[v], Q=[], log_policy=[], first_value_only=True)
         V[T] = mdp.terminal_rewards.expand(*b, S)
-        # keep="all" with the fused step: every step is written into preallocated (*b, T, ...)
-        # outputs, which the solution uses as they are (no stacking pass at the end)
-        outs = step.outputs(b, T) if keep == "all" and hasattr(step, "outputs") else None
+        # keep="all" (or "values") with the fused step: every step is written into preallocated
+        # (*b, T, ...) outputs, which the solution uses as they are (no stacking pass at the end)
+        outs = step.outputs(b, T, keep) if keep in ("all", "values") and hasattr(step, "outputs") else None
         if outs is not None:
             V[T] = outs[0].select(-2, T).copy_(V[T])
         for t in range(T - 1, -1, -1):
             store = keep == "all" or (keep == "first" and t == 0)
-            v_t = step(V[t + 1], t) if step is not None and not store else None
+            vo = None if outs is None else outs[0].select(-2, t)
+            v_t = None
+            if step is not None and not store:
+                v_t = step(V[t + 1], t) if vo is None else step(V[t + 1], t, out=vo)
             if v_t is not None:
                 V[t] = v_t
                 continue
-            here = None if outs is None else (outs[0].select(-2, t), outs[1].select(-3, t), outs[2].select(-3, t))
+            here = None if outs is None or not store else (vo, outs[1].select(-3, t), outs[2].select(-3, t))
             full = step.full(V[t + 1], t, out=here) if step is not None and store else None
             if full is not None:
                 V[t], Qs[t], pis[t] = full
                 continue
             Q = q_backup(mdp, t, V[t + 1], alpha, mode)
             V[t], log_pi = aggregate(Q, t)
-            if here is not None:
-                for dst, src in zip(here, (V[t], Q, log_pi)):
+            if vo is not None:
+                for dst, src in zip(here or (vo,), (V[t], Q, log_pi)):
                     dst.copy_(src)
-                V[t], Q, log_pi = here
+                V[t] = vo
+                if here is not None:
+                    Q, log_pi = here[1:]
             if store:
                 Qs[t], pis[t] = Q, log_pi
         return Recursion(V=V, Q=Qs, log_policy=pis, stacked=outs)

@@ -213,7 +213,8 @@ class SoftValueStep:
         blk_ptr = np.concatenate([(indptr[:-1][None, :] + n * np.arange(B)[:, None]).ravel(), [B * n]]).astype(idx)
         return sp.csr_matrix((np.ascontiguousarray(vals.T).ravel(), blk_ind, blk_ptr), shape=(B * S, B * S))
 
-    def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False):
+    def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False,
+                 out: Optional[torch.Tensor] = None):
         """``V_t`` of shape ``(*batch, S)`` from ``V_{t+1}`` (``(V_t, V_live)`` with ``with_live``,
         exact only: ``V_live`` leaves out the death term, see :func:`q_backup`), or ``None``.
 
@@ -223,17 +224,17 @@ class SoftValueStep:
         """
         if self.declined or v_next.requires_grad or v_next.device.type != "cpu":
             return None
-        out = self._step(v_next, t, with_live)
-        self.declined = out is None
-        return out
+        res = self._step(v_next, t, with_live, out)
+        self.declined = res is None
+        return res
 
-    def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
+    def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool, out: Optional[torch.Tensor]):
         if self.batched:
-            return self._batched_step(v_next, t, with_live)
-        S, g, a = self.S, self.gamma, self.alpha
+            return self._batched_step(v_next, t, with_live, out)
+        g, a = self.gamma, self.alpha
         m, op, wsum, min_m = self._weights(t)
         b = v_next.shape[:-1]
-        cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
+        cols = self._cols_of(v_next)                           # (S, B)
         live = None
         if self.mode == LOG_EXPECTATION:
             x = cols / a
@@ -252,20 +253,20 @@ class SoftValueStep:
                 if with_live:
                     live = (L + (m + math.log(g))) * a
                 V = L if g == 1 else np.logaddexp(L + math.log(g), np.log((1 - g) * wsum))
-                return self._pack((V + m) * a, live, b, with_live)
+                return self._pack((V + m) * a, live, b, with_live, out)
             if with_live:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             u, shift = self._with_death(y, c, wsum)
         else:
-            out = self._expectation_sum(cols, op, a)
-            if out is None:
+            res = self._expectation_sum(cols, op, a)
+            if res is None:
                 return None
-            u, shift = out
+            u, shift = res
         V = np.log(u, out=u)
         V += shift
         V += m
         V *= a
-        return self._pack(V, live, b, with_live)
+        return self._pack(V, live, b, with_live, out)
 
     def _with_death(self, y: np.ndarray, c: np.ndarray, wsum: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Exact inference's sum with the death term, ``(u, shift)`` with ``exp(shift) u =
@@ -299,17 +300,17 @@ class SoftValueStep:
             return None
         return u, shift
 
-    def _batched_step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
+    def _batched_step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool, out: Optional[torch.Tensor]):
         """The step for a batch of temperatures or reward tables: the formulas of the class
         docstring with each column's own ``alpha``, ``m`` and ``W``; one product with ``P`` for
         all ``B`` columns. Exact inference declines where a state's sum underflows (no slabs)."""
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
         m, op, wsum, a = self._weights(t, b)
-        cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
+        cols = self._cols_of(v_next)                           # (S, B)
         live = None
         if self.mode == LOG_EXPECTATION and not isinstance(op, np.ndarray):
-            return self._block_step(v_next, m, op, wsum, a, with_live)
+            return self._block_step(v_next, m, op, wsum, a, with_live, out)
         if self.mode == LOG_EXPECTATION:
             x = cols / a
             c = x.max(0)                                       # (B,)
@@ -325,32 +326,36 @@ class SoftValueStep:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             u, shift = self._with_death(y, c, wsum)
         else:
-            out = self._expectation_sum(cols, op, a)
-            if out is None:
+            res = self._expectation_sum(cols, op, a)
+            if res is None:
                 return None
-            u, shift = out
+            u, shift = res
         V = np.log(u, out=u)
         V += shift
         V += m
         V *= a
-        return self._pack(V, live, b, with_live)
+        return self._pack(V, live, b, with_live, out)
 
-    def outputs(self, b: tuple, T: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Preallocated outputs of a finite-horizon solve that stores every step (``keep="all"``):
-        ``V (*b, T+1, S)``, ``Q (*b, T, S, A)`` and ``log pi (*b, T, S, A)``, uninitialised, which
-        :func:`cai.ops.recursion.backward` fills step by step (``out=`` of :meth:`full`) instead
-        of stacking ``T`` separate steps at the end (a second pass over the largest arrays).
+    def outputs(self, b: tuple, T: int, keep: str = "all"
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Preallocated outputs of a finite-horizon solve: ``V (*b, T+1, S)`` and, when it stores
+        every step (``keep="all"``), ``Q (*b, T, S, A)`` and ``log pi (*b, T, S, A)`` (else
+        ``None``), uninitialised, which :func:`cai.ops.recursion.backward` fills step by step
+        (``out=`` of the step and of :meth:`full`) instead of stacking ``T`` separate steps at
+        the end (a second pass over the largest arrays).
 
         Args:
             b: the batch shape of the solve.
             T: the horizon.
+            keep: ``"all"`` or ``"values"``.
 
         Returns:
             ``(V, Q, log_pi)``.
         """
-        S, A = self.S, self.A
-        return _empty((*b, T + 1, S), self.mdp.dtype), _empty((*b, T, S, A), self.mdp.dtype), \
-            _empty((*b, T, S, A), self.mdp.dtype)
+        S, A, dt = self.S, self.A, self.mdp.dtype
+        if keep != "all":
+            return _empty((*b, T + 1, S), dt), None, None
+        return _empty((*b, T + 1, S), dt), _empty((*b, T, S, A), dt), _empty((*b, T, S, A), dt)
 
     def full(self, v_next: torch.Tensor, t: Optional[int],
              out: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
@@ -379,12 +384,7 @@ class SoftValueStep:
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
         r, a, lp = self._columns(t, b)
-        prev = self._prev_cols
-        if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
-            cols = prev[2]                  # this step's own V_{t+1}, already as (S, B) columns
-        else:
-            cols = np.ascontiguousarray(v_next.detach().numpy().reshape(-1, S).T)   # (S, B)
-        self._prev_cols = None
+        cols = np.ascontiguousarray(self._cols_of(v_next))         # (S, B)
         if not np.isfinite(cols).all():
             return None
         if self.mode == EXPECTATION:
@@ -453,6 +453,15 @@ class SoftValueStep:
         np.multiply(lse, a, out=Vn)
         return out
 
+    def _cols_of(self, v_next: torch.Tensor) -> np.ndarray:
+        """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view, or the columns the
+        previous step wrote into ``v_next`` itself (``out=``), while ``v_next`` is unchanged
+        since (its version counter), which spares a transposed read of a strided view."""
+        prev, self._prev_cols = self._prev_cols, None
+        if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
+            return prev[2]
+        return v_next.detach().numpy().reshape(-1, self.S).T
+
     def _scratch(self, shape: tuple) -> np.ndarray:
         """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
         buf = self._buf
@@ -488,7 +497,7 @@ class SoftValueStep:
         self._cols = (key, (r, a, lp))
         return self._cols[1]
 
-    def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool):
+    def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool, out: Optional[torch.Tensor]):
         """Exact inference for a batch on sparse transitions: the rows ``(B, S)`` of the values
         against the block-diagonal operator (:meth:`_block_operator`); ``m``, ``wsum``: ``(B, S)``."""
         S, g = self.S, self.gamma
@@ -515,13 +524,21 @@ class SoftValueStep:
         V += shift
         V += m
         V *= a
+        if out is not None and not with_live:
+            out.view(-1, S).copy_(torch.from_numpy(V))
+            return out
         V = torch.from_numpy(V.reshape(*b, S))
         if with_live:
             return V, torch.from_numpy(live.reshape(*b, S))
         return V
 
-    def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool):
-        """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors."""
+    def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool, out: Optional[torch.Tensor] = None):
+        """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors (written into ``out`` when given,
+        and kept as the next step's columns, :meth:`_cols_of`)."""
+        if out is not None and not with_live:
+            out.view(-1, self.S).copy_(torch.from_numpy(V).t())
+            self._prev_cols = (out, out._version, V)
+            return out
         V = torch.from_numpy(np.ascontiguousarray(V.T).reshape(*b, self.S))
         if with_live:
             return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
@@ -549,4 +566,5 @@ def _sum_actions(y: np.ndarray, S: int, A: int) -> np.ndarray:
     if y.shape[1] == 1:
         # one column: a BLAS mat-vec with ones, faster than a reduction over a size-A axis
         return y.reshape(S, A) @ np.ones((A, 1), dtype=y.dtype)
-    return y.reshape(S, A, -1).sum(1)
+    # torch's reduction over the middle axis of (S, A, B) is about twice as fast as NumPy's
+    return torch.from_numpy(y).view(S, A, -1).sum(1).numpy()

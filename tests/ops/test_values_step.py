@@ -479,3 +479,35 @@ def test_full_step_writes_the_formulas_into_preallocated_outputs(mode, sparse, d
     # without out=, fresh tensors of the same shapes
     got = step.full(v, 0)
     assert [tuple(x.shape) for x in got] == [(*b, S), (*b, S, A), (*b, S, A)]
+
+
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("batched", [False, True])
+def test_values_step_into_preallocated_outputs(mode, sparse, batched):
+    """The values-only step with ``out=`` (``keep="values"``): each step written into a view of
+    :meth:`SoftValueStep.outputs` equals the NumPy transcription entry by entry, from the previous
+    step's own output (reused columns) and after that output was changed in place."""
+    rng = np.random.default_rng(9)
+    mdp, P, r = _mdp(rng, discount=0.9, sparse=sparse, forbid=True)
+    S, A = r.shape
+    if batched:
+        alpha, b, members = torch.tensor([0.4, 1.0, 2.0], dtype=torch.float64), (3,), [0, 1, 2]
+    else:
+        alpha, b, members = torch.tensor(0.6, dtype=torch.float64), (), [()]
+    step = SoftValueStep.for_solver(mdp, alpha, mode, None)
+    Vs, Qs, Ls = step.outputs(b, mdp.horizon, "values")
+    assert Vs.shape == (*b, 5, S) and Qs is None and Ls is None
+
+    def check(v_next, t):
+        got = step(v_next, t, out=Vs.select(-2, t))
+        assert got is not None and got.data_ptr() == Vs.select(-2, t).data_ptr()
+        for k in members:
+            want = reference_step(P, r, v_next[k].numpy(), float(alpha[k] if batched else alpha), 0.9, mode)
+            np.testing.assert_allclose(got[k].numpy(), want, rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
+        return got
+
+    v = torch.as_tensor(rng.standard_normal((*b, S)) * 3)
+    V2 = check(check(v, 3), 2)
+    V2.mul_(0.5)
+    check(V2, 1)
