@@ -444,9 +444,9 @@ class SoftValueStep:
         logits = np.divide(Qn, a, out=Ln)
         if lp is not None:
             logits += lp.reshape(S, A)
-        mx = logits.max(1)                                          # (S,): finite (every state keeps an action)
+        mx = np.maximum.reduce(logits, axis=1)                      # (S,): finite (every state keeps an action)
         e = np.subtract(logits, mx[:, None], out=self._scratch((S, A)))
-        lse = np.exp(e, out=e).sum(1)
+        lse = np.add.reduce(np.exp(e, out=e), axis=1)
         lse = np.log(lse, out=lse)
         lse += mx
         logits -= lse[:, None]                                      # log pi, in place
