@@ -103,6 +103,15 @@ def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
     return 2 * src.nbytes / best
 
 
+def first_write(nbytes: int, repeats: int = 3) -> Dict[str, float]:
+    """Seconds (best of ``repeats``) to allocate and fill ``nbytes`` of float64 the first time: a
+    ``torch.empty`` against a tensor over ``np.empty`` (which asks the kernel for huge pages for
+    arrays of 4 MiB or more; the solvers' preallocated outputs are made so)."""
+    n = nbytes // 8
+    return {"torch.empty": min(_timed(lambda: torch.empty(n, dtype=torch.float64).fill_(0)) for _ in range(repeats)),
+            "np.empty": min(_timed(lambda: torch.from_numpy(np.empty(n)).fill_(0)) for _ in range(repeats))}
+
+
 def _timed(f) -> float:
     t0 = time.perf_counter()
     f()
@@ -263,11 +272,14 @@ def main(argv=None) -> int:
         else platform.processor()
     load0 = os.getloadavg()[0]
     bw = copy_bandwidth(args.bandwidth_mb * 2 ** 20)
+    fw = first_write(args.bandwidth_mb // 2 * 2 ** 20)
     cmd = f"python benchmarks/bench_batch.py {' '.join(sys.argv[1:] if argv is None else argv)}"
     lines = [f"command: {cmd}",
              f"machine: {os.cpu_count()} CPUs ({cpu}); torch {torch.__version__} ({torch.get_num_threads()} threads), "
              f"numpy {np.__version__}, python {platform.python_version()}",
              f"memory bandwidth (np.copyto of {args.bandwidth_mb} MiB, read + write): {bw / 1e9:.1f} GB/s",
+             f"first write of {args.bandwidth_mb // 2} MiB (allocate + fill, best of 3): torch.empty "
+             f"{fw['torch.empty'] * 1e3:.0f} ms, over np.empty {fw['np.empty'] * 1e3:.0f} ms",
              f"clock: {args.clock} ({'the process CPU time' if args.clock == 'cpu' else 'wall time'})"]
     print("\n".join(lines), flush=True)
 
