@@ -496,8 +496,12 @@ def test_values_step_into_preallocated_outputs(mode, sparse, batched):
     else:
         alpha, b, members = torch.tensor(0.6, dtype=torch.float64), (), [()]
     step = SoftValueStep.for_solver(mdp, alpha, mode, None)
-    Vs, Qs, Ls = step.outputs(b, mdp.horizon, "values")
-    assert Vs.shape == (*b, 5, S) and Qs is None and Ls is None
+    if not batched:
+        assert step.outputs(b, mdp.horizon, "values") is None      # one solve stacks its values
+        Vs = torch.from_numpy(np.empty((5, S)))
+    else:
+        Vs, Qs, Ls = step.outputs(b, mdp.horizon, "values")
+        assert Vs.shape == (*b, 5, S) and Qs is None and Ls is None
 
     def check(v_next, t):
         got = step(v_next, t, out=Vs.select(-2, t))
