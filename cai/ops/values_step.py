@@ -82,6 +82,10 @@ class SoftValueStep:
     cost ``8 B S^2`` bytes, so exact inference multiplies ``P`` by the ``B`` columns (one BLAS
     product) and reduces with each column's ``W``. A batched exact step declines (no slabs) where
     a state's sum underflows.
+
+    **Steps that store Q** (``keep="all"``) run :meth:`full`, the general backup's arithmetic on
+    the same columns, written into preallocated ``(*b, T, ...)`` outputs (:meth:`outputs`): one
+    transposed copy of ``Q`` and ``V`` per step, the log policy formed in place from ``Q``'s rows.
     """
 
     def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
