@@ -556,8 +556,9 @@ class SoftValueStep:
 
 def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     """An uninitialised CPU tensor in NumPy's memory: NumPy asks the kernel for huge pages for
-    arrays of 4 MiB or more (``madvise``), so the first write of a large output faults ~5x fewer
-    times than into a ``torch.empty`` of the same size (measured: ``benchmarks/README.md``)."""
+    arrays of 4 MiB or more (``madvise``), so the first write of a large output takes far fewer
+    page faults than into a ``torch.empty`` of the same size (256 MiB: 8-13x faster, measured in
+    ``benchmarks/bench_batch.py``; figures in ``benchmarks/README.md``)."""
     return torch.from_numpy(np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32))
 
 
