@@ -16,6 +16,15 @@ Before timing, the script asserts that the batch equals the loop (and the NumPy 
 its measured ratio; ``--strict`` makes a failed goal exit non-zero. The machine line records the
 CPU, the load average and the memory bandwidth measured in the run (a large ``np.copyto``).
 
+For soft value iteration the batch table also shows a floor measured in the same run: ``bare``,
+``T`` steps of nothing but the arithmetic every batched values step must do on the same shapes
+(the sparse product ``P`` times the ``(S, B)`` block, then one log-sum-exp over actions in place
+in preallocated arrays: max, subtract, exp, sum, log), and ``loop / bare``, the most a batch of
+values could gain over the loop.
+
+``--clock cpu`` times with the process's CPU time instead of wall time (steadier on a machine
+shared with other jobs; the runs are single-threaded with ``--threads 1``).
+
 ``--smoke`` is a seconds-long run used by the tests (its ratios mean little).
 """
 from __future__ import annotations
@@ -67,16 +76,22 @@ def open_grid(rows: int, cols: int, T: int):
     return gridworld(layout, sparse=True, slip=0.1, horizon=T)
 
 
+#: the clock of every timing (``--clock``): wall time, or the process's CPU time
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = [time.perf_counter]
+
+
 def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, List[float]]:
-    """Per-repeat wall times (s) of each function, run in turn within each repeat, after a warm-up."""
+    """Per-repeat times (s, on the ``--clock``) of each function, run in turn within each repeat, after a warm-up."""
+    clock = _clock[0]
     for f in fns.values():
         f()
     out: Dict[str, List[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            out[k].append(time.perf_counter() - t0)
+            out[k].append(clock() - t0)
     return out
 
 
@@ -86,6 +101,15 @@ def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
     np.copyto(dst, src)
     best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats))
     return 2 * src.nbytes / best
+
+
+def first_write(nbytes: int, repeats: int = 3) -> Dict[str, float]:
+    """Seconds (best of ``repeats``) to allocate and fill ``nbytes`` of float64 the first time: a
+    ``torch.empty`` against a tensor over ``np.empty`` (which asks the kernel for huge pages for
+    arrays of 4 MiB or more; the solvers' preallocated outputs are made so)."""
+    n = nbytes // 8
+    return {"torch.empty": min(_timed(lambda: torch.empty(n, dtype=torch.float64).fill_(0)) for _ in range(repeats)),
+            "np.empty": min(_timed(lambda: torch.from_numpy(np.empty(n)).fill_(0)) for _ in range(repeats))}
 
 
 def _timed(f) -> float:
@@ -125,6 +149,26 @@ def np_solve(Ps, r: np.ndarray, rT: np.ndarray, a: np.ndarray, T: int, exact: bo
             Ls.append(Q / a - lse[:, None])
     out = np.stack(Vs[::-1])
     return (out, np.stack(Qs[::-1]), np.stack(Ls[::-1])) if full else out
+
+
+def bare_steps(Ps, S: int, A: int, B: int, T: int) -> Callable[[], np.ndarray]:
+    """The floor of a batched soft-VI values solve: ``T`` times the product of the CSR ``(S*A, S)``
+    ``Ps`` with an ``(S, B)`` block and one log-sum-exp over actions, in place on ``(S, A, B)``
+    (torch's reductions over the middle axis, the fastest measured, on the same memory)."""
+    v0 = np.zeros((S, B))
+
+    def run():
+        x = v0
+        for _ in range(T):
+            y = Ps @ x                                         # (S*A, B)
+            y3 = torch.from_numpy(y).view(S, A, B)
+            m = y3.amax(1)
+            y3 -= m.unsqueeze(1)
+            np.exp(y, out=y)
+            s = y3.sum(1)
+            x = s.log_().add_(m).numpy()
+        return x
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +217,10 @@ def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> 
         b0, l0 = batched, loop
         batched = lambda: touch(b0())                                 # noqa: E731
         loop = lambda: [touch(s) for s in l0()]                       # noqa: E731
-    t = time_interleaved({"batch": batched, "loop": loop, "numpy": ref}, repeats)
+    fns = {"batch": batched, "loop": loop, "numpy": ref}
+    if solver == "soft VI":
+        fns["bare"] = bare_steps(Ps, mdp.n_states, mdp.n_actions, B, T)
+    t = time_interleaved(fns, repeats)
     med = {k: float(np.median(v)) for k, v in t.items()}
     return dict(solver=solver, kind=kind, keep=keep, B=B, med=med, err=max(err_loop, err_np),
                 speedup=med["loop"] / med["batch"], vs_numpy=med["batch"] / med["numpy"])
@@ -207,6 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--small-repeats", type=int, default=21)
     p.add_argument("--threads", type=int, default=None, help="threads for torch and OpenBLAS (set before loading)")
     p.add_argument("--bandwidth-mb", type=int, default=512)
+    p.add_argument("--clock", choices=sorted(CLOCK), default="wall", help="time on the wall clock or the process's CPU time")
     p.add_argument("--smoke", action="store_true", help="a seconds-long run (the tests')")
     p.add_argument("--strict", action="store_true", help="exit non-zero when a goal fails")
     p.add_argument("--markdown", default=None, help="also write the report to this file")
@@ -216,6 +264,7 @@ def main(argv=None) -> int:
         args.repeats, args.small_repeats, args.bandwidth_mb = 1, 1, 16
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    _clock[0] = CLOCK[args.clock]
     warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
@@ -223,26 +272,32 @@ def main(argv=None) -> int:
         else platform.processor()
     load0 = os.getloadavg()[0]
     bw = copy_bandwidth(args.bandwidth_mb * 2 ** 20)
+    fw = first_write(args.bandwidth_mb // 2 * 2 ** 20)
     cmd = f"python benchmarks/bench_batch.py {' '.join(sys.argv[1:] if argv is None else argv)}"
     lines = [f"command: {cmd}",
              f"machine: {os.cpu_count()} CPUs ({cpu}); torch {torch.__version__} ({torch.get_num_threads()} threads), "
              f"numpy {np.__version__}, python {platform.python_version()}",
-             f"memory bandwidth (np.copyto of {args.bandwidth_mb} MiB, read + write): {bw / 1e9:.1f} GB/s"]
+             f"memory bandwidth (np.copyto of {args.bandwidth_mb} MiB, read + write): {bw / 1e9:.1f} GB/s",
+             f"first write of {args.bandwidth_mb // 2} MiB (allocate + fill, best of 3): torch.empty "
+             f"{fw['torch.empty'] * 1e3:.0f} ms, over np.empty {fw['np.empty'] * 1e3:.0f} ms",
+             f"clock: {args.clock} ({'the process CPU time' if args.clock == 'cpu' else 'wall time'})"]
     print("\n".join(lines), flush=True)
 
     mdp = open_grid(args.grid, args.grid, args.horizon)
     rows, goals = [], []
     rows.append(f"\nbatches: {args.grid}x{args.grid} grid (S={mdp.n_states}), T={args.horizon}, B={args.batch}; "
                 "medians in s")
-    rows.append("| solver | batch of | keep | batch | loop | NumPy batch | loop / batch | batch / NumPy | max diff |")
-    rows.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    rows.append("| solver | batch of | keep | batch | loop | NumPy batch | bare | loop / batch | batch / NumPy "
+                "| loop / bare | max diff |")
+    rows.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for solver in SOLVERS:
         for kind in ("temperatures", "reward tables"):
             for keep in ("values", "all"):
                 res = batch_case(mdp, solver, kind, keep, args.batch, args.repeats)
                 m = res["med"]
+                bare, lb = (f"{m['bare']:.3f}", f"{m['loop'] / m['bare']:.2f}") if "bare" in m else ("-", "-")
                 rows.append(f"| {solver} | {kind} | {keep} | {m['batch']:.3f} | {m['loop']:.3f} | {m['numpy']:.3f} "
-                            f"| {res['speedup']:.2f} | {res['vs_numpy']:.2f} | {res['err']:.1e} |")
+                            f"| {bare} | {res['speedup']:.2f} | {res['vs_numpy']:.2f} | {lb} | {res['err']:.1e} |")
                 print(rows[-1], flush=True)
                 what = f"{solver}, {args.batch} {kind}, keep={keep}"
                 goals.append((f"batch >= {BATCH_SPEEDUP:g}x faster than the loop ({what})", res["speedup"] >= BATCH_SPEEDUP,

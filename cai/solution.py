@@ -78,10 +78,12 @@ class Solution:
         init(self, "error_bound", rec.error_bound)
         if rec.first_value_only:
             init(self, "_V0", rec.V[0])            # keep="V0": no V, Q or policy (see __getattr__)
+        elif rec.stacked is not None:
+            init(self, "V", rec.stacked[0])        # steps written into preallocated outputs
         else:
             init(self, "V", torch.stack(rec.V, -2) if mdp.horizon is not None else rec.V[0])
-        init(self, "_Q", None)
-        init(self, "_log_pi", None)
+        init(self, "_Q", None if rec.stacked is None else rec.stacked[1])
+        init(self, "_log_pi", None if rec.stacked is None else rec.stacked[2])
 
     def __getattr__(self, name: str) -> object:
         # only reached when ordinary lookup fails (or a property raised AttributeError): V, Q and

@@ -77,7 +77,7 @@ def _hard_values_step(mdp: TabularMDP, a: torch.Tensor):
     ``Q`` is stored."""
     def step(v_next: torch.Tensor, t: Optional[int], with_live: bool = False) -> torch.Tensor:
         return q_backup(mdp, t, v_next, a, EXPECTATION).amax(-1)
-    step.full = lambda v_next, t: None          # steps that store Q run the general backup
+    step.full = lambda v_next, t, out=None: None         # steps that store Q run the general backup
     return step
 
 

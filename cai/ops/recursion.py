@@ -87,6 +87,10 @@ class Recursion:
     error_bound: Optional[float] = None
     #: ``keep="V0"`` on a finite horizon: ``V`` holds ``V_0`` alone and ``Q``, ``log_policy`` are empty
     first_value_only: bool = False
+    #: ``(V (*b, T+1, S), Q (*b, T, S, A), log pi (*b, T, S, A))`` when the steps were written into
+    #: preallocated outputs (the lists then hold views of them; ``Q``, ``log pi`` ``None`` when only
+    #: the values were kept), else ``None``
+    stacked: Optional[tuple] = None
 
 
 def span_bounds(diff: torch.Tensor, gamma: float) -> tuple:
@@ -169,7 +173,11 @@ def backward(
             under ``keep="values"``, steps after the first under ``keep="first"``, and every
             stationary iteration but a final general one that yields ``Q`` and the policy. Where a
             step stores ``Q``, ``step.full(V_{t+1}, t) -> (V_t, Q_t, log_pi_t)`` (or ``None``) runs
-            instead of the general backup when it answers (batches: :meth:`SoftValueStep.full`).
+            instead of the general backup when it answers (:meth:`SoftValueStep.full`); with
+            ``keep="all"`` or ``"values"`` on a finite horizon, a step with ``step.outputs(b, T,
+            keep) -> (V, Q, log_pi)`` (``Q``, ``log_pi`` ``None`` for ``"values"``) has every step
+            written into those preallocated tensors (``out=`` of ``step`` and ``step.full``;
+            :attr:`Recursion.stacked`).
 
     Returns:
         :class:`Recursion`.
@@ -192,21 +200,36 @@ def backward(
                 v = v_t if v_t is not None else aggregate(q_backup(mdp, t, v, alpha, mode), t)[0]
             return Recursion(V=[v], Q=[], log_policy=[], first_value_only=True)
         V[T] = mdp.terminal_rewards.expand(*b, S)
+        # keep="all" (or "values") with the fused step: every step is written into preallocated
+        # (*b, T, ...) outputs, which the solution uses as they are (no stacking pass at the end)
+        outs = step.outputs(b, T, keep) if keep in ("all", "values") and hasattr(step, "outputs") else None
+        if outs is not None:
+            V[T] = outs[0].select(-2, T).copy_(V[T])
         for t in range(T - 1, -1, -1):
             store = keep == "all" or (keep == "first" and t == 0)
-            v_t = step(V[t + 1], t) if step is not None and not store else None
+            vo = None if outs is None else outs[0].select(-2, t)
+            v_t = None
+            if step is not None and not store:
+                v_t = step(V[t + 1], t) if vo is None else step(V[t + 1], t, out=vo)
             if v_t is not None:
                 V[t] = v_t
                 continue
-            full = step.full(V[t + 1], t) if step is not None and store else None
+            here = None if outs is None or not store else (vo, outs[1].select(-3, t), outs[2].select(-3, t))
+            full = step.full(V[t + 1], t, out=here) if step is not None and store else None
             if full is not None:
                 V[t], Qs[t], pis[t] = full
                 continue
             Q = q_backup(mdp, t, V[t + 1], alpha, mode)
             V[t], log_pi = aggregate(Q, t)
+            if vo is not None:
+                for dst, src in zip(here or (vo,), (V[t], Q, log_pi)):
+                    dst.copy_(src)
+                V[t] = vo
+                if here is not None:
+                    Q, log_pi = here[1:]
             if store:
                 Qs[t], pis[t] = Q, log_pi
-        return Recursion(V=V, Q=Qs, log_policy=pis)
+        return Recursion(V=V, Q=Qs, log_policy=pis, stacked=outs)
 
     # stationary: iterate to a fixed point
     v = torch.zeros(*b, S, dtype=mdp.dtype, device=mdp.device) if v_init is None else v_init.expand(*b, S)

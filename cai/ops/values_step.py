@@ -82,6 +82,10 @@ class SoftValueStep:
     cost ``8 B S^2`` bytes, so exact inference multiplies ``P`` by the ``B`` columns (one BLAS
     product) and reduces with each column's ``W``. A batched exact step declines (no slabs) where
     a state's sum underflows.
+
+    **Steps that store Q** (``keep="all"``) run :meth:`full`, the general backup's arithmetic on
+    the same columns, written into preallocated ``(*b, T, ...)`` outputs (:meth:`outputs`): one
+    transposed copy of ``Q`` and ``V`` per step, the log policy formed in place from ``Q``'s rows.
     """
 
     def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
@@ -104,6 +108,9 @@ class SoftValueStep:
         self._ones = np.ones((self.A, 1), dtype=np.float64 if mdp.dtype == torch.float64 else np.float32)
         self._key, self._cached = (), None   # the weights of the last reward step seen
         self.declined = False
+        # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
+        # (with the tensor it was written to and that tensor's version), reused by the next step
+        self._buf = self._a_rows = self._prev_cols = None
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -210,7 +217,8 @@ class SoftValueStep:
         blk_ptr = np.concatenate([(indptr[:-1][None, :] + n * np.arange(B)[:, None]).ravel(), [B * n]]).astype(idx)
         return sp.csr_matrix((np.ascontiguousarray(vals.T).ravel(), blk_ind, blk_ptr), shape=(B * S, B * S))
 
-    def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False):
+    def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False,
+                 out: Optional[torch.Tensor] = None):
         """``V_t`` of shape ``(*batch, S)`` from ``V_{t+1}`` (``(V_t, V_live)`` with ``with_live``,
         exact only: ``V_live`` leaves out the death term, see :func:`q_backup`), or ``None``.
 
@@ -220,17 +228,17 @@ class SoftValueStep:
         """
         if self.declined or v_next.requires_grad or v_next.device.type != "cpu":
             return None
-        out = self._step(v_next, t, with_live)
-        self.declined = out is None
-        return out
+        res = self._step(v_next, t, with_live, out)
+        self.declined = res is None
+        return res
 
-    def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
+    def _step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool, out: Optional[torch.Tensor]):
         if self.batched:
-            return self._batched_step(v_next, t, with_live)
-        S, g, a = self.S, self.gamma, self.alpha
+            return self._batched_step(v_next, t, with_live, out)
+        g, a = self.gamma, self.alpha
         m, op, wsum, min_m = self._weights(t)
         b = v_next.shape[:-1]
-        cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
+        cols = self._cols_of(v_next)                           # (S, B)
         live = None
         if self.mode == LOG_EXPECTATION:
             x = cols / a
@@ -249,20 +257,20 @@ class SoftValueStep:
                 if with_live:
                     live = (L + (m + math.log(g))) * a
                 V = L if g == 1 else np.logaddexp(L + math.log(g), np.log((1 - g) * wsum))
-                return self._pack((V + m) * a, live, b, with_live)
+                return self._pack((V + m) * a, live, b, with_live, out)
             if with_live:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             u, shift = self._with_death(y, c, wsum)
         else:
-            out = self._expectation_sum(cols, op, a)
-            if out is None:
+            res = self._expectation_sum(cols, op, a)
+            if res is None:
                 return None
-            u, shift = out
+            u, shift = res
         V = np.log(u, out=u)
         V += shift
         V += m
         V *= a
-        return self._pack(V, live, b, with_live)
+        return self._pack(V, live, b, with_live, out)
 
     def _with_death(self, y: np.ndarray, c: np.ndarray, wsum: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Exact inference's sum with the death term, ``(u, shift)`` with ``exp(shift) u =
@@ -296,17 +304,17 @@ class SoftValueStep:
             return None
         return u, shift
 
-    def _batched_step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool):
+    def _batched_step(self, v_next: torch.Tensor, t: Optional[int], with_live: bool, out: Optional[torch.Tensor]):
         """The step for a batch of temperatures or reward tables: the formulas of the class
         docstring with each column's own ``alpha``, ``m`` and ``W``; one product with ``P`` for
         all ``B`` columns. Exact inference declines where a state's sum underflows (no slabs)."""
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
         m, op, wsum, a = self._weights(t, b)
-        cols = v_next.detach().numpy().reshape(-1, S).T       # (S, B), a view
+        cols = self._cols_of(v_next)                           # (S, B)
         live = None
         if self.mode == LOG_EXPECTATION and not isinstance(op, np.ndarray):
-            return self._block_step(v_next, m, op, wsum, a, with_live)
+            return self._block_step(v_next, m, op, wsum, a, with_live, out)
         if self.mode == LOG_EXPECTATION:
             x = cols / a
             c = x.max(0)                                       # (B,)
@@ -322,31 +330,68 @@ class SoftValueStep:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             u, shift = self._with_death(y, c, wsum)
         else:
-            out = self._expectation_sum(cols, op, a)
-            if out is None:
+            res = self._expectation_sum(cols, op, a)
+            if res is None:
                 return None
-            u, shift = out
+            u, shift = res
         V = np.log(u, out=u)
         V += shift
         V += m
         V *= a
-        return self._pack(V, live, b, with_live)
+        return self._pack(V, live, b, with_live, out)
 
-    def full(self, v_next: torch.Tensor, t: Optional[int]
+    def outputs(self, b: tuple, T: int, keep: str = "all"
+                ) -> Optional[Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]:
+        """Preallocated outputs of a finite-horizon solve: ``V (*b, T+1, S)`` and, when it stores
+        every step (``keep="all"``), ``Q (*b, T, S, A)`` and ``log pi (*b, T, S, A)`` (else
+        ``None``), uninitialised, which :func:`cai.ops.recursion.backward` fills step by step
+        (``out=`` of the step and of :meth:`full`) instead of stacking ``T`` separate steps at
+        the end (a second pass over the largest arrays). ``None`` for one solve that keeps the
+        values (there the copy into the output per step costs more than the stacking it saves).
+
+        Args:
+            b: the batch shape of the solve.
+            T: the horizon.
+            keep: ``"all"`` or ``"values"``.
+
+        Returns:
+            ``(V, Q, log_pi)``, or ``None``.
+        """
+        S, A, dt = self.S, self.A, self.mdp.dtype
+        if keep != "all" and not self.batched:
+            return None
+        if keep != "all":
+            return _empty((*b, T + 1, S), dt), None, None
+        return _empty((*b, T + 1, S), dt), _empty((*b, T, S, A), dt), _empty((*b, T, S, A), dt)
+
+    def full(self, v_next: torch.Tensor, t: Optional[int],
+             out: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
              ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """``(V_t, Q_t, log pi_t)`` of shapes ``(*b, S)``, ``(*b, S, A)``, ``(*b, S, A)`` from
-        ``V_{t+1}``, for a batch of temperatures or reward tables (a step that stores ``Q`` and the
-        policy, ``keep="all"``): the general backup (:func:`cai.ops.backup.q_backup`, then
-        :func:`cai.ops.backup.soft_max`) on NumPy columns, one product with ``P`` for all members.
-        ``None`` (this step only) where it does not apply: one temperature and one reward table,
-        values with a gradient, non-finite values, or an exact sum that loses precision.
+        ``V_{t+1}`` (a step that stores ``Q`` and the policy, ``keep="all"``), for one solve or a
+        batch of temperatures or reward tables: the general backup (:func:`cai.ops.backup.q_backup`,
+        then :func:`cai.ops.backup.soft_max`) on NumPy columns, one product with ``P`` for all
+        members. ``None`` (this step only) where it does not apply: values with a gradient,
+        non-finite values, or an exact sum that loses precision.
+
+        The arithmetic runs on ``(S*A, B)`` columns in two scratch arrays kept between steps
+        (no allocation per step but the product's); each result is written once, transposed to
+        the ``(*b, ...)`` layout, into ``out`` (views of :meth:`outputs`) or fresh tensors.
+
+        Args:
+            v_next: ``(*b, S)`` the values ``V_{t+1}``.
+            t: the step (``None``: stationary).
+            out: optional ``(V_t, Q_t, log pi_t)`` tensors of the shapes returned, written in place.
+
+        Returns:
+            ``(V_t, Q_t, log pi_t)`` (``out`` when given), or ``None``.
         """
         if v_next.requires_grad or v_next.device.type != "cpu":
             return None
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
         r, a, lp = self._columns(t, b)
-        cols = np.ascontiguousarray(v_next.detach().numpy().reshape(-1, S).T)   # (S, B)
+        cols = np.ascontiguousarray(self._cols_of(v_next))         # (S, B)
         if not np.isfinite(cols).all():
             return None
         if self.mode == EXPECTATION:
@@ -367,21 +412,82 @@ class SoftValueStep:
                 L = np.logaddexp(L + math.log(g), math.log1p(-g))
             L *= a
             Q = np.add(L, r, out=L)
-        logits = Q / a
+        if out is None:
+            dt = v_next.dtype
+            out = (_empty((*b, S), dt), _empty((*b, S, A), dt), _empty((*b, S, A), dt))
+        if Q.shape[1] == 1:
+            return self._full_one(Q, a, lp, out)
+        e = self._scratch(Q.shape)
+        np.divide(Q, a, out=e)                                      # the logits Q / alpha (+ log rho)
         if lp is not None:
-            logits += lp
-        l3 = logits.reshape(S, A, -1)
-        mx = l3.max(1)                                              # (S, B): finite (every state keeps an action)
-        lse = np.log(np.exp(l3 - mx[:, None, :]).sum(1))
+            e += lp
+        e3 = e.reshape(S, A, -1)
+        # (torch's reductions over the middle axis of (S, A, B) are several times faster than
+        # NumPy's; NumPy's exp is faster than torch's: each on the same memory)
+        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B): finite (every state keeps an action)
+        e3 -= mx[:, None, :]
+        lse = torch.from_numpy(np.exp(e3, out=e3)).sum(1).numpy()  # (S, B), a fresh array
+        lse = np.log(lse, out=lse)
         lse += mx
-        l3 -= lse[:, None, :]                                       # log pi, in place
-        V = lse * a
+        V = lse * a                                                 # (S, B)
+        Vo, Qo, Lo = (o.view(-1, *o.shape[len(b):]) for o in out)  # (B, S), (B, S, A), (B, S, A)
+        # (S*A, B) columns to (B, S, A) rows: one transposed copy of Q and V; the log policy
+        # Q / alpha (+ log rho) - lse is then formed from those rows in two passes in place
+        Vo.copy_(torch.from_numpy(V).t())
+        Qo.view(-1, S * A).copy_(torch.from_numpy(Q).t())
+        torch.div(Qo, self._alpha_rows(a, A), out=Lo)
+        if lp is not None:
+            Lo += self._prior_rows(lp)
+        Lo -= torch.from_numpy(lse).t().unsqueeze(-1)
+        self._prev_cols = (out[0], out[0]._version, V)
+        return out
 
-        def rows(x, *shape):
-            if x.shape[-1] != 1:      # (..., B) columns to (B, ...) rows
-                x = np.ascontiguousarray(x.transpose((x.ndim - 1,) + tuple(range(x.ndim - 1))))
-            return torch.from_numpy(x.reshape(*b, *shape))
-        return rows(V, S), rows(Q.reshape(S, A, -1), S, A), rows(l3, S, A)
+    def _full_one(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], out: tuple) -> tuple:
+        """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
+        ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
+        S, A = self.S, self.A
+        Vn, Qn, Ln = (o.numpy() for o in out)                      # (S,), (S, A), (S, A) views
+        np.copyto(Qn, Q.reshape(S, A))
+        logits = np.divide(Qn, a, out=Ln)
+        if lp is not None:
+            logits += lp.reshape(S, A)
+        # (NumPy's reductions over a short inner axis are ~10x slower than torch's max and a BLAS
+        # mat-vec with ones at S = 2500, A = 4)
+        mx = torch.from_numpy(logits).amax(1).numpy()               # (S,): finite (every state keeps an action)
+        e = np.subtract(logits, mx[:, None], out=self._scratch((S, A)))
+        lse = (np.exp(e, out=e) @ self._ones).reshape(S)
+        lse = np.log(lse, out=lse)
+        lse += mx
+        logits -= lse[:, None]                                      # log pi, in place
+        np.multiply(lse, a, out=Vn)
+        return out
+
+    def _cols_of(self, v_next: torch.Tensor) -> np.ndarray:
+        """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view, or the columns the
+        previous step wrote into ``v_next`` itself (``out=``), while ``v_next`` is unchanged
+        since (its version counter), which spares a transposed read of a strided view."""
+        prev, self._prev_cols = self._prev_cols, None
+        if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
+            return prev[2]
+        return v_next.detach().numpy().reshape(-1, self.S).T
+
+    def _scratch(self, shape: tuple) -> np.ndarray:
+        """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
+        buf = self._buf
+        if buf is None or buf.shape != shape:
+            buf = self._buf = np.empty(shape, dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
+        return buf
+
+    def _alpha_rows(self, a: np.ndarray, A: int) -> torch.Tensor:
+        """The temperatures ``(B,)`` as a ``(B, 1, 1)`` tensor (cached), to divide rows of ``Q``."""
+        ar = self._a_rows
+        if ar is None or ar[0] is not a:
+            ar = self._a_rows = (a, torch.from_numpy(a).reshape(-1, 1, 1))
+        return ar[1]
+
+    def _prior_rows(self, lp: np.ndarray) -> torch.Tensor:
+        """The log prior ``(S*A, 1)`` column as an ``(S, A)`` tensor, added to rows of logits."""
+        return torch.from_numpy(lp).reshape(self.S, self.A)
 
     def _columns(self, t: Optional[int], b: tuple):
         """Rewards ``(S*A, B)``, temperatures ``(B,)`` and the log prior ``(S*A, 1)`` (or ``None``) as
@@ -400,7 +506,7 @@ class SoftValueStep:
         self._cols = (key, (r, a, lp))
         return self._cols[1]
 
-    def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool):
+    def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool, out: Optional[torch.Tensor]):
         """Exact inference for a batch on sparse transitions: the rows ``(B, S)`` of the values
         against the block-diagonal operator (:meth:`_block_operator`); ``m``, ``wsum``: ``(B, S)``."""
         S, g = self.S, self.gamma
@@ -427,17 +533,33 @@ class SoftValueStep:
         V += shift
         V += m
         V *= a
+        if out is not None and not with_live:
+            out.view(-1, S).copy_(torch.from_numpy(V))
+            return out
         V = torch.from_numpy(V.reshape(*b, S))
         if with_live:
             return V, torch.from_numpy(live.reshape(*b, S))
         return V
 
-    def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool):
-        """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors."""
+    def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool, out: Optional[torch.Tensor] = None):
+        """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors (written into ``out`` when given,
+        and kept as the next step's columns, :meth:`_cols_of`)."""
+        if out is not None and not with_live:
+            out.view(-1, self.S).copy_(torch.from_numpy(V).t())
+            self._prev_cols = (out, out._version, V)
+            return out
         V = torch.from_numpy(np.ascontiguousarray(V.T).reshape(*b, self.S))
         if with_live:
             return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
         return V
+
+
+def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor in NumPy's memory: NumPy asks the kernel for huge pages for
+    arrays of 4 MiB or more (``madvise``), so the first write of a large output takes far fewer
+    page faults than into a ``torch.empty`` of the same size (256 MiB: 8-13x faster, measured in
+    ``benchmarks/bench_batch.py``; figures in ``benchmarks/README.md``)."""
+    return torch.from_numpy(np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32))
 
 
 def _np_matmul(M, x: np.ndarray) -> np.ndarray:
@@ -454,4 +576,5 @@ def _sum_actions(y: np.ndarray, S: int, A: int) -> np.ndarray:
     if y.shape[1] == 1:
         # one column: a BLAS mat-vec with ones, faster than a reduction over a size-A axis
         return y.reshape(S, A) @ np.ones((A, 1), dtype=y.dtype)
-    return y.reshape(S, A, -1).sum(1)
+    # torch's reduction over the middle axis of (S, A, B) is about twice as fast as NumPy's
+    return torch.from_numpy(y).view(S, A, -1).sum(1).numpy()

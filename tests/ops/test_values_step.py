@@ -392,7 +392,7 @@ def test_batched_solves_equal_the_loop(monkeypatch, solver, sparse, layout):
     counts = _count_fused(monkeypatch)
     fulls = []
     orig_full = SoftValueStep.full
-    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a: fulls.append(orig_full(self, *a)) or fulls[-1])
+    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a, **k: fulls.append(orig_full(self, *a, **k)) or fulls[-1])
     rng = np.random.default_rng(4)
     mdp, P, r = _mdp(rng, S=7, A=3, T=5, discount=0.95, sparse=sparse, layout=layout, forbid=layout == "sa")
     alphas = [0.2, 0.7, 1.0, 3.0]
@@ -414,3 +414,104 @@ def test_batched_solves_equal_the_loop(monkeypatch, solver, sparse, layout):
         torch.testing.assert_close(b.V[i], solver(mdp.replace(rewards=tables[i], reward_layout=layout), 0.6, keep="values").V,
                                    rtol=1e-12, atol=1e-12)
     assert counts["declined"] == 0 and counts["ran"] >= 2 * 5
+
+
+def reference_full(P, r, v, alpha, gamma, mode, log_prior=None):
+    """``(V_t, Q_t, log pi_t)`` from ``V_{t+1}`` straight from the formulas (NumPy float64)."""
+    S, A = r.shape
+    lp = np.zeros((S, A)) if log_prior is None else log_prior
+    with np.errstate(divide="ignore"):
+        logP = np.log(P)
+    if mode == LOG_EXPECTATION:
+        L = logsumexp(logP + v[None, None, :] / alpha, axis=-1)
+        Q = r + alpha * (np.logaddexp(L + math.log(gamma), math.log1p(-gamma)) if gamma < 1 else L)
+    else:
+        Q = r + gamma * (P @ v)
+    logits = lp + Q / alpha
+    lse = logsumexp(logits, axis=-1)
+    return alpha * lse, Q, logits - lse[:, None]
+
+
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("discount", [None, 0.9])
+@pytest.mark.parametrize("batched", [False, True])
+def test_full_step_writes_the_formulas_into_preallocated_outputs(mode, sparse, discount, batched):
+    """:meth:`SoftValueStep.full` (the step of ``keep="all"``) against the NumPy transcription,
+    entry by entry (``V``, ``Q`` and ``log pi``, with a prior and forbidden actions): into views of
+    the preallocated ``(*b, T, ...)`` outputs of :meth:`SoftValueStep.outputs` (one column, and a
+    ``(2, 3)`` batch of reward tables and temperatures); a second step from the first step's ``V``
+    (whose columns it reuses), and again after that ``V`` was changed in place (they must not be)."""
+    rng = np.random.default_rng(8)
+    mdp, P, r = _mdp(rng, discount=discount, sparse=sparse, forbid=True)
+    S, A = r.shape
+    lp = rng.random((S, A)) + 0.1
+    lp = np.log(lp / lp.sum(-1, keepdims=True))
+    gamma = 1.0 if discount is None else discount
+    if batched:
+        r2 = np.stack([r, r + rng.standard_normal(r.shape)])
+        r2[:, np.isneginf(r)] = -np.inf
+        mdp = mdp.replace(rewards=torch.as_tensor(r2)[:, None], reward_layout="sa")    # (2, 1, S, A)
+        alpha = torch.tensor([0.3, 0.8, 2.5], dtype=torch.float64)
+        b, members = (2, 3), [(i, j) for i in range(2) for j in range(3)]
+        params = {(i, j): (r2[i], float(alpha[j])) for i, j in members}
+    else:
+        alpha = torch.tensor(0.7, dtype=torch.float64)
+        b, members, params = (), [()], {(): (r, 0.7)}
+    step = SoftValueStep.for_solver(mdp, alpha, mode, torch.as_tensor(lp))
+    Vs, Qs, Ls = step.outputs(b, mdp.horizon)
+    assert Vs.shape == (*b, 5, S) and Qs.shape == Ls.shape == (*b, 4, S, A)
+    v = torch.as_tensor(rng.standard_normal((*b, S)) * 3)
+
+    def check(v_next, t):
+        here = (Vs.select(-2, t), Qs.select(-3, t), Ls.select(-3, t))
+        got = step.full(v_next, t, out=here)
+        assert got is not None and all(g is h for g, h in zip(got, here))
+        for k in members:
+            rk, ak = params[k]
+            for g, w in zip(got, reference_full(P, rk, v_next[k].numpy(), ak, gamma, mode, lp)):
+                np.testing.assert_allclose(g[k].numpy(), w, rtol=1e-12, atol=1e-12 * max(1, np.abs(w[np.isfinite(w)]).max()))
+        return got
+
+    V2 = check(check(v, 3)[0], 2)[0]      # from the previous step's own output (cached columns)
+    V2.mul_(0.5)                          # an in-place change: the cached columns are stale
+    check(V2, 1)
+    # without out=, fresh tensors of the same shapes
+    got = step.full(v, 0)
+    assert [tuple(x.shape) for x in got] == [(*b, S), (*b, S, A), (*b, S, A)]
+
+
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("batched", [False, True])
+def test_values_step_into_preallocated_outputs(mode, sparse, batched):
+    """The values-only step with ``out=`` (``keep="values"``): each step written into a view of
+    :meth:`SoftValueStep.outputs` equals the NumPy transcription entry by entry, from the previous
+    step's own output (reused columns) and after that output was changed in place."""
+    rng = np.random.default_rng(9)
+    mdp, P, r = _mdp(rng, discount=0.9, sparse=sparse, forbid=True)
+    S, A = r.shape
+    if batched:
+        alpha, b, members = torch.tensor([0.4, 1.0, 2.0], dtype=torch.float64), (3,), [0, 1, 2]
+    else:
+        alpha, b, members = torch.tensor(0.6, dtype=torch.float64), (), [()]
+    step = SoftValueStep.for_solver(mdp, alpha, mode, None)
+    if not batched:
+        assert step.outputs(b, mdp.horizon, "values") is None      # one solve stacks its values
+        Vs = torch.from_numpy(np.empty((5, S)))
+    else:
+        Vs, Qs, Ls = step.outputs(b, mdp.horizon, "values")
+        assert Vs.shape == (*b, 5, S) and Qs is None and Ls is None
+
+    def check(v_next, t):
+        got = step(v_next, t, out=Vs.select(-2, t))
+        assert got is not None and got.data_ptr() == Vs.select(-2, t).data_ptr()
+        for k in members:
+            want = reference_step(P, r, v_next[k].numpy(), float(alpha[k] if batched else alpha), 0.9, mode)
+            np.testing.assert_allclose(got[k].numpy(), want, rtol=1e-12, atol=1e-12 * max(1, np.abs(want).max()))
+        return got
+
+    v = torch.as_tensor(rng.standard_normal((*b, S)) * 3)
+    V2 = check(check(v, 3), 2)
+    V2.mul_(0.5)
+    check(V2, 1)
