@@ -90,3 +90,21 @@ def test_a_batch_of_policies(base):
         torch.testing.assert_close(e[i], cai.elbo(base, pols[i], 0.7), atol=1e-13, rtol=1e-13)
     with pytest.raises(ValueError, match="policy: expected a batch shape"):
         cai.elbo(base, pols, torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("shape", [(1,), (1, 1)])
+def test_a_batch_of_one_equals_the_single_solve(sparse, shape):
+    """A batch of one temperature (or one reward table) is the single solve, bit for bit, with every
+    output kept: the one-column fast path must write into ``(*1, ...)`` outputs too (a regression:
+    it refused them with a NumPy broadcast error)."""
+    from cai.worlds.builders import gridworld
+
+    mdp = gridworld("S..\n.#G", slip=0.1, horizon=5, sparse=sparse)
+    tables = mdp.replace(rewards=mdp.rewards.expand(*shape, *mdp.rewards.shape).clone(), reward_layout="sa")
+    for fn in (cai.soft_value_iteration, cai.backward_messages):
+        one = fn(mdp, 0.7)
+        for batch in (fn(mdp, torch.full(shape, 0.7, dtype=torch.float64)), fn(tables, 0.7)):
+            assert batch.Q.shape == (*shape, *one.Q.shape)
+            for k in ("V", "Q", "log_policy", "policy"):
+                assert torch.equal(getattr(batch, k).reshape(getattr(one, k).shape), getattr(one, k)), (fn, k)

@@ -446,7 +446,9 @@ class SoftValueStep:
         """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
         ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
         S, A = self.S, self.A
-        Vn, Qn, Ln = (o.numpy() for o in out)                      # (S,), (S, A), (S, A) views
+        # (S,), (S, A), (S, A) views, also for a batch of one (``(*1, S, A)`` outputs); ``view``
+        # raises rather than copy, so the writes below always land in the outputs
+        Vn, Qn, Ln = out[0].view(S).numpy(), out[1].view(S, A).numpy(), out[2].view(S, A).numpy()
         np.copyto(Qn, Q.reshape(S, A))
         logits = np.divide(Qn, a, out=Ln)
         if lp is not None:
