@@ -219,9 +219,10 @@ class FirstHitTimes:
         found: ``(N,)`` whether the far reward was collected within the budget.
         budget: the censoring time.
         fraction_found: ``found.mean()``.
-        fraction_interval: 95% Wilson score interval of the fraction found.
+        fraction_interval: Wilson score interval of the fraction found, coverage ``level``.
         median: Kaplan–Meier median first-hit time (``inf``: fewer than half found it).
-        median_interval: 95% percentile-bootstrap interval of the median (2000 resamples).
+        median_interval: percentile-bootstrap interval of the median, coverage ``level``.
+        level: the coverage of both intervals (0.95 unless asked otherwise).
     """
 
     method: str
@@ -232,14 +233,24 @@ class FirstHitTimes:
     fraction_interval: Tuple[float, float]
     median: float
     median_interval: Tuple[float, float]
+    level: float = 0.95
 
     def summary(self) -> str:
         """One line: the fraction found and the censored median, each with its interval and method."""
         f0, f1 = self.fraction_interval
         m0, m1 = self.median_interval
         return (f"{self.method}: found in {self.fraction_found:.0%} of {self.times.size} seeds "
-                f"(95% Wilson {f0:.0%}-{f1:.0%}); Kaplan-Meier median first hit {self.median:g} samples "
-                f"(95% bootstrap {m0:g}-{m1:g}; inf = not found by half the seeds within {self.budget})")
+                f"({self.level:.0%} Wilson {f0:.0%}-{f1:.0%}); Kaplan-Meier median first hit {self.median:g} samples "
+                f"({self.level:.0%} bootstrap {m0:g}-{m1:g}; inf = not found by half the seeds within {self.budget})")
+
+
+def _summarise_hits(label: str, hits: Sequence[Optional[int]], budget: int, level: float, n_boot: int) -> FirstHitTimes:
+    """Per-seed first hits (``None``: censored at ``budget``) as :class:`FirstHitTimes` with both intervals."""
+    found = np.array([h is not None for h in hits])
+    times = np.array([budget if h is None else h for h in hits], dtype=np.int64)
+    return FirstHitTimes(label, times, found, int(budget), float(found.mean()),
+                         wilson_interval(int(found.sum()), len(hits), level), censored_median(times, found),
+                         bootstrap_median_interval(times, found, level, n_boot), float(level))
 
 
 def first_hit_times(mdp: TabularMDP, method: str, *, budget: int, seeds: Sequence[int], goal: Optional[Sequence[int]] = None,
@@ -265,8 +276,4 @@ def first_hit_times(mdp: TabularMDP, method: str, *, budget: int, seeds: Sequenc
         raise ValueError("seeds: expected at least one seed, got none")
     hits = [first_hit_samples(mdp, method, budget=budget, goal=goal, alpha=alpha, epsilon=epsilon,
                               step_size=step_size, q_init=q_init, seed=int(s)) for s in seeds]
-    found = np.array([h is not None for h in hits])
-    times = np.array([budget if h is None else h for h in hits], dtype=np.int64)
-    return FirstHitTimes(method, times, found, int(budget), float(found.mean()),
-                         wilson_interval(int(found.sum()), len(seeds), level), censored_median(times, found),
-                         bootstrap_median_interval(times, found, level, n_boot))
+    return _summarise_hits(method, hits, budget, level, n_boot)

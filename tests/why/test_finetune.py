@@ -120,3 +120,40 @@ def test_bad_input(tasks):
         ft.finetune_samples(old, new, "soft", budget=0)
     with pytest.raises(ValueError, match="seeds"):
         ft.finetune_times(old, new, "soft", budget=10, seeds=[])
+
+
+def test_the_summary_states_the_coverage_it_was_asked_for(tasks):
+    # the intervals are the level's (Wilson and bootstrap recomputed here), and the line says that level
+    old, new = tasks
+    r = ft.finetune_times(old, new, "scratch", budget=24, seeds=range(3), level=0.8, n_boot=20)
+    h = r.hits
+    assert h.level == 0.8 and h.fraction_interval == cai.why.wilson_interval(0, 3, 0.8)
+    assert h.median_interval == cai.why.bootstrap_median_interval(h.times, h.found, 0.8, 20)
+    assert "80% Wilson" in r.summary() and "80% bootstrap" in r.summary() and "95%" not in r.summary()
+    e = cai.why.first_hit_times(cai.worlds.chain(4), "soft_q", budget=16, seeds=range(2), level=0.9, n_boot=20)
+    assert e.level == 0.9 and "90% Wilson" in e.summary() and "95%" not in e.summary()
+
+
+def test_bad_input_is_refused_by_name(tasks):
+    old, new = tasks
+    with pytest.raises(TypeError, match="old"):
+        ft.initial_q("grid", "soft")
+    with pytest.raises(TypeError, match="new"):
+        ft.target_return("grid")
+    with pytest.raises(TypeError, match="Q"):
+        ft.greedy_policy([[0.0, 1.0]])
+    with pytest.raises(ValueError, match="Q"):
+        ft.greedy_policy(torch.zeros(3, 0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="Q"):
+        ft.greedy_policy(torch.tensor([0.0, math.nan], dtype=torch.float64))
+    with pytest.raises(ValueError, match="seeds"):
+        ft.finetune_times(old, new, "soft", budget=10, seeds="ab")
+    with pytest.raises(ValueError, match="seeds"):
+        ft.finetune_times(old, new, "soft", budget=10, seeds=[0.5])
+    with pytest.raises(ValueError, match="level"):
+        ft.finetune_times(old, new, "soft", budget=10, seeds=[0], level=1.5)
+    with pytest.raises(ValueError, match="eval_every"):
+        ft.finetune_samples(old, new, "soft", budget=10, eval_every=0)
+    # NumPy integers are integers: the same run as with Python ints
+    assert ft.finetune_samples(old, new, "hard", budget=np.int64(48), seed=np.int64(1)) == \
+        ft.finetune_samples(old, new, "hard", budget=48, seed=1)
