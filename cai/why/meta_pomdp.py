@@ -58,6 +58,7 @@ import math
 import numbers
 from typing import NamedTuple, Optional, Sequence
 
+import numpy as np
 import torch
 
 from cai.dp.soft_vi import soft_value_iteration
@@ -178,6 +179,10 @@ def _check_mdp(mdp, goals, fn):
     if len(mdp.batch_shape):
         raise ValueError(f"{fn}: mdp: expected an MDP without reward batch, got batch shape {tuple(mdp.batch_shape)}")
     S = mdp.n_states
+    if isinstance(goals, (torch.Tensor, np.ndarray)) and goals.ndim == 1 and \
+            (goals.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8) or
+             (isinstance(goals, np.ndarray) and np.issubdtype(goals.dtype, np.integer))):
+        goals = goals.tolist()                                      # a 1-D integer array of indices
     if isinstance(goals, (str, bytes)) or not isinstance(goals, Sequence) or len(goals) < 1 or \
             any(isinstance(g, bool) or not isinstance(g, numbers.Integral) or not 0 <= g < S for g in goals) or \
             len(set(int(g) for g in goals)) != len(goals):
@@ -211,7 +216,7 @@ def goal_reach(mdp: TabularMDP, policy: ArrayLike, goals: Sequence[int]) -> torc
     Args:
         mdp: a finite-horizon :class:`~cai.TabularMDP`.
         policy: ``(*b, T, S, A)`` or ``(S, A)``.
-        goals: ``K`` distinct state indices.
+        goals: ``K`` distinct state indices (a sequence, or a 1-D integer array or tensor).
 
     Returns:
         ``(*b, K)``.
@@ -342,7 +347,8 @@ def simulate_episodes(mdp: TabularMDP, policy: ArrayLike, goals: Sequence[int], 
         ``(n,)`` float64 episode counts (``+inf`` where censored).
 
     Raises:
-        TypeError, ValueError: for a bad MDP, policy, goal list, prior, ``n`` or ``max_episodes``.
+        TypeError, ValueError: for a bad MDP, policy, goal list, prior, ``n``, ``max_episodes`` or
+            ``generator``.
     """
     g = _check_mdp(mdp, goals, "simulate_episodes")
     p = _prior(goal_prior)
@@ -351,6 +357,8 @@ def simulate_episodes(mdp: TabularMDP, policy: ArrayLike, goals: Sequence[int], 
     for name, v in (("n", n), ("max_episodes", max_episodes)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     target = torch.tensor(g, device=mdp.device)[torch.multinomial(p.to(mdp.device), int(n), replacement=True,
                                                                    generator=generator)]
     counts = torch.full((int(n),), math.inf, dtype=torch.float64)
