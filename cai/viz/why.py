@@ -255,8 +255,9 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
                 label=f"{lab} (found {r.fraction_found:.0%} of {r.times.size})")
     ax.axhline(0.5, color="k", lw=0.6, ls=":")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)                                  # counts: symlog would otherwise show negative ticks
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("samples")
+    ax.set_xlabel("sampled transitions (symlog axis)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.set_title(title or "time to the far reward (Kaplan-Meier, censored at the budget)")
@@ -288,7 +289,8 @@ def meta_pomdp_episodes(mdp: TabularMDP, goals: Sequence[int], goal_prior: Array
     at2 = maxent_meta_policy(mdp, goals, goal_prior, 2.0, scale=1.0, correct_paths=correct_paths)
     at1 = maxent_meta_policy(mdp, goals, goal_prior, 1.0, scale=1.0, correct_paths=correct_paths)
     ax = _new_ax(ax, figsize=(6, 4))
-    ax.plot(a, eps, "-", color="#1f4e79", label=r"MaxEnt, reward $\log p(g)$, temperature $\alpha$")
+    reward = r"$\log p(g) - \alpha \log w(g)$" if correct_paths else r"$\log p(g)$"
+    ax.plot(a, eps, "-", color="#1f4e79", label=rf"MaxEnt, reward {reward}, temperature $\alpha$")
     ax.axhline(float(at2.optimal_episodes), color="#d95f02", ls="--",
                label=rf"optimum $(\sum_g \sqrt{{p(g)}})^2$ = {float(at2.optimal_episodes):.3f}")
     ax.plot([2.0], [float(at2.episodes)], "o", color="#d95f02",

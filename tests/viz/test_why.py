@@ -76,6 +76,7 @@ def test_first_hit_survival(tmp_path):
         # the curve ends at the fraction that never found it (Kaplan-Meier without earlier censoring)
         assert y[-1] == pytest.approx(1.0 - r.fraction_found, abs=1e-12)
         assert line.get_xdata()[-1] == 60
+    assert ax.get_xlim()[0] == 0 and "transitions" in ax.get_xlabel()    # no negative sample counts on the axis
     assert_png(ax, tmp_path / "hit.png")
     with pytest.raises(ValueError, match="labels"):
         why.first_hit_survival(rs, labels=["a"])
@@ -107,6 +108,10 @@ def test_meta_pomdp_episodes(tmp_path):
     assert int(np.argmin(y)) == 2 and y[2] == pytest.approx((np.sqrt(p).sum()) ** 2, rel=1e-12)
     assert y[0] == pytest.approx(4.0, abs=1e-10)                       # probability matching: K goals
     assert y[3] == pytest.approx(float(maxent_meta_policy(mdp, goals, p, 3.0, scale=1.0).episodes), rel=1e-14)
+    # the solid curve's label names the reward it was computed with (the path-count term included)
+    assert r"\alpha \log w(g)" in ax.get_legend().get_texts()[0].get_text()
+    raw = why.meta_pomdp_episodes(mdp, goals, p, alphas=[1.0, 2.0], correct_paths=False)
+    assert "w(g)" not in raw.get_legend().get_texts()[0].get_text()
     assert_png(ax, tmp_path / "meta.png")
     with pytest.raises(ValueError, match="alphas"):
         why.meta_pomdp_episodes(mdp, goals, p, alphas=[0.0])
