@@ -199,7 +199,7 @@ class DiscreteSACConfig(LoopConfig):
             ValueError: ``name`` is not a preset.
             TypeError: an override is not a field of the config.
         """
-        if name not in PRESETS:
+        if not isinstance(name, str) or name not in PRESETS:
             raise ValueError(f"name: expected one of the presets {sorted(PRESETS)}, got {name!r}")
         return cls(**{**PRESETS[name], **overrides})
 
