@@ -232,7 +232,9 @@ def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: in
     time); every ``eval_every`` episodes (``horizon * eval_every`` samples, the resolution of the
     count) its greedy policy's return on ``new`` is computed exactly and compared with
     :func:`target_return`. The run continues the same generator from chunk to chunk; with a
-    constant step size nothing else carries over.
+    constant step size nothing else carries over. Each chunk is one learner call, which draws its
+    start state afresh, so a seed's run (not only the count's resolution) depends on ``eval_every``:
+    compare starts at one ``eval_every``.
 
     Args:
         old: the task the start was solved on.

@@ -157,3 +157,25 @@ def test_bad_input_is_refused_by_name(tasks):
     # NumPy integers are integers: the same run as with Python ints
     assert ft.finetune_samples(old, new, "hard", budget=np.int64(48), seed=np.int64(1)) == \
         ft.finetune_samples(old, new, "hard", budget=48, seed=1)
+
+
+@pytest.mark.parametrize("eval_every", [1, 2])
+def test_the_count_is_the_first_evaluation_at_or_above_the_target(eval_every):
+    """Replay the protocol by hand (one soft Q-learning call per ``eval_every`` episodes, the exact
+    greedy return after each): the count is the first evaluation whose return is >= the target,
+    and every evaluation before it is below. On the symmetric two-route pair the hard start gets
+    there within a few episodes."""
+    old = cai.worlds.two_route()
+    new = cai.why.perturb_cell(old, (1, 3), "wall")
+    target = ft.target_return(new)[0]
+    chunk = new.horizon * eval_every
+    for seed in range(3):
+        n = ft.finetune_samples(old, new, "hard", budget=600, alpha=0.3, eval_every=eval_every, seed=seed)
+        assert n is not None and n > 0 and n % chunk == 0
+        Q, gen = ft.initial_q(old, "hard"), torch.Generator().manual_seed(seed)
+        returns = []
+        for _ in range(n // chunk):
+            Q = cai.soft_q_learning(new, 0.3, n_samples=chunk, n_envs=1, step_size=0.5, behaviour="boltzmann",
+                                    epsilon=0.1, q_init=Q, generator=gen).Q
+            returns.append(float(expected_return(new, ft.greedy_policy(Q))))
+        assert returns[-1] >= target and all(r < target for r in returns[:-1]), returns
