@@ -234,6 +234,13 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
     says that fraction of seeds never found the reward (censored). Dotted: 1/2 (the median).
     ``ylabel`` names the event (:func:`finetune_survival` counts a different one).
 
+    Args:
+        results: one :class:`cai.why.FirstHitTimes` per curve.
+        labels: one legend label per result (default: each result's ``method``).
+        ax: the Axes to draw on (default: a new figure).
+        title: the title (default: the far-reward one).
+        ylabel: the y-axis label, naming the event not yet seen.
+
     Returns:
         The Axes.
 
@@ -277,6 +284,14 @@ def meta_pomdp_episodes(mdp: TabularMDP, goals: Sequence[int], goal_prior: Array
     (``alpha -> 0``) needs infinitely many episodes. Dotted: :func:`cai.why.adaptive_episodes`, an
     agent that remembers its failures (outside the class the claim is about).
 
+    Args:
+        mdp, goals, goal_prior: the goal-reaching world, its ``K`` goal states and ``(K,)`` ``p(g)``,
+            as in :func:`cai.why.maxent_meta_policy`.
+        alphas: the temperatures of the curve (default: 40 from 0.4 to 20, log-spaced).
+        correct_paths: subtract the path-count term ``alpha log w(g)`` from the reward.
+        ax: the Axes to draw on (default: a new figure).
+        title: the title.
+
     Returns:
         The Axes.
 
@@ -314,14 +329,23 @@ def finetune_survival(results: Sequence[FinetuneTimes], labels: Optional[Sequenc
     One step curve per :class:`cai.why.FinetuneTimes` (from :func:`cai.why.finetune_times`: one
     start of soft Q-learning on the changed task), drawn as in :func:`first_hit_survival`.
 
+    Args:
+        results: one :class:`cai.why.FinetuneTimes` per curve, all with the same target return.
+        labels: one legend label per result (default: ``"<start> start"``).
+        ax: the Axes to draw on (default: a new figure).
+        title: the title (default: names the target return).
+
     Returns:
         The Axes.
 
     Raises:
-        ValueError: no results, or ``labels`` of the wrong length.
+        ValueError: no results, results with different target returns (the y-axis names one), or
+            ``labels`` of the wrong length.
     """
     if not results:
         raise ValueError("results: expected at least one FinetuneTimes, got none")
+    if len({r.target for r in results}) > 1:
+        raise ValueError(f"results: expected one target return, got {sorted({r.target for r in results})}")
     labels = list(labels) if labels is not None else [f"{r.start} start" for r in results]
     target = results[0].target
     return first_hit_survival([r.hits for r in results], labels, ax=ax,

@@ -96,6 +96,8 @@ def test_finetune_survival(tmp_path):
     assert_png(ax, tmp_path / "ft.png")
     with pytest.raises(ValueError, match="results"):
         why.finetune_survival([])
+    with pytest.raises(ValueError, match="one target return"):
+        why.finetune_survival([r, FinetuneTimes("hard", hits, 0.9, 2.0, -12.0, -12.0)])
 
 
 def test_meta_pomdp_episodes(tmp_path):
