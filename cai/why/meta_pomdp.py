@@ -20,8 +20,9 @@ Its minimum over the simplex (Lagrange: ``p(g) / q(g)^2 = lambda``) is at::
     q*(g) = sqrt(p(g)) / sum_h sqrt(p(h)),     E*[N] = (sum_g sqrt(p(g)))^2
 
 (the objective is convex in ``q``, so this is the global minimum). Every goal distribution is
-achievable by some Markov policy when the dynamics are deterministic and every episode ends at
-a goal (a flow on the time-unrolled graph), so ``q*`` is the optimum over policies.
+achievable by some Markov policy when the dynamics are deterministic, every episode ends at a
+goal and every goal can be reached (a flow on the time-unrolled graph), so ``q*`` is the optimum
+over policies.
 
 MaxEnt RL finds it. With deterministic dynamics, one start state and only a terminal reward
 ``r(s_T)``, soft value iteration at temperature ``alpha`` gives trajectories
