@@ -64,6 +64,7 @@ import torch
 from cai.algorithms.tabular.soft_q import soft_q_learning
 from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.dp.visitation import expected_return
+from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP, uniform_action_prior
 from cai.ops.backup import hard_max
 from cai.why.exploration import FirstHitTimes, _summarise_hits
@@ -111,9 +112,9 @@ def _check_task(name, m):
                          f"batch shape {tuple(m.batch_shape)}")
 
 
-def _check_int(name, v, low=None):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or (low is not None and v < low):
-        raise ValueError(f"{name}: expected an integer{'' if low is None else f' >= {low}'}, got {v!r}")
+def _check_seed(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {v!r}")
     return int(v)
 
 
@@ -256,8 +257,8 @@ def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: in
         TypeError, ValueError: a bad pair of tasks, start, budget, seed or (from the learner) setting.
     """
     _check_pair(old, new)
-    budget, eval_every = _check_int("budget", budget, 1), _check_int("eval_every", eval_every, 1)
-    seed = _check_int("seed", seed)
+    budget, eval_every = check_positive_int("budget", budget), check_positive_int("eval_every", eval_every)
+    seed = _check_seed("seed", seed)
     target = target_return(new, fraction)[0]
     return _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed)
 
@@ -314,7 +315,7 @@ def finetune_times(old: TabularMDP, new: TabularMDP, start: str, *, budget: int,
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
     for s in seeds:
-        _check_int("seeds", s)
+        _check_seed("seeds", s)
     if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
         raise ValueError(f"level: expected a coverage in (0, 1), got {level!r}")
     hits = [finetune_samples(old, new, start, budget=budget, alpha=alpha, fraction=fraction, epsilon=epsilon,

@@ -65,7 +65,7 @@ import torch
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_marginals
 from cai.exact.sampling import sample_trajectories
-from cai.mdp.checks import ROW_SUM_TOL, as_tensor
+from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
 
@@ -355,9 +355,7 @@ def simulate_episodes(mdp: TabularMDP, policy: ArrayLike, goals: Sequence[int], 
     p = _prior(goal_prior)
     if p.numel() != len(g):
         raise ValueError(f"goal_prior: expected one probability per goal ({len(g)}), got {p.numel()}")
-    for name, v in (("n", n), ("max_episodes", max_episodes)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    n, max_episodes = check_positive_int("n", n), check_positive_int("max_episodes", max_episodes)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     target = torch.tensor(g, device=mdp.device)[torch.multinomial(p.to(mdp.device), int(n), replacement=True,
