@@ -65,7 +65,7 @@ import torch
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_marginals
 from cai.exact.sampling import sample_trajectories
-from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_positive_int
+from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_distribution, check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
 
@@ -98,8 +98,7 @@ def _prior(goal_prior, positive: bool = False) -> torch.Tensor:
     p = as_tensor("goal_prior", goal_prior, torch.float64, None)
     if p.dim() != 1 or p.numel() < 1:
         raise ValueError(f"goal_prior: expected a 1-D probability vector, got shape {tuple(p.shape)}")
-    if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > ROW_SUM_TOL:
-        raise ValueError(f"goal_prior: expected finite non-negative entries summing to 1, got {p.tolist()}")
+    p = check_distribution("goal_prior", p, p.numel(), torch.float64, None)
     if positive and bool((p <= 0).any()):
         raise ValueError(f"goal_prior: expected every goal's probability > 0 (drop goals that never occur), got {p.tolist()}")
     return p
