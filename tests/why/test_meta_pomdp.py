@@ -230,6 +230,9 @@ def test_bad_input():
         goal_reach("bandit", [[1.0]], goals)
     with pytest.raises(ValueError, match="n"):
         simulate_episodes(mdp, torch.full((4, 3), 1 / 3, dtype=torch.float64), goals, p, 0)
+    with pytest.raises(ValueError, match=r"unreachable goals \[0\]"):
+        lattice = cai.worlds.goal_lattice(2)                   # the start cell: no episode ends there
+        maxent_goal_weights(lattice, lattice.metadata["goals"] + [0])
     with pytest.raises(TypeError, match="generator"):
         simulate_episodes(mdp, torch.full((4, 3), 1 / 3, dtype=torch.float64), goals, p, 2, generator=0)
     with pytest.raises(ValueError, match="goals"):
