@@ -286,8 +286,8 @@ class FinetuneTimes:
         h = self.hits
         f0, f1 = h.fraction_interval
         m0, m1 = h.median_interval
-        return (f"{self.start} start (greedy return at start {self.initial_return:.3g}): reached return >= "
-                f"{self.target:.3g} in {h.fraction_found:.0%} of {h.times.size} seeds ({h.level:.0%} Wilson "
+        return (f"{self.start} start (greedy return on the changed task before fine-tuning "
+                f"{self.initial_return:.3g}): reached return >= {self.target:.3g} in {h.fraction_found:.0%} of {h.times.size} seeds ({h.level:.0%} Wilson "
                 f"{f0:.0%}-{f1:.0%}); Kaplan-Meier median {h.median:g} samples ({h.level:.0%} bootstrap {m0:g}-{m1:g}; "
                 f"inf = not reached by half within {h.budget})")
 
