@@ -226,7 +226,7 @@ def dynamics_robustness(train: TabularMDP, test: TabularMDP, alphas: Optional[Ar
 
 def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequence[str]] = None, *,
                        ax: Optional[Axes] = None, title: Optional[str] = None,
-                       ylabel: str = "fraction of seeds without the far reward yet") -> Axes:
+                       ylabel: str = "fraction of seeds without the far reward yet", found: str = "found") -> Axes:
     """Kaplan–Meier curves: the fraction of seeds that have not yet collected the far reward.
 
     One step curve per :class:`cai.why.FirstHitTimes` (from :func:`cai.why.first_hit_times`), from
@@ -240,6 +240,7 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
         ax: the Axes to draw on (default: a new figure).
         title: the title (default: the far-reward one).
         ylabel: the y-axis label, naming the event not yet seen.
+        found: the legend's word for the event, as in ``"<label> (found 75% of 8)"``.
 
     Returns:
         The Axes.
@@ -259,7 +260,7 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
         y = np.concatenate([[1.0], surv, [surv[-1] if surv.size else 1.0]])
         lab = labels[i] if labels is not None else r.method
         ax.step(x, y, where="post", color=colors[i % len(colors)],
-                label=f"{lab} (found {r.fraction_found:.0%} of {r.times.size})")
+                label=f"{lab} ({found} {r.fraction_found:.0%} of {r.times.size})")
     ax.axhline(0.5, color="k", lw=0.6, ls=":")
     ax.set_xscale("symlog", linthresh=10)
     ax.set_xlim(left=0)                                  # counts: symlog would otherwise show negative ticks
@@ -350,4 +351,4 @@ def finetune_survival(results: Sequence[FinetuneTimes], labels: Optional[Sequenc
     target = results[0].target
     return first_hit_survival([r.hits for r in results], labels, ax=ax,
                               title=title or f"fine-tuning: samples until the greedy return reaches {target:.3g}",
-                              ylabel="fraction of seeds below the target return")
+                              ylabel="fraction of seeds below the target return", found="reached it in")

@@ -92,7 +92,7 @@ def test_finetune_survival(tmp_path):
     ax = why.finetune_survival([r])
     y = ax.lines[0].get_ydata()
     np.testing.assert_allclose(y, [1.0, 0.75, 0.25, 0.25], atol=1e-12)      # Kaplan-Meier by hand
-    assert "soft start" in ax.get_legend().get_texts()[0].get_text() and "target" in ax.get_ylabel()
+    assert ax.get_legend().get_texts()[0].get_text() == "soft start (reached it in 75% of 4)" and "target" in ax.get_ylabel()
     assert_png(ax, tmp_path / "ft.png")
     with pytest.raises(ValueError, match="results"):
         why.finetune_survival([])
