@@ -67,7 +67,7 @@ from cai.dp.visitation import expected_return
 from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP, uniform_action_prior
 from cai.ops.backup import hard_max
-from cai.why.exploration import FirstHitTimes, _summarise_hits
+from cai.why.exploration import FirstHitTimes, _check_seed, _check_seeds, _summarise_hits
 from cai.why.robust_dynamics import perturb_cell
 from cai.worlds.builders import gridworld
 
@@ -110,12 +110,6 @@ def _check_task(name, m):
     if m.horizon is None or len(m.batch_shape):
         raise ValueError(f"{name}: expected a finite-horizon MDP without reward batch, got horizon={m.horizon}, "
                          f"batch shape {tuple(m.batch_shape)}")
-
-
-def _check_seed(name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise ValueError(f"{name}: expected an integer, got {v!r}")
-    return int(v)
 
 
 def _check_pair(old, new):
@@ -311,15 +305,9 @@ def finetune_times(old: TabularMDP, new: TabularMDP, start: str, *, budget: int,
         ValueError: no seeds, a seed that is not an integer, a bad ``level``, or as in
             :func:`finetune_samples`.
     """
-    seeds = list(seeds) if not isinstance(seeds, (str, bytes)) else [seeds]
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed, got none")
-    for s in seeds:
-        _check_seed("seeds", s)
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-        raise ValueError(f"level: expected a coverage in (0, 1), got {level!r}")
+    seeds = _check_seeds(seeds, level)
     hits = [finetune_samples(old, new, start, budget=budget, alpha=alpha, fraction=fraction, epsilon=epsilon,
-                             step_size=step_size, eval_every=eval_every, seed=int(s)) for s in seeds]
+                             step_size=step_size, eval_every=eval_every, seed=s) for s in seeds]
     ft = _summarise_hits(start, hits, budget, level, n_boot)
     target, best, uni = target_return(new, fraction)
     init = float(expected_return(new, greedy_policy(initial_q(old, start, alpha))))
