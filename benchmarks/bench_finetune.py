@@ -45,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"seeds={seeds} budget={budget} samples; target = R_uniform + 0.9 (R* - R_uniform) of the greedy policy, "
           f"exact; intervals: fraction = 95% Wilson score; median = Kaplan-Meier, 95% percentile bootstrap "
           f"({n_boot} resamples); inf = not reached by half")
-    print("| tasks | alpha | start | greedy return at start | target | reached (95% CI) | median samples (95% CI) | seconds |")
+    print("| tasks | alpha | start | greedy return before fine-tuning | target | reached (95% CI) | median samples (95% CI) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for name in pairs:
         if name == "asymmetric":

@@ -187,5 +187,7 @@ def test_fitted_reward_learners_travel():
                     _same(v, w, f"{type(learner).__name__}.{k}")
                 elif isinstance(v, Solution):
                     _same_solution(v, w)
+                else:                                 # a new kind of learned attribute must be compared too
+                    raise AssertionError(f"{type(learner).__name__}.{k}: no comparison for {type(v).__name__}")
             if isinstance(learner, MaxEntIRL):
                 _same(back.log_likelihood(demos), learner.log_likelihood(demos))

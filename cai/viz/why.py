@@ -226,13 +226,21 @@ def dynamics_robustness(train: TabularMDP, test: TabularMDP, alphas: Optional[Ar
 
 def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequence[str]] = None, *,
                        ax: Optional[Axes] = None, title: Optional[str] = None,
-                       ylabel: str = "fraction of seeds without the far reward yet") -> Axes:
+                       ylabel: str = "fraction of seeds without the far reward yet", found: str = "found") -> Axes:
     """Kaplan–Meier curves: the fraction of seeds that have not yet collected the far reward.
 
     One step curve per :class:`cai.why.FirstHitTimes` (from :func:`cai.why.first_hit_times`), from
     :func:`cai.why.kaplan_meier`, drawn to the budget; a curve that ends above 0 at the budget
     says that fraction of seeds never found the reward (censored). Dotted: 1/2 (the median).
     ``ylabel`` names the event (:func:`finetune_survival` counts a different one).
+
+    Args:
+        results: one :class:`cai.why.FirstHitTimes` per curve.
+        labels: one legend label per result (default: each result's ``method``).
+        ax: the Axes to draw on (default: a new figure).
+        title: the title (default: the far-reward one).
+        ylabel: the y-axis label, naming the event not yet seen.
+        found: the legend's word for the event, as in ``"<label> (found 75% of 8)"``.
 
     Returns:
         The Axes.
@@ -252,11 +260,12 @@ def first_hit_survival(results: Sequence[FirstHitTimes], labels: Optional[Sequen
         y = np.concatenate([[1.0], surv, [surv[-1] if surv.size else 1.0]])
         lab = labels[i] if labels is not None else r.method
         ax.step(x, y, where="post", color=colors[i % len(colors)],
-                label=f"{lab} (found {r.fraction_found:.0%} of {r.times.size})")
+                label=f"{lab} ({found} {r.fraction_found:.0%} of {r.times.size})")
     ax.axhline(0.5, color="k", lw=0.6, ls=":")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)                                  # counts: symlog would otherwise show negative ticks
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("samples")
+    ax.set_xlabel("sampled transitions (symlog axis)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.set_title(title or "time to the far reward (Kaplan-Meier, censored at the budget)")
@@ -276,6 +285,14 @@ def meta_pomdp_episodes(mdp: TabularMDP, goals: Sequence[int], goal_prior: Array
     (``alpha -> 0``) needs infinitely many episodes. Dotted: :func:`cai.why.adaptive_episodes`, an
     agent that remembers its failures (outside the class the claim is about).
 
+    Args:
+        mdp, goals, goal_prior: the goal-reaching world, its ``K`` goal states and ``(K,)`` ``p(g)``,
+            as in :func:`cai.why.maxent_meta_policy`.
+        alphas: the temperatures of the curve (default: 40 from 0.4 to 20, log-spaced).
+        correct_paths: subtract the path-count term ``alpha log w(g)`` from the reward.
+        ax: the Axes to draw on (default: a new figure).
+        title: the title.
+
     Returns:
         The Axes.
 
@@ -288,7 +305,8 @@ def meta_pomdp_episodes(mdp: TabularMDP, goals: Sequence[int], goal_prior: Array
     at2 = maxent_meta_policy(mdp, goals, goal_prior, 2.0, scale=1.0, correct_paths=correct_paths)
     at1 = maxent_meta_policy(mdp, goals, goal_prior, 1.0, scale=1.0, correct_paths=correct_paths)
     ax = _new_ax(ax, figsize=(6, 4))
-    ax.plot(a, eps, "-", color="#1f4e79", label=r"MaxEnt, reward $\log p(g)$, temperature $\alpha$")
+    reward = r"$\log p(g) - \alpha \log w(g)$" if correct_paths else r"$\log p(g)$"
+    ax.plot(a, eps, "-", color="#1f4e79", label=rf"MaxEnt, reward {reward}, temperature $\alpha$")
     ax.axhline(float(at2.optimal_episodes), color="#d95f02", ls="--",
                label=rf"optimum $(\sum_g \sqrt{{p(g)}})^2$ = {float(at2.optimal_episodes):.3f}")
     ax.plot([2.0], [float(at2.episodes)], "o", color="#d95f02",
@@ -312,16 +330,25 @@ def finetune_survival(results: Sequence[FinetuneTimes], labels: Optional[Sequenc
     One step curve per :class:`cai.why.FinetuneTimes` (from :func:`cai.why.finetune_times`: one
     start of soft Q-learning on the changed task), drawn as in :func:`first_hit_survival`.
 
+    Args:
+        results: one :class:`cai.why.FinetuneTimes` per curve, all with the same target return.
+        labels: one legend label per result (default: ``"<start> start"``).
+        ax: the Axes to draw on (default: a new figure).
+        title: the title (default: names the target return).
+
     Returns:
         The Axes.
 
     Raises:
-        ValueError: no results, or ``labels`` of the wrong length.
+        ValueError: no results, results with different target returns (the y-axis names one), or
+            ``labels`` of the wrong length.
     """
     if not results:
         raise ValueError("results: expected at least one FinetuneTimes, got none")
+    if len({r.target for r in results}) > 1:
+        raise ValueError(f"results: expected one target return, got {sorted({r.target for r in results})}")
     labels = list(labels) if labels is not None else [f"{r.start} start" for r in results]
     target = results[0].target
     return first_hit_survival([r.hits for r in results], labels, ax=ax,
                               title=title or f"fine-tuning: samples until the greedy return reaches {target:.3g}",
-                              ylabel="fraction of seeds below the target return")
+                              ylabel="fraction of seeds below the target return", found="reached it in")

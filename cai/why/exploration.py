@@ -27,9 +27,10 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -80,8 +81,7 @@ def first_hit_samples(mdp: TabularMDP, method: str, *, budget: int, goal: Option
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an integer, got {seed!r}")
+    seed = _check_seed("seed", seed)
     mask = _goal_mask(mdp, goal)
     gen = torch.Generator(device=mdp.device).manual_seed(seed)
     common = dict(n_samples=budget, n_envs=1, step_size=step_size, q_init=q_init, generator=gen, stop_at=mask)
@@ -219,9 +219,10 @@ class FirstHitTimes:
         found: ``(N,)`` whether the far reward was collected within the budget.
         budget: the censoring time.
         fraction_found: ``found.mean()``.
-        fraction_interval: 95% Wilson score interval of the fraction found.
+        fraction_interval: Wilson score interval of the fraction found, coverage ``level``.
         median: Kaplan–Meier median first-hit time (``inf``: fewer than half found it).
-        median_interval: 95% percentile-bootstrap interval of the median (2000 resamples).
+        median_interval: percentile-bootstrap interval of the median, coverage ``level``.
+        level: the coverage of both intervals (0.95 unless asked otherwise).
     """
 
     method: str
@@ -232,14 +233,42 @@ class FirstHitTimes:
     fraction_interval: Tuple[float, float]
     median: float
     median_interval: Tuple[float, float]
+    level: float = 0.95
 
     def summary(self) -> str:
         """One line: the fraction found and the censored median, each with its interval and method."""
         f0, f1 = self.fraction_interval
         m0, m1 = self.median_interval
         return (f"{self.method}: found in {self.fraction_found:.0%} of {self.times.size} seeds "
-                f"(95% Wilson {f0:.0%}-{f1:.0%}); Kaplan-Meier median first hit {self.median:g} samples "
-                f"(95% bootstrap {m0:g}-{m1:g}; inf = not found by half the seeds within {self.budget})")
+                f"({self.level:.0%} Wilson {f0:.0%}-{f1:.0%}); Kaplan-Meier median first hit {self.median:g} samples "
+                f"({self.level:.0%} bootstrap {m0:g}-{m1:g}; inf = not found by half the seeds within {self.budget})")
+
+
+def _check_seed(name: str, v: object) -> int:
+    """A run seed: an integer (NumPy's too), not a bool; ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {v!r}")
+    return int(v)
+
+
+def _check_seeds(seeds: Sequence[int], level: float) -> List[int]:
+    """The run seeds as ints (at least one) and the intervals' ``level``, checked before any run."""
+    seeds = [seeds] if isinstance(seeds, (str, bytes)) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed, got none")
+    seeds = [_check_seed("seeds", s) for s in seeds]
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"level: expected a coverage in (0, 1), got {level!r}")
+    return seeds
+
+
+def _summarise_hits(label: str, hits: Sequence[Optional[int]], budget: int, level: float, n_boot: int) -> FirstHitTimes:
+    """Per-seed first hits (``None``: censored at ``budget``) as :class:`FirstHitTimes` with both intervals."""
+    found = np.array([h is not None for h in hits])
+    times = np.array([budget if h is None else h for h in hits], dtype=np.int64)
+    return FirstHitTimes(label, times, found, int(budget), float(found.mean()),
+                         wilson_interval(int(found.sum()), len(hits), level), censored_median(times, found),
+                         bootstrap_median_interval(times, found, level, n_boot), float(level))
 
 
 def first_hit_times(mdp: TabularMDP, method: str, *, budget: int, seeds: Sequence[int], goal: Optional[Sequence[int]] = None,
@@ -258,15 +287,10 @@ def first_hit_times(mdp: TabularMDP, method: str, *, budget: int, seeds: Sequenc
         :class:`FirstHitTimes`.
 
     Raises:
-        ValueError: no seeds, or as in :func:`first_hit_samples`.
+        ValueError: no seeds, a seed that is not an integer, a bad ``level``, or as in
+            :func:`first_hit_samples`.
     """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed, got none")
+    seeds = _check_seeds(seeds, level)
     hits = [first_hit_samples(mdp, method, budget=budget, goal=goal, alpha=alpha, epsilon=epsilon,
-                              step_size=step_size, q_init=q_init, seed=int(s)) for s in seeds]
-    found = np.array([h is not None for h in hits])
-    times = np.array([budget if h is None else h for h in hits], dtype=np.int64)
-    return FirstHitTimes(method, times, found, int(budget), float(found.mean()),
-                         wilson_interval(int(found.sum()), len(seeds), level), censored_median(times, found),
-                         bootstrap_median_interval(times, found, level, n_boot))
+                              step_size=step_size, q_init=q_init, seed=s) for s in seeds]
+    return _summarise_hits(method, hits, budget, level, n_boot)

@@ -59,15 +59,15 @@ import numbers
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from cai.algorithms.tabular.soft_q import soft_q_learning
 from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.dp.visitation import expected_return
+from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP, uniform_action_prior
 from cai.ops.backup import hard_max
-from cai.why.exploration import FirstHitTimes, bootstrap_median_interval, censored_median, wilson_interval
+from cai.why.exploration import FirstHitTimes, _check_seed, _check_seeds, _summarise_hits
 from cai.why.robust_dynamics import perturb_cell
 from cai.worlds.builders import gridworld
 
@@ -104,13 +104,17 @@ def finetune_tasks(*, wall: Tuple[int, int] = (1, 3), horizon: int = 12) -> Tupl
     return old, perturb_cell(old, wall, "wall")
 
 
+def _check_task(name, m):
+    if not isinstance(m, TabularMDP):
+        raise TypeError(f"{name}: expected a cai.TabularMDP, got {type(m).__name__}")
+    if m.horizon is None or len(m.batch_shape):
+        raise ValueError(f"{name}: expected a finite-horizon MDP without reward batch, got horizon={m.horizon}, "
+                         f"batch shape {tuple(m.batch_shape)}")
+
+
 def _check_pair(old, new):
     for name, m in (("old", old), ("new", new)):
-        if not isinstance(m, TabularMDP):
-            raise TypeError(f"{name}: expected a cai.TabularMDP, got {type(m).__name__}")
-        if m.horizon is None or len(m.batch_shape):
-            raise ValueError(f"{name}: expected a finite-horizon MDP without reward batch, got horizon={m.horizon}, "
-                             f"batch shape {tuple(m.batch_shape)}")
+        _check_task(name, m)
     if (old.n_states, old.n_actions, old.horizon) != (new.n_states, new.n_actions, new.horizon):
         raise ValueError(f"new: expected the old task's (S, A, T) = {(old.n_states, old.n_actions, old.horizon)}, "
                          f"got {(new.n_states, new.n_actions, new.horizon)}")
@@ -137,10 +141,13 @@ def initial_q(old: TabularMDP, start: str, alpha: float = 1.0) -> torch.Tensor:
         ``(T, S, A)``; ``-inf`` at forbidden actions.
 
     Raises:
-        ValueError: an unknown ``start`` or a bad ``alpha``.
+        TypeError: ``old`` is not a :class:`~cai.TabularMDP`.
+        ValueError: an unknown ``start``, a bad ``alpha``, or ``old`` without a finite horizon or with a
+            reward batch.
     """
-    if start not in STARTS:
+    if not isinstance(start, str) or start not in STARTS:
         raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
+    _check_task("old", old)
     alpha = _check_alpha(alpha)
     if start == "soft":
         return soft_value_iteration(old, alpha).Q
@@ -158,7 +165,16 @@ def greedy_policy(Q: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``Q``'s shape, one-hot on the last axis.
+
+    Raises:
+        TypeError: ``Q`` is not a floating-point tensor.
+        ValueError: ``Q`` has no action axis, an empty one, or NaN entries.
     """
+    if not isinstance(Q, torch.Tensor) or not Q.is_floating_point():
+        raise TypeError(f"Q: expected a floating-point torch.Tensor of shape (..., A), got {type(Q).__name__}"
+                        + (f" of dtype {Q.dtype}" if isinstance(Q, torch.Tensor) else ""))
+    if Q.dim() < 1 or Q.shape[-1] < 1 or bool(torch.isnan(Q).any()):
+        raise ValueError(f"Q: expected shape (..., A) with A >= 1 and no NaN, got shape {tuple(Q.shape)}")
     return torch.exp(hard_max(Q)[1])
 
 
@@ -174,8 +190,10 @@ def target_return(new: TabularMDP, fraction: float = 0.9) -> Tuple[float, float,
         uniform policy over the allowed actions, both by :func:`cai.dp.expected_return`.
 
     Raises:
-        ValueError: a bad ``fraction``.
+        TypeError: ``new`` is not a :class:`~cai.TabularMDP`.
+        ValueError: a bad ``fraction``, or ``new`` without a finite horizon or with a reward batch.
     """
+    _check_task("new", new)
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not (0 < fraction <= 1):
         raise ValueError(f"fraction: expected a number in (0, 1], got {fraction!r}")
     best = float(expected_return(new, value_iteration(new).policy))
@@ -209,7 +227,9 @@ def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: in
     time); every ``eval_every`` episodes (``horizon * eval_every`` samples, the resolution of the
     count) its greedy policy's return on ``new`` is computed exactly and compared with
     :func:`target_return`. The run continues the same generator from chunk to chunk; with a
-    constant step size nothing else carries over.
+    constant step size nothing else carries over. Each chunk is one learner call, which draws its
+    start state afresh, so a seed's run (not only the count's resolution) depends on ``eval_every``:
+    compare starts at one ``eval_every``.
 
     Args:
         old: the task the start was solved on.
@@ -231,11 +251,8 @@ def finetune_samples(old: TabularMDP, new: TabularMDP, start: str, *, budget: in
         TypeError, ValueError: a bad pair of tasks, start, budget, seed or (from the learner) setting.
     """
     _check_pair(old, new)
-    for name, v in (("budget", budget), ("eval_every", eval_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an integer, got {seed!r}")
+    budget, eval_every = check_positive_int("budget", budget), check_positive_int("eval_every", eval_every)
+    seed = _check_seed("seed", seed)
     target = target_return(new, fraction)[0]
     return _run(old, new, start, alpha, budget, target, epsilon, step_size, eval_every, seed)
 
@@ -263,10 +280,10 @@ class FinetuneTimes:
         h = self.hits
         f0, f1 = h.fraction_interval
         m0, m1 = h.median_interval
-        return (f"{self.start} start (greedy return at start {self.initial_return:.3g}): reached return >= "
-                f"{self.target:.3g} in {h.fraction_found:.0%} of {h.times.size} seeds (95% Wilson {f0:.0%}-{f1:.0%}); "
-                f"Kaplan-Meier median {h.median:g} samples (95% bootstrap {m0:g}-{m1:g}; inf = not reached by half "
-                f"within {h.budget})")
+        return (f"{self.start} start (greedy return on the changed task before fine-tuning "
+                f"{self.initial_return:.3g}): reached return >= {self.target:.3g} in {h.fraction_found:.0%} of {h.times.size} seeds ({h.level:.0%} Wilson "
+                f"{f0:.0%}-{f1:.0%}); Kaplan-Meier median {h.median:g} samples ({h.level:.0%} bootstrap {m0:g}-{m1:g}; "
+                f"inf = not reached by half within {h.budget})")
 
 
 def finetune_times(old: TabularMDP, new: TabularMDP, start: str, *, budget: int, seeds: Sequence[int],
@@ -285,18 +302,13 @@ def finetune_times(old: TabularMDP, new: TabularMDP, start: str, *, budget: int,
         :class:`FinetuneTimes`.
 
     Raises:
-        ValueError: no seeds, or as in :func:`finetune_samples`.
+        ValueError: no seeds, a seed that is not an integer, a bad ``level``, or as in
+            :func:`finetune_samples`.
     """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed, got none")
+    seeds = _check_seeds(seeds, level)
     hits = [finetune_samples(old, new, start, budget=budget, alpha=alpha, fraction=fraction, epsilon=epsilon,
-                             step_size=step_size, eval_every=eval_every, seed=int(s)) for s in seeds]
-    found = np.array([h is not None for h in hits])
-    times = np.array([budget if h is None else h for h in hits], dtype=np.int64)
-    ft = FirstHitTimes(start, times, found, int(budget), float(found.mean()),
-                       wilson_interval(int(found.sum()), len(seeds), level), censored_median(times, found),
-                       bootstrap_median_interval(times, found, level, n_boot))
+                             step_size=step_size, eval_every=eval_every, seed=s) for s in seeds]
+    ft = _summarise_hits(start, hits, budget, level, n_boot)
     target, best, uni = target_return(new, fraction)
     init = float(expected_return(new, greedy_policy(initial_q(old, start, alpha))))
     return FinetuneTimes(start, ft, target, best, uni, init)

@@ -20,8 +20,9 @@ Its minimum over the simplex (Lagrange: ``p(g) / q(g)^2 = lambda``) is at::
     q*(g) = sqrt(p(g)) / sum_h sqrt(p(h)),     E*[N] = (sum_g sqrt(p(g)))^2
 
 (the objective is convex in ``q``, so this is the global minimum). Every goal distribution is
-achievable by some Markov policy when the dynamics are deterministic and every episode ends at
-a goal (a flow on the time-unrolled graph), so ``q*`` is the optimum over policies.
+achievable by some Markov policy when the dynamics are deterministic, every episode ends at a
+goal and every goal can be reached (a flow on the time-unrolled graph), so ``q*`` is the optimum
+over policies.
 
 MaxEnt RL finds it. With deterministic dynamics, one start state and only a terminal reward
 ``r(s_T)``, soft value iteration at temperature ``alpha`` gives trajectories
@@ -58,12 +59,13 @@ import math
 import numbers
 from typing import NamedTuple, Optional, Sequence
 
+import numpy as np
 import torch
 
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_marginals
 from cai.exact.sampling import sample_trajectories
-from cai.mdp.checks import ROW_SUM_TOL, as_tensor
+from cai.mdp.checks import ROW_SUM_TOL, as_tensor, check_distribution, check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
 
@@ -96,8 +98,7 @@ def _prior(goal_prior, positive: bool = False) -> torch.Tensor:
     p = as_tensor("goal_prior", goal_prior, torch.float64, None)
     if p.dim() != 1 or p.numel() < 1:
         raise ValueError(f"goal_prior: expected a 1-D probability vector, got shape {tuple(p.shape)}")
-    if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > ROW_SUM_TOL:
-        raise ValueError(f"goal_prior: expected finite non-negative entries summing to 1, got {p.tolist()}")
+    p = check_distribution("goal_prior", p, p.numel(), torch.float64, None)
     if positive and bool((p <= 0).any()):
         raise ValueError(f"goal_prior: expected every goal's probability > 0 (drop goals that never occur), got {p.tolist()}")
     return p
@@ -178,6 +179,10 @@ def _check_mdp(mdp, goals, fn):
     if len(mdp.batch_shape):
         raise ValueError(f"{fn}: mdp: expected an MDP without reward batch, got batch shape {tuple(mdp.batch_shape)}")
     S = mdp.n_states
+    if isinstance(goals, (torch.Tensor, np.ndarray)) and goals.ndim == 1 and \
+            (goals.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8) or
+             (isinstance(goals, np.ndarray) and np.issubdtype(goals.dtype, np.integer))):
+        goals = goals.tolist()                                      # a 1-D integer array of indices
     if isinstance(goals, (str, bytes)) or not isinstance(goals, Sequence) or len(goals) < 1 or \
             any(isinstance(g, bool) or not isinstance(g, numbers.Integral) or not 0 <= g < S for g in goals) or \
             len(set(int(g) for g in goals)) != len(goals):
@@ -211,7 +216,7 @@ def goal_reach(mdp: TabularMDP, policy: ArrayLike, goals: Sequence[int]) -> torc
     Args:
         mdp: a finite-horizon :class:`~cai.TabularMDP`.
         policy: ``(*b, T, S, A)`` or ``(S, A)``.
-        goals: ``K`` distinct state indices.
+        goals: ``K`` distinct state indices (a sequence, or a 1-D integer array or tensor).
 
     Returns:
         ``(*b, K)``.
@@ -342,15 +347,16 @@ def simulate_episodes(mdp: TabularMDP, policy: ArrayLike, goals: Sequence[int], 
         ``(n,)`` float64 episode counts (``+inf`` where censored).
 
     Raises:
-        TypeError, ValueError: for a bad MDP, policy, goal list, prior, ``n`` or ``max_episodes``.
+        TypeError, ValueError: for a bad MDP, policy, goal list, prior, ``n``, ``max_episodes`` or
+            ``generator``.
     """
     g = _check_mdp(mdp, goals, "simulate_episodes")
     p = _prior(goal_prior)
     if p.numel() != len(g):
         raise ValueError(f"goal_prior: expected one probability per goal ({len(g)}), got {p.numel()}")
-    for name, v in (("n", n), ("max_episodes", max_episodes)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    n, max_episodes = check_positive_int("n", n), check_positive_int("max_episodes", max_episodes)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     target = torch.tensor(g, device=mdp.device)[torch.multinomial(p.to(mdp.device), int(n), replacement=True,
                                                                    generator=generator)]
     counts = torch.full((int(n),), math.inf, dtype=torch.float64)

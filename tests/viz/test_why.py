@@ -76,6 +76,7 @@ def test_first_hit_survival(tmp_path):
         # the curve ends at the fraction that never found it (Kaplan-Meier without earlier censoring)
         assert y[-1] == pytest.approx(1.0 - r.fraction_found, abs=1e-12)
         assert line.get_xdata()[-1] == 60
+    assert ax.get_xlim()[0] == 0 and "transitions" in ax.get_xlabel()    # no negative sample counts on the axis
     assert_png(ax, tmp_path / "hit.png")
     with pytest.raises(ValueError, match="labels"):
         why.first_hit_survival(rs, labels=["a"])
@@ -91,10 +92,12 @@ def test_finetune_survival(tmp_path):
     ax = why.finetune_survival([r])
     y = ax.lines[0].get_ydata()
     np.testing.assert_allclose(y, [1.0, 0.75, 0.25, 0.25], atol=1e-12)      # Kaplan-Meier by hand
-    assert "soft start" in ax.get_legend().get_texts()[0].get_text() and "target" in ax.get_ylabel()
+    assert ax.get_legend().get_texts()[0].get_text() == "soft start (reached it in 75% of 4)" and "target" in ax.get_ylabel()
     assert_png(ax, tmp_path / "ft.png")
     with pytest.raises(ValueError, match="results"):
         why.finetune_survival([])
+    with pytest.raises(ValueError, match="one target return"):
+        why.finetune_survival([r, FinetuneTimes("hard", hits, 0.9, 2.0, -12.0, -12.0)])
 
 
 def test_meta_pomdp_episodes(tmp_path):
@@ -107,6 +110,10 @@ def test_meta_pomdp_episodes(tmp_path):
     assert int(np.argmin(y)) == 2 and y[2] == pytest.approx((np.sqrt(p).sum()) ** 2, rel=1e-12)
     assert y[0] == pytest.approx(4.0, abs=1e-10)                       # probability matching: K goals
     assert y[3] == pytest.approx(float(maxent_meta_policy(mdp, goals, p, 3.0, scale=1.0).episodes), rel=1e-14)
+    # the solid curve's label names the reward it was computed with (the path-count term included)
+    assert r"\alpha \log w(g)" in ax.get_legend().get_texts()[0].get_text()
+    raw = why.meta_pomdp_episodes(mdp, goals, p, alphas=[1.0, 2.0], correct_paths=False)
+    assert "w(g)" not in raw.get_legend().get_texts()[0].get_text()
     assert_png(ax, tmp_path / "meta.png")
     with pytest.raises(ValueError, match="alphas"):
         why.meta_pomdp_episodes(mdp, goals, p, alphas=[0.0])

@@ -73,6 +73,12 @@ def test_stop_at_and_greedy_behaviour_in_the_learners():
         ex.first_hit_samples(mdp, "ucb", budget=10)
     with pytest.raises(ValueError, match="goal"):
         ex.first_hit_samples(mdp, "soft_q", budget=10, goal=[3])
+    with pytest.raises(ValueError, match="seeds: expected an integer"):   # before any run (was int()'s raw error)
+        ex.first_hit_times(mdp, "soft_q", budget=10, seeds=["a"])
+    with pytest.raises(ValueError, match="level"):
+        ex.first_hit_times(mdp, "soft_q", budget=10, seeds=[0], level=95)
+    assert ex.first_hit_samples(mdp, "soft_q", budget=30, seed=np.int64(2)) == \
+        ex.first_hit_samples(mdp, "soft_q", budget=30, seed=2)
     # greedy with epsilon = 0 after Q is set: only the maximiser is ever tried (the start is state 1)
     g = torch.Generator().manual_seed(0)
     res = cai.q_learning(cai.worlds.chain(3, small_reward=1.0, large_reward=0.0, horizon=2), n_samples=400,

@@ -120,3 +120,62 @@ def test_bad_input(tasks):
         ft.finetune_samples(old, new, "soft", budget=0)
     with pytest.raises(ValueError, match="seeds"):
         ft.finetune_times(old, new, "soft", budget=10, seeds=[])
+
+
+def test_the_summary_states_the_coverage_it_was_asked_for(tasks):
+    # the intervals are the level's (Wilson and bootstrap recomputed here), and the line says that level
+    old, new = tasks
+    r = ft.finetune_times(old, new, "scratch", budget=24, seeds=range(3), level=0.8, n_boot=20)
+    h = r.hits
+    assert h.level == 0.8 and h.fraction_interval == cai.why.wilson_interval(0, 3, 0.8)
+    assert h.median_interval == cai.why.bootstrap_median_interval(h.times, h.found, 0.8, 20)
+    assert "80% Wilson" in r.summary() and "80% bootstrap" in r.summary() and "95%" not in r.summary()
+    e = cai.why.first_hit_times(cai.worlds.chain(4), "soft_q", budget=16, seeds=range(2), level=0.9, n_boot=20)
+    assert e.level == 0.9 and "90% Wilson" in e.summary() and "95%" not in e.summary()
+
+
+def test_bad_input_is_refused_by_name(tasks):
+    old, new = tasks
+    with pytest.raises(TypeError, match="old"):
+        ft.initial_q("grid", "soft")
+    with pytest.raises(TypeError, match="new"):
+        ft.target_return("grid")
+    with pytest.raises(TypeError, match="Q"):
+        ft.greedy_policy([[0.0, 1.0]])
+    with pytest.raises(ValueError, match="Q"):
+        ft.greedy_policy(torch.zeros(3, 0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="Q"):
+        ft.greedy_policy(torch.tensor([0.0, math.nan], dtype=torch.float64))
+    with pytest.raises(ValueError, match="seeds"):
+        ft.finetune_times(old, new, "soft", budget=10, seeds="ab")
+    with pytest.raises(ValueError, match="seeds"):
+        ft.finetune_times(old, new, "soft", budget=10, seeds=[0.5])
+    with pytest.raises(ValueError, match="level"):
+        ft.finetune_times(old, new, "soft", budget=10, seeds=[0], level=1.5)
+    with pytest.raises(ValueError, match="eval_every"):
+        ft.finetune_samples(old, new, "soft", budget=10, eval_every=0)
+    # NumPy integers are integers: the same run as with Python ints
+    assert ft.finetune_samples(old, new, "hard", budget=np.int64(48), seed=np.int64(1)) == \
+        ft.finetune_samples(old, new, "hard", budget=48, seed=1)
+
+
+@pytest.mark.parametrize("eval_every", [1, 2])
+def test_the_count_is_the_first_evaluation_at_or_above_the_target(eval_every):
+    """Replay the protocol by hand (one soft Q-learning call per ``eval_every`` episodes, the exact
+    greedy return after each): the count is the first evaluation whose return is >= the target,
+    and every evaluation before it is below. On the symmetric two-route pair the hard start gets
+    there within a few episodes."""
+    old = cai.worlds.two_route()
+    new = cai.why.perturb_cell(old, (1, 3), "wall")
+    target = ft.target_return(new)[0]
+    chunk = new.horizon * eval_every
+    for seed in range(3):
+        n = ft.finetune_samples(old, new, "hard", budget=600, alpha=0.3, eval_every=eval_every, seed=seed)
+        assert n is not None and n > 0 and n % chunk == 0
+        Q, gen = ft.initial_q(old, "hard"), torch.Generator().manual_seed(seed)
+        returns = []
+        for _ in range(n // chunk):
+            Q = cai.soft_q_learning(new, 0.3, n_samples=chunk, n_envs=1, step_size=0.5, behaviour="boltzmann",
+                                    epsilon=0.1, q_init=Q, generator=gen).Q
+            returns.append(float(expected_return(new, ft.greedy_policy(Q))))
+        assert returns[-1] >= target and all(r < target for r in returns[:-1]), returns

@@ -230,6 +230,13 @@ def test_bad_input():
         goal_reach("bandit", [[1.0]], goals)
     with pytest.raises(ValueError, match="n"):
         simulate_episodes(mdp, torch.full((4, 3), 1 / 3, dtype=torch.float64), goals, p, 0)
+    with pytest.raises(ValueError, match=r"unreachable goals \[0\]"):
+        lattice = cai.worlds.goal_lattice(2)                   # the start cell: no episode ends there
+        maxent_goal_weights(lattice, lattice.metadata["goals"] + [0])
+    with pytest.raises(TypeError, match="generator"):
+        simulate_episodes(mdp, torch.full((4, 3), 1 / 3, dtype=torch.float64), goals, p, 2, generator=0)
+    with pytest.raises(ValueError, match="goals"):
+        goal_reach(mdp, torch.full((4, 3), 1 / 3, dtype=torch.float64), torch.tensor([1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match="n_arms"):
         cai.worlds.bandit(1)
     with pytest.raises(ValueError, match="depth"):
@@ -267,3 +274,14 @@ def test_other_reward_layouts_give_the_same_policy(layout):
     a, b = maxent_meta_policy(mdp, goals, P4), maxent_meta_policy(other, goals, P4)
     torch.testing.assert_close(b.reach, a.reach, atol=1e-14, rtol=0)
     assert b.mdp.reward_layout == layout
+
+
+def test_goals_as_an_integer_array_or_tensor_mean_the_same_states():
+    """``metadata["goals"]`` turned into a NumPy array or a tensor is the same goal list."""
+    mdp = cai.worlds.goal_lattice(3)
+    goals = mdp.metadata["goals"]
+    want = maxent_meta_policy(mdp, goals, P4)
+    for as_array in (np.array(goals), torch.tensor(goals)):
+        got = maxent_meta_policy(mdp, as_array, P4)
+        assert torch.equal(got.reach, want.reach) and torch.equal(got.policy, want.policy)
+        assert torch.equal(maxent_goal_weights(mdp, as_array), maxent_goal_weights(mdp, goals))

@@ -414,6 +414,8 @@ def test_bandit_and_goal_lattice_structure():
     P = b.dense_transitions()
     assert [int(P[0, a].argmax()) for a in range(3)] == [1, 2, 3]
     assert absorbing_states(b).tolist() == [False, True, True, True]
+    # the docstrings' "one allowed action" at an outcome: every arm at the start, action 0 only after
+    assert b.allowed.sum(-1).tolist() == [3, 1, 1, 1] and bool(b.allowed[1:, 0].all())
     _check_invariants(b)
     L = goal_lattice(3)
     cells = L.metadata["cells"]
@@ -428,4 +430,7 @@ def test_bandit_and_goal_lattice_structure():
         ends.append(cells[s][0])
     assert [ends.count(i) for i in range(4)] == [math.comb(3, i) for i in range(4)]
     assert absorbing_states(L)[L.metadata["goals"]].all()
+    goal = torch.zeros(L.n_states, dtype=torch.bool)
+    goal[L.metadata["goals"]] = True
+    assert L.allowed.sum(-1).tolist() == [1 if g else 2 for g in goal.tolist()]
     _check_invariants(L)

@@ -107,6 +107,8 @@ def test_cartpole_preset_fields_and_overrides():
     assert PRESETS["CartPole-v1"]["tau"] == 0.02  # the override did not leak into the table
     with pytest.raises(ValueError, match="name: expected one of the presets"):
         DiscreteSACConfig.preset("Acrobot-v1")
+    with pytest.raises(ValueError, match="name: expected one of the presets"):
+        DiscreteSACConfig.preset(["CartPole-v1"])          # not a name (was a raw 'unhashable type')
     with pytest.raises(TypeError):
         DiscreteSACConfig.preset("CartPole-v1", not_a_field=1)
     with pytest.raises(ValueError, match="target_entropy_ratio"):

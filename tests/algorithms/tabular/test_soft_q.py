@@ -184,3 +184,19 @@ def test_q_init_is_checked():
             soft_q_learning(mdp, n_samples=10, q_init=bad)
     res = q_learning(mdp, n_samples=10, q_init=5.0)
     assert (res.Q[res.visits == 0] == 5.0).all()
+
+
+def test_a_q_table_start_is_used_entry_by_entry():
+    """``q_init`` as a table: unvisited entries keep their own start value, and on deterministic
+    moves value iteration's ``Q`` is a fixed point of Q-learning (the sampled target ``r + max Q'``
+    is exact), as soft VI's is of soft Q-learning (tests/why/test_finetune.py)."""
+    mdp = cai.worlds.gridworld("S..\n...\n..G", horizon=5)
+    ref = cai.value_iteration(mdp).Q
+    res = q_learning(mdp, n_samples=200, n_envs=4, step_size=0.5, q_init=ref, generator=torch.Generator().manual_seed(0))
+    ok = torch.isfinite(ref)
+    assert float((res.Q - ref)[ok].abs().max()) < 1e-12 and int(res.visits.sum()) == 200
+    start = torch.arange(mdp.horizon * mdp.n_states * mdp.n_actions, dtype=torch.float64).reshape(ref.shape)
+    res = q_learning(mdp, n_samples=20, n_envs=1, q_init=start, generator=torch.Generator().manual_seed(0))
+    unvisited = (res.visits == 0) & mdp.allowed.expand_as(start)
+    assert bool(unvisited.any()) and torch.equal(res.Q[unvisited], start[unvisited])
+    assert bool(torch.isneginf(res.Q[~mdp.allowed.expand_as(start)]).all())      # forbidden stays -inf
