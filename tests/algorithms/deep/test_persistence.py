@@ -83,7 +83,6 @@ def test_sac_pendulum_save_load_resume_is_bit_for_bit(tmp_path):
     assert_same_learner(straight, first)
 
 
-@pytest.mark.slow
 def test_sac_5k_then_5k_equals_10k_straight(tmp_path):
     """Issue 11's criterion at its own size: SAC on Pendulum for 5,000 steps, saved, loaded and
     trained 5,000 more is bit for bit the learner trained 10,000 steps straight (tiny networks).
