@@ -349,6 +349,11 @@ class SoftValueStep:
         the end (a second pass over the largest arrays). ``None`` for one solve that keeps the
         values (there the copy into the output per step costs more than the stacking it saves).
 
+        With ``keep="all"`` the three outputs are stored in the layout of the step's columns,
+        ``(T+1, S, B)`` and ``(T, S, A, B)`` with the ``B = prod(b)`` members last, and returned as
+        views of the shapes above (the batch axes moved to the front, so not contiguous when
+        ``B > 1``): :meth:`full` computes each step in place in them, with no transposed copy.
+
         Args:
             b: the batch shape of the solve.
             T: the horizon.
@@ -362,7 +367,7 @@ class SoftValueStep:
             return None
         if keep != "all":
             return _empty((*b, T + 1, S), dt), None, None
-        return _empty((*b, T + 1, S), dt), _empty((*b, T, S, A), dt), _empty((*b, T, S, A), dt)
+        return _batch_last(b, (T + 1, S), dt), _batch_last(b, (T, S, A), dt), _batch_last(b, (T, S, A), dt)
 
     def full(self, v_next: torch.Tensor, t: Optional[int],
              out: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
@@ -398,7 +403,6 @@ class SoftValueStep:
             Q = _np_matmul(self.P, cols)                            # (S*A, B)
             if g != 1:
                 Q *= g
-            Q += r
         else:
             x = cols / a
             c = x.max(0)
@@ -406,33 +410,56 @@ class SoftValueStep:
             y = _np_matmul(self.P, np.exp(x, out=x))                # (S*A, B) = P z
             if not y.min() > self.tiny:
                 return None
-            L = np.log(y, out=y)
-            L += c
+            Q = np.log(y, out=y)
+            Q += c
             if g < 1:
-                L = np.logaddexp(L + math.log(g), math.log1p(-g))
-            L *= a
-            Q = np.add(L, r, out=L)
+                Q = np.logaddexp(Q + math.log(g), math.log1p(-g))
+            Q *= a
         if out is None:
             dt = v_next.dtype
-            out = (_empty((*b, S), dt), _empty((*b, S, A), dt), _empty((*b, S, A), dt))
+            out = (_batch_last(b, (S,), dt), _batch_last(b, (S, A), dt), _batch_last(b, (S, A), dt))
         if Q.shape[1] == 1:
-            return self._full_one(Q, a, lp, out)
+            return self._full_one(np.add(Q, r, out=Q), a, lp, out)
+        nat = [_columns_view(o, len(b)) for o in out]               # (S, B), (S*A, B), (S*A, B) or None
+        if any(n is None for n in nat):
+            return self._full_rows(np.add(Q, r, out=Q), a, lp, out)
+        Vc, Qc, Lc = nat
+        # every array below is (S*A, B) or (S, B) columns, the outputs' own layout: Q + r is
+        # written into the output, the log policy formed in place in its output from Q's columns
+        Q = np.add(Q, r, out=Qc)
+        L = np.divide(Q, a, out=Lc)                                 # the logits Q / alpha (+ log rho)
+        if lp is not None:
+            L += lp
+        L3 = L.reshape(S, A, -1)
+        # (torch's reductions over the middle axis of (S, A, B) are several times faster than
+        # NumPy's; NumPy's exp is faster than torch's: each on the same memory)
+        mx = torch.from_numpy(L3).amax(1).numpy()                   # (S, B): finite (every state keeps an action)
+        e3 = np.subtract(L3, mx[:, None, :], out=self._scratch(Q.shape).reshape(S, A, -1))
+        lse = torch.from_numpy(np.exp(e3, out=e3)).sum(1).numpy()  # (S, B), a fresh array
+        lse = np.log(lse, out=lse)
+        lse += mx
+        np.multiply(lse, a, out=Vc)                                 # V_t
+        L3 -= lse[:, None, :]                                       # log pi, in place
+        return out
+
+    def _full_rows(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], out: tuple) -> tuple:
+        """:meth:`full` into outputs not laid out as columns (``out=`` views of contiguous ``(*b, ...)``
+        tensors): the arithmetic on ``(S*A, B)`` columns, then one transposed copy of ``Q`` and ``V``
+        into the ``(B, ...)`` rows, the log policy formed in place from those rows."""
+        S, A = self.S, self.A
+        b = out[0].shape[:-1]
         e = self._scratch(Q.shape)
         np.divide(Q, a, out=e)                                      # the logits Q / alpha (+ log rho)
         if lp is not None:
             e += lp
         e3 = e.reshape(S, A, -1)
-        # (torch's reductions over the middle axis of (S, A, B) are several times faster than
-        # NumPy's; NumPy's exp is faster than torch's: each on the same memory)
-        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B): finite (every state keeps an action)
+        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B)
         e3 -= mx[:, None, :]
         lse = torch.from_numpy(np.exp(e3, out=e3)).sum(1).numpy()  # (S, B), a fresh array
         lse = np.log(lse, out=lse)
         lse += mx
         V = lse * a                                                 # (S, B)
         Vo, Qo, Lo = (o.view(-1, *o.shape[len(b):]) for o in out)  # (B, S), (B, S, A), (B, S, A)
-        # (S*A, B) columns to (B, S, A) rows: one transposed copy of Q and V; the log policy
-        # Q / alpha (+ log rho) - lse is then formed from those rows in two passes in place
         Vo.copy_(torch.from_numpy(V).t())
         Qo.view(-1, S * A).copy_(torch.from_numpy(Q).t())
         torch.div(Qo, self._alpha_rows(a, A), out=Lo)
@@ -446,7 +473,8 @@ class SoftValueStep:
         """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
         ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
         S, A = self.S, self.A
-        Vn, Qn, Ln = (o.numpy() for o in out)                      # (S,), (S, A), (S, A) views
+        # (S,), (S, A), (S, A) views (of outputs with size-1 batch axes too)
+        Vn, Qn, Ln = (np.reshape(o.numpy(), sh, copy=False) for o, sh in zip(out, ((S,), (S, A), (S, A))))
         np.copyto(Qn, Q.reshape(S, A))
         logits = np.divide(Qn, a, out=Ln)
         if lp is not None:
@@ -469,7 +497,8 @@ class SoftValueStep:
         prev, self._prev_cols = self._prev_cols, None
         if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
             return prev[2]
-        return v_next.detach().numpy().reshape(-1, self.S).T
+        cols = _columns_view(v_next, v_next.dim() - 1)           # a view of batch-last outputs
+        return cols if cols is not None else v_next.detach().numpy().reshape(-1, self.S).T
 
     def _scratch(self, shape: tuple) -> np.ndarray:
         """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
@@ -552,6 +581,27 @@ class SoftValueStep:
         if with_live:
             return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
         return V
+
+
+def _batch_last(b: tuple, rest: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised ``(*b, *rest)`` output stored as ``(*rest, B)`` with ``B = prod(b)``: the
+    view with the batch axes in front (the last axis moved first, then split: no copy)."""
+    buf = _empty((*rest, max(1, math.prod(b))), dtype)                  # (*rest, B)
+    return buf.movedim(-1, 0).view(*b, *rest)
+
+
+def _columns_view(o: torch.Tensor, n_b: int) -> Optional[np.ndarray]:
+    """``o`` of shape ``(*b, *tail)`` (``n_b`` batch axes) as a contiguous ``(prod(tail), B)`` NumPy
+    view when its memory is laid out so (the batch-last outputs of :meth:`SoftValueStep.outputs`),
+    else ``None``."""
+    x = o.detach().numpy()
+    x = np.moveaxis(x, tuple(range(n_b)), tuple(range(x.ndim - n_b, x.ndim)))      # (*tail, *b)
+    n = math.prod(x.shape[:x.ndim - n_b])
+    try:
+        x = np.reshape(x, (n, -1), copy=False)
+    except ValueError:
+        return None
+    return x if x.flags.c_contiguous else None
 
 
 def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
