@@ -84,8 +84,8 @@ class SoftValueStep:
     a state's sum underflows.
 
     **Steps that store Q** (``keep="all"``) run :meth:`full`, the general backup's arithmetic on
-    the same columns, written into preallocated ``(*b, T, ...)`` outputs (:meth:`outputs`): one
-    transposed copy of ``Q`` and ``V`` per step, the log policy formed in place from ``Q``'s rows.
+    the same columns, computed in place in preallocated outputs (:meth:`outputs`) stored as
+    ``(T, S, A, B)`` columns and handed out as ``(*b, T, S, A)`` views: no copy per step.
     """
 
     def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
@@ -379,9 +379,10 @@ class SoftValueStep:
         members. ``None`` (this step only) where it does not apply: values with a gradient,
         non-finite values, or an exact sum that loses precision.
 
-        The arithmetic runs on ``(S*A, B)`` columns in two scratch arrays kept between steps
-        (no allocation per step but the product's); each result is written once, transposed to
-        the ``(*b, ...)`` layout, into ``out`` (views of :meth:`outputs`) or fresh tensors.
+        The arithmetic runs on ``(S*A, B)`` columns, in place in ``out`` when its memory is laid
+        out as columns (the views of :meth:`outputs`; without ``out=``, fresh outputs so laid out),
+        with one scratch array kept between steps (no allocation per step but the product's).
+        Other ``out=`` tensors (contiguous ``(*b, ...)``) get one transposed copy of ``Q`` and ``V``.
 
         Args:
             v_next: ``(*b, S)`` the values ``V_{t+1}``.
@@ -389,7 +390,8 @@ class SoftValueStep:
             out: optional ``(V_t, Q_t, log pi_t)`` tensors of the shapes returned, written in place.
 
         Returns:
-            ``(V_t, Q_t, log pi_t)`` (``out`` when given), or ``None``.
+            ``(V_t, Q_t, log pi_t)`` (``out`` when given; else views of batch-last memory, not
+            contiguous when the batch has more than one member), or ``None``.
         """
         if v_next.requires_grad or v_next.device.type != "cpu":
             return None
@@ -491,9 +493,10 @@ class SoftValueStep:
         return out
 
     def _cols_of(self, v_next: torch.Tensor) -> np.ndarray:
-        """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view, or the columns the
-        previous step wrote into ``v_next`` itself (``out=``), while ``v_next`` is unchanged
-        since (its version counter), which spares a transposed read of a strided view."""
+        """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view (contiguous for the
+        batch-last outputs of :meth:`outputs`), or the columns the previous step wrote into
+        ``v_next`` itself (``out=`` of rows), while ``v_next`` is unchanged since (its version
+        counter), which spares a transposed read of a strided view."""
         prev, self._prev_cols = self._prev_cols, None
         if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
             return prev[2]
