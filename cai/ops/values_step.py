@@ -479,8 +479,9 @@ class SoftValueStep:
         """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
         ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
         S, A = self.S, self.A
-        # (S,), (S, A), (S, A) views (of outputs with size-1 batch axes too)
-        Vn, Qn, Ln = (np.reshape(o.numpy(), sh, copy=False) for o, sh in zip(out, ((S,), (S, A), (S, A))))
+        Vn, Qn, Ln = (o.numpy() for o in out)                      # (S,), (S, A), (S, A) views
+        if Vn.ndim != 1:                                            # size-1 batch axes
+            Vn, Qn, Ln = (np.reshape(o, sh, copy=False) for o, sh in zip((Vn, Qn, Ln), ((S,), (S, A), (S, A))))
         np.copyto(Qn, Q.reshape(S, A))
         logits = np.divide(Qn, a, out=Ln)
         if lp is not None:
@@ -504,8 +505,11 @@ class SoftValueStep:
         prev, self._prev_cols = self._prev_cols, None
         if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
             return prev[2]
-        cols = _columns_view(v_next, v_next.dim() - 1)           # a view of batch-last outputs
-        return cols if cols is not None else v_next.detach().numpy().reshape(-1, self.S).T
+        if not v_next.is_contiguous():
+            cols = _columns_view(v_next, v_next.dim() - 1)       # a view of batch-last outputs
+            if cols is not None:
+                return cols
+        return v_next.detach().numpy().reshape(-1, self.S).T
 
     def _scratch(self, shape: tuple) -> np.ndarray:
         """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
