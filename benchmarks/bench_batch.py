@@ -22,6 +22,12 @@ For soft value iteration the batch table also shows a floor measured in the same
 in preallocated arrays: max, subtract, exp, sum, log), and ``loop / bare``, the most a batch of
 values could gain over the loop.
 
+With ``keep="all"`` the ``batch`` and ``loop`` timings are the solve and handing over ``Q`` and the
+policy (``sol.Q``, ``sol.log_policy``), not reading them; a batch stores them with the members
+last in memory (views, no copy), so the table has a second pair, ``batch+read`` and
+``loop+read``: the same solves followed by a read of every entry (``sol.Q.sum() +
+sol.log_policy.sum()``), and their ratio ``ratio +read``. The goals use the first pair.
+
 ``--clock cpu`` times with the process's CPU time instead of wall time (steadier on a machine
 shared with other jobs; the runs are single-threaded with ``--threads 1``).
 
@@ -211,13 +217,18 @@ def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> 
     if not (err_loop <= ATOL and err_np <= ATOL):
         raise AssertionError(f"{solver} {kind} keep={keep}: the batch and the loop (or NumPy) disagree: "
                              f"{err_loop:.3g} (loop), {err_np:.3g} (NumPy) > {ATOL:g}")
+    fns = {}
     if full:
         # the batch must hand over every step's Q and policy, as the loop does
         touch = lambda sol: (sol.Q, sol.log_policy)                    # noqa: E731
+        # ... and, as a second pair, a read of every entry of both (sums: the batch's tensors are
+        # views of batch-last memory, so this times what a user pays to read them)
+        read = lambda sol: (sol.Q.sum() + sol.log_policy.sum()).item()    # noqa: E731
         b0, l0 = batched, loop
         batched = lambda: touch(b0())                                 # noqa: E731
         loop = lambda: [touch(s) for s in l0()]                       # noqa: E731
-    fns = {"batch": batched, "loop": loop, "numpy": ref}
+        fns = {"batch+read": lambda: read(b0()), "loop+read": lambda: [read(s) for s in l0()]}
+    fns = {"batch": batched, "loop": loop, "numpy": ref, **fns}
     if solver == "soft VI":
         fns["bare"] = bare_steps(Ps, mdp.n_states, mdp.n_actions, B, T)
     t = time_interleaved(fns, repeats)
@@ -288,16 +299,18 @@ def main(argv=None) -> int:
     rows.append(f"\nbatches: {args.grid}x{args.grid} grid (S={mdp.n_states}), T={args.horizon}, B={args.batch}; "
                 "medians in s")
     rows.append("| solver | batch of | keep | batch | loop | NumPy batch | bare | loop / batch | batch / NumPy "
-                "| loop / bare | max diff |")
-    rows.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                "| loop / bare | batch+read | loop+read | ratio +read | max diff |")
+    rows.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for solver in SOLVERS:
         for kind in ("temperatures", "reward tables"):
             for keep in ("values", "all"):
                 res = batch_case(mdp, solver, kind, keep, args.batch, args.repeats)
                 m = res["med"]
                 bare, lb = (f"{m['bare']:.3f}", f"{m['loop'] / m['bare']:.2f}") if "bare" in m else ("-", "-")
+                rd = (f"{m['batch+read']:.3f} | {m['loop+read']:.3f} | {m['loop+read'] / m['batch+read']:.2f}"
+                      if "batch+read" in m else "- | - | -")
                 rows.append(f"| {solver} | {kind} | {keep} | {m['batch']:.3f} | {m['loop']:.3f} | {m['numpy']:.3f} "
-                            f"| {bare} | {res['speedup']:.2f} | {res['vs_numpy']:.2f} | {lb} | {res['err']:.1e} |")
+                            f"| {bare} | {res['speedup']:.2f} | {res['vs_numpy']:.2f} | {lb} | {rd} | {res['err']:.1e} |")
                 print(rows[-1], flush=True)
                 what = f"{solver}, {args.batch} {kind}, keep={keep}"
                 goals.append((f"batch >= {BATCH_SPEEDUP:g}x faster than the loop ({what})", res["speedup"] >= BATCH_SPEEDUP,

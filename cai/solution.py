@@ -47,6 +47,11 @@ class Solution:
 
     Stationary problems drop the time axis: ``V (*b, S)``, ``Q`` and ``policy (*b, S, A)``.
 
+    A batched finite-horizon solve that keeps every step (``keep="all"``, CPU, no autograd) stores
+    ``V``, ``Q`` and the log policy with the batch members last in memory (the layout its steps
+    compute in, so no copy per step): the tensors have the shapes above but are not contiguous
+    (``reshape`` or ``contiguous()`` before ``view``); their values do not depend on the layout.
+
     With ``keep="V0"`` (finite horizon) only ``V0``, ``value``, ``log_evidence`` and ``max_elbo``
     exist, in memory independent of ``T``; ``V``, ``Q``, the policy, :meth:`q_at` and
     :meth:`policy_at` raise ``AttributeError`` saying so (:attr:`first_value_only` tells).

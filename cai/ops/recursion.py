@@ -89,7 +89,8 @@ class Recursion:
     first_value_only: bool = False
     #: ``(V (*b, T+1, S), Q (*b, T, S, A), log pi (*b, T, S, A))`` when the steps were written into
     #: preallocated outputs (the lists then hold views of them; ``Q``, ``log pi`` ``None`` when only
-    #: the values were kept), else ``None``
+    #: the values were kept; with ``keep="all"`` views of batch-last memory, see
+    #: :meth:`cai.ops.values_step.SoftValueStep.outputs`), else ``None``
     stacked: Optional[tuple] = None
 
 

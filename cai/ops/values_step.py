@@ -84,8 +84,8 @@ class SoftValueStep:
     a state's sum underflows.
 
     **Steps that store Q** (``keep="all"``) run :meth:`full`, the general backup's arithmetic on
-    the same columns, written into preallocated ``(*b, T, ...)`` outputs (:meth:`outputs`): one
-    transposed copy of ``Q`` and ``V`` per step, the log policy formed in place from ``Q``'s rows.
+    the same columns, computed in place in preallocated outputs (:meth:`outputs`) stored as
+    ``(T, S, A, B)`` columns and handed out as ``(*b, T, S, A)`` views: no copy per step.
     """
 
     def __init__(self, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]) -> None:
@@ -110,7 +110,7 @@ class SoftValueStep:
         self.declined = False
         # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
         # (with the tensor it was written to and that tensor's version), reused by the next step
-        self._buf = self._a_rows = self._prev_cols = None
+        self._buf = self._a_rows = self._a_cols = self._prev_cols = None
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -349,6 +349,11 @@ class SoftValueStep:
         the end (a second pass over the largest arrays). ``None`` for one solve that keeps the
         values (there the copy into the output per step costs more than the stacking it saves).
 
+        With ``keep="all"`` the three outputs are stored in the layout of the step's columns,
+        ``(T+1, S, B)`` and ``(T, S, A, B)`` with the ``B = prod(b)`` members last, and returned as
+        views of the shapes above (the batch axes moved to the front, so not contiguous when
+        ``B > 1``): :meth:`full` computes each step in place in them, with no transposed copy.
+
         Args:
             b: the batch shape of the solve.
             T: the horizon.
@@ -362,7 +367,7 @@ class SoftValueStep:
             return None
         if keep != "all":
             return _empty((*b, T + 1, S), dt), None, None
-        return _empty((*b, T + 1, S), dt), _empty((*b, T, S, A), dt), _empty((*b, T, S, A), dt)
+        return _batch_last(b, (T + 1, S), dt), _batch_last(b, (T, S, A), dt), _batch_last(b, (T, S, A), dt)
 
     def full(self, v_next: torch.Tensor, t: Optional[int],
              out: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
@@ -374,9 +379,10 @@ class SoftValueStep:
         members. ``None`` (this step only) where it does not apply: values with a gradient,
         non-finite values, or an exact sum that loses precision.
 
-        The arithmetic runs on ``(S*A, B)`` columns in two scratch arrays kept between steps
-        (no allocation per step but the product's); each result is written once, transposed to
-        the ``(*b, ...)`` layout, into ``out`` (views of :meth:`outputs`) or fresh tensors.
+        The arithmetic runs on ``(S*A, B)`` columns, in place in ``out`` when its memory is laid
+        out as columns (the views of :meth:`outputs`; without ``out=``, fresh outputs so laid out),
+        with one scratch array kept between steps (no allocation per step but the product's).
+        Other ``out=`` tensors (contiguous ``(*b, ...)``) get one transposed copy of ``Q`` and ``V``.
 
         Args:
             v_next: ``(*b, S)`` the values ``V_{t+1}``.
@@ -384,7 +390,8 @@ class SoftValueStep:
             out: optional ``(V_t, Q_t, log pi_t)`` tensors of the shapes returned, written in place.
 
         Returns:
-            ``(V_t, Q_t, log pi_t)`` (``out`` when given), or ``None``.
+            ``(V_t, Q_t, log pi_t)`` (``out`` when given; else views of batch-last memory, not
+            contiguous when the batch has more than one member), or ``None``.
         """
         if v_next.requires_grad or v_next.device.type != "cpu":
             return None
@@ -398,7 +405,6 @@ class SoftValueStep:
             Q = _np_matmul(self.P, cols)                            # (S*A, B)
             if g != 1:
                 Q *= g
-            Q += r
         else:
             x = cols / a
             c = x.max(0)
@@ -406,33 +412,60 @@ class SoftValueStep:
             y = _np_matmul(self.P, np.exp(x, out=x))                # (S*A, B) = P z
             if not y.min() > self.tiny:
                 return None
-            L = np.log(y, out=y)
-            L += c
+            Q = np.log(y, out=y)
+            Q += c
             if g < 1:
-                L = np.logaddexp(L + math.log(g), math.log1p(-g))
-            L *= a
-            Q = np.add(L, r, out=L)
+                Q = np.logaddexp(Q + math.log(g), math.log1p(-g))
+            Q *= a
         if out is None:
             dt = v_next.dtype
-            out = (_empty((*b, S), dt), _empty((*b, S, A), dt), _empty((*b, S, A), dt))
+            out = (_batch_last(b, (S,), dt), _batch_last(b, (S, A), dt), _batch_last(b, (S, A), dt))
         if Q.shape[1] == 1:
-            return self._full_one(Q, a, lp, out)
+            return self._full_one(np.add(Q, r, out=Q), a, lp, out)
+        nat = [_columns_view(o, len(b)) for o in out]               # (S, B), (S*A, B), (S*A, B) or None
+        if any(n is None for n in nat):
+            return self._full_rows(np.add(Q, r, out=Q), a, lp, out)
+        Vc, Qc, Lc = nat
+        # every array below is (S*A, B) or (S, B) columns, the outputs' own layout: Q + r is
+        # written into the output, the log policy formed in place in its output from Q's columns.
+        # (The elementwise passes with a broadcast operand run in torch, ~1.3-1.5x faster than
+        # NumPy's on these shapes; NumPy's exp is faster than torch's; torch's reductions over the
+        # middle axis of (S, A, B) are several times faster than NumPy's: each on the same memory.)
+        Qt, Lt = torch.from_numpy(Qc), torch.from_numpy(Lc)
+        torch.add(torch.from_numpy(Q), torch.from_numpy(r), out=Qt)
+        torch.div(Qt, self._alpha_cols(a), out=Lt)                  # the logits Q / alpha (+ log rho)
+        if lp is not None:
+            Lt += torch.from_numpy(lp)
+        L3 = Lt.view(S, A, -1)
+        mx = L3.amax(1, keepdim=True)                               # (S, 1, B): finite (every state keeps an action)
+        e3 = torch.from_numpy(self._scratch(Q.shape)).view(S, A, -1)
+        torch.sub(L3, mx, out=e3)
+        np.exp(e3.numpy(), out=e3.numpy())
+        lse = e3.sum(1).numpy()                                     # (S, B), a fresh array
+        lse = np.log(lse, out=lse)
+        lse += mx.numpy()[:, 0, :]
+        np.multiply(lse, a, out=Vc)                                 # V_t
+        L3 -= torch.from_numpy(lse).unsqueeze(1)                    # log pi, in place
+        return out
+
+    def _full_rows(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], out: tuple) -> tuple:
+        """:meth:`full` into outputs not laid out as columns (``out=`` views of contiguous ``(*b, ...)``
+        tensors): the arithmetic on ``(S*A, B)`` columns, then one transposed copy of ``Q`` and ``V``
+        into the ``(B, ...)`` rows, the log policy formed in place from those rows."""
+        S, A = self.S, self.A
+        b = out[0].shape[:-1]
         e = self._scratch(Q.shape)
         np.divide(Q, a, out=e)                                      # the logits Q / alpha (+ log rho)
         if lp is not None:
             e += lp
         e3 = e.reshape(S, A, -1)
-        # (torch's reductions over the middle axis of (S, A, B) are several times faster than
-        # NumPy's; NumPy's exp is faster than torch's: each on the same memory)
-        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B): finite (every state keeps an action)
+        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B)
         e3 -= mx[:, None, :]
         lse = torch.from_numpy(np.exp(e3, out=e3)).sum(1).numpy()  # (S, B), a fresh array
         lse = np.log(lse, out=lse)
         lse += mx
         V = lse * a                                                 # (S, B)
         Vo, Qo, Lo = (o.view(-1, *o.shape[len(b):]) for o in out)  # (B, S), (B, S, A), (B, S, A)
-        # (S*A, B) columns to (B, S, A) rows: one transposed copy of Q and V; the log policy
-        # Q / alpha (+ log rho) - lse is then formed from those rows in two passes in place
         Vo.copy_(torch.from_numpy(V).t())
         Qo.view(-1, S * A).copy_(torch.from_numpy(Q).t())
         torch.div(Qo, self._alpha_rows(a, A), out=Lo)
@@ -465,12 +498,17 @@ class SoftValueStep:
         return out
 
     def _cols_of(self, v_next: torch.Tensor) -> np.ndarray:
-        """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view, or the columns the
-        previous step wrote into ``v_next`` itself (``out=``), while ``v_next`` is unchanged
-        since (its version counter), which spares a transposed read of a strided view."""
+        """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view (contiguous for the
+        batch-last outputs of :meth:`outputs`), or the columns the previous step wrote into
+        ``v_next`` itself (``out=`` of rows), while ``v_next`` is unchanged since (its version
+        counter), which spares a transposed read of a strided view."""
         prev, self._prev_cols = self._prev_cols, None
         if prev is not None and prev[0] is v_next and prev[1] == v_next._version:
             return prev[2]
+        if not v_next.is_contiguous():
+            cols = _columns_view(v_next, v_next.dim() - 1)       # a view of batch-last outputs
+            if cols is not None:
+                return cols
         return v_next.detach().numpy().reshape(-1, self.S).T
 
     def _scratch(self, shape: tuple) -> np.ndarray:
@@ -487,20 +525,30 @@ class SoftValueStep:
             ar = self._a_rows = (a, torch.from_numpy(a).reshape(-1, 1, 1))
         return ar[1]
 
+    def _alpha_cols(self, a: np.ndarray) -> torch.Tensor:
+        """The temperatures ``(B,)`` as a tensor (cached), to divide ``(S*A, B)`` columns of ``Q``."""
+        ac = self._a_cols
+        if ac is None or ac[0] is not a:
+            ac = self._a_cols = (a, torch.from_numpy(a))
+        return ac[1]
+
     def _prior_rows(self, lp: np.ndarray) -> torch.Tensor:
         """The log prior ``(S*A, 1)`` column as an ``(S, A)`` tensor, added to rows of logits."""
         return torch.from_numpy(lp).reshape(self.S, self.A)
 
     def _columns(self, t: Optional[int], b: tuple):
-        """Rewards ``(S*A, B)``, temperatures ``(B,)`` and the log prior ``(S*A, 1)`` (or ``None``) as
-        NumPy columns for :meth:`full` (cached per reward step and batch shape)."""
+        """Rewards ``(S*A, B)`` (``(S*A, 1)``, broadcast over the columns, when one reward table
+        serves the whole batch: a step then reads ``1/B`` of the bytes), temperatures ``(B,)`` and
+        the log prior ``(S*A, 1)`` (or ``None``) as NumPy columns for :meth:`full` (cached per
+        reward step and batch shape)."""
         key = (t if self.mdp.reward_layout == "tsa" else None, tuple(b))
         cached = getattr(self, "_cols", None)
         if cached is not None and cached[0] == key:
             return cached[1]
         S, A = self.S, self.A
         with torch.no_grad():
-            r = self.mdp.reward_at(t).expand(*b, S, A).reshape(-1, S * A).t()
+            r = self.mdp.reward_at(t)
+            r = r.reshape(S * A, 1) if r.dim() == 2 else r.expand(*b, S, A).reshape(-1, S * A).t()
             r = np.ascontiguousarray(r.numpy())
             a = self.alpha.expand(b).reshape(-1).numpy().copy() if self.batched \
                 else np.full(max(1, math.prod(b)), self.alpha, dtype=r.dtype)
@@ -554,6 +602,27 @@ class SoftValueStep:
         if with_live:
             return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
         return V
+
+
+def _batch_last(b: tuple, rest: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised ``(*b, *rest)`` output stored as ``(*rest, B)`` with ``B = prod(b)``: the
+    view with the batch axes in front (the last axis moved first, then split: no copy)."""
+    buf = _empty((*rest, max(1, math.prod(b))), dtype)                  # (*rest, B)
+    return buf.movedim(-1, 0).view(*b, *rest)
+
+
+def _columns_view(o: torch.Tensor, n_b: int) -> Optional[np.ndarray]:
+    """``o`` of shape ``(*b, *tail)`` (``n_b`` batch axes) as a contiguous ``(prod(tail), B)`` NumPy
+    view when its memory is laid out so (the batch-last outputs of :meth:`SoftValueStep.outputs`),
+    else ``None``."""
+    x = o.detach().numpy()
+    x = np.moveaxis(x, tuple(range(n_b)), tuple(range(x.ndim - n_b, x.ndim)))      # (*tail, *b)
+    n = math.prod(x.shape[:x.ndim - n_b])
+    try:
+        x = np.reshape(x, (n, -1), copy=False)
+    except ValueError:
+        return None
+    return x if x.flags.c_contiguous else None
 
 
 def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:

@@ -515,3 +515,81 @@ def test_values_step_into_preallocated_outputs(mode, sparse, batched):
     V2 = check(check(v, 3), 2)
     V2.mul_(0.5)
     check(V2, 1)
+
+
+@pytest.mark.parametrize("solver", [cai.backward_messages, cai.soft_value_iteration])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_batched_keep_all_is_batch_last_and_equals_the_loop(monkeypatch, solver, sparse):
+    """``keep="all"`` with a 2-D batch (2 reward tables x 3 temperatures, a discount, an action prior,
+    forbidden actions) runs the batched :meth:`SoftValueStep.full` in place in batch-last memory:
+    ``V``, ``Q``, ``log pi`` have the documented shapes, the batch axes with the smallest strides
+    (no transposed copy was made), and each member equals the single solve of its reward table and
+    temperature entry by entry (1e-12; the ``-inf`` of forbidden actions in the same places). The
+    solution's tensors work as ordinary ones: per-member indexing, ``reshape``, NumPy, a pickle
+    round trip bit for bit."""
+    import pickle
+
+    fulls = []
+    orig_full = SoftValueStep.full
+    monkeypatch.setattr(SoftValueStep, "full", lambda self, *a, **k: fulls.append(orig_full(self, *a, **k)) or fulls[-1])
+    rng = np.random.default_rng(21)
+    S, A, T = 8, 3, 5
+    mdp, P, r = _mdp(rng, S=S, A=A, T=T, discount=0.9, sparse=sparse, forbid=True)
+    lp = torch.as_tensor(rng.random((S, A)) + 0.2)
+    lp = lp / lp.sum(-1, keepdim=True)
+    tables = torch.stack([mdp.rewards, torch.where(torch.isneginf(mdp.rewards), mdp.rewards, 1.5 * mdp.rewards - 0.3)])
+    alphas = torch.tensor([0.25, 0.9, 3.0], dtype=torch.float64)
+    sol = solver(mdp.replace(rewards=tables[:, None], reward_layout="sa"), alphas, lp, keep="all")   # b = (2, 3)
+    assert len(fulls) == T and all(f is not None for f in fulls)
+    assert sol.V.shape == (2, 3, T + 1, S) and sol.Q.shape == sol.log_policy.shape == (2, 3, T, S, A)
+    for x in (sol.V, sol.Q, sol.log_policy):
+        assert not x.is_contiguous() and x.stride()[:2] == (3, 1)      # members last in memory
+    for i in range(2):
+        for j in range(3):
+            one = solver(mdp.replace(rewards=tables[i]), float(alphas[j]), lp, keep="all")
+            for name in ("V", "Q", "log_policy", "policy"):
+                got, want = getattr(sol, name)[i, j], getattr(one, name)
+                assert torch.equal(torch.isneginf(got), torch.isneginf(want)), name
+                fin = torch.isfinite(want)
+                torch.testing.assert_close(got[fin], want[fin], rtol=0, atol=1e-12 * max(1.0, want[fin].abs().max().item()))
+    np.testing.assert_array_equal(sol.Q.numpy(), sol.Q.contiguous().numpy())
+    assert torch.equal(sol.Q.reshape(6, T, S, A)[4], sol.Q[1, 1])
+    back = pickle.loads(pickle.dumps(sol))
+    for name in ("V", "Q", "log_policy"):
+        assert torch.equal(getattr(back, name), getattr(sol, name))
+
+
+@pytest.mark.parametrize("solver", [cai.backward_messages, cai.soft_value_iteration])
+def test_a_batch_of_one_keeps_all(solver):
+    """A temperature of shape ``(1,)``, or one reward table in a batch, with ``keep="all"`` gives the
+    scalar solve's tensors bit for bit, with the batch axis in front (the one-column step on
+    ``(1, ...)`` outputs; it raised before)."""
+    rng = np.random.default_rng(22)
+    mdp, P, r = _mdp(rng, discount=0.8, forbid=True, sparse=True)
+    one = solver(mdp, 0.6, keep="all")
+    for b in (solver(mdp, torch.tensor([0.6], dtype=torch.float64), keep="all"),
+              solver(mdp.replace(rewards=mdp.rewards[None], reward_layout="sa"), 0.6, keep="all")):
+        for name in ("V", "Q", "log_policy"):
+            assert getattr(b, name).shape == (1, *getattr(one, name).shape)
+            assert torch.equal(getattr(b, name)[0], getattr(one, name))
+
+
+@pytest.mark.parametrize("mode", [LOG_EXPECTATION, EXPECTATION])
+def test_full_step_into_contiguous_outputs_equals_the_column_outputs(mode):
+    """:meth:`SoftValueStep.full` with ``out=`` views of ordinary contiguous ``(*b, ...)`` tensors
+    (not batch-last memory) writes the same numbers, bit for bit, as into :meth:`outputs`."""
+    rng = np.random.default_rng(23)
+    mdp, P, r = _mdp(rng, discount=0.9, sparse=True, forbid=True)
+    S, A = r.shape
+    lp = torch.as_tensor(np.log(rng.random((S, A)) + 0.1))
+    lp = lp - torch.logsumexp(lp, -1, keepdim=True)
+    alpha, b = torch.tensor([[0.3, 1.0], [2.0, 5.0]], dtype=torch.float64), (2, 2)
+    step = SoftValueStep.for_solver(mdp, alpha, mode, lp)
+    Vs, Qs, Ls = step.outputs(b, mdp.horizon)
+    v = torch.as_tensor(rng.standard_normal((*b, S)) * 3)
+    cols = step.full(v, 2, out=(Vs.select(-2, 2), Qs.select(-3, 2), Ls.select(-3, 2)))
+    rows = step.full(v, 2, out=(torch.empty(*b, S, dtype=torch.float64), torch.empty(*b, S, A, dtype=torch.float64),
+                                torch.empty(*b, S, A, dtype=torch.float64)))
+    assert all(x.is_contiguous() for x in rows) and not cols[1].is_contiguous()
+    for c, w in zip(cols, rows):
+        assert torch.equal(c, w)
