@@ -266,11 +266,7 @@ class SoftValueStep:
             if res is None:
                 return None
             u, shift = res
-        V = np.log(u, out=u)
-        V += shift
-        V += m
-        V *= a
-        return self._pack(V, live, b, with_live, out)
+        return self._pack(_values_from_sum(u, shift, m, a), live, b, with_live, out)
 
     def _with_death(self, y: np.ndarray, c: np.ndarray, wsum: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Exact inference's sum with the death term, ``(u, shift)`` with ``exp(shift) u =
@@ -334,11 +330,7 @@ class SoftValueStep:
             if res is None:
                 return None
             u, shift = res
-        V = np.log(u, out=u)
-        V += shift
-        V += m
-        V *= a
-        return self._pack(V, live, b, with_live, out)
+        return self._pack(_values_from_sum(u, shift, m, a), live, b, with_live, out)
 
     def outputs(self, b: tuple, T: int, keep: str = "all"
                 ) -> Optional[Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]:
@@ -573,16 +565,7 @@ class SoftValueStep:
         live = None
         if with_live:
             live = (np.log(y) + (c + m + math.log(g))) * a
-        if g == 1:
-            u, shift = y, c
-        else:
-            shift = np.maximum(c, 0)
-            y *= g * np.exp(c - shift)
-            u = np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y)
-        V = np.log(u, out=u)
-        V += shift
-        V += m
-        V *= a
+        V = _values_from_sum(*self._with_death(y, c, wsum), m, a)
         if out is not None and not with_live:
             out.view(-1, S).copy_(torch.from_numpy(V))
             return out
@@ -623,6 +606,15 @@ def _columns_view(o: torch.Tensor, n_b: int) -> Optional[np.ndarray]:
     except ValueError:
         return None
     return x if x.flags.c_contiguous else None
+
+
+def _values_from_sum(u: np.ndarray, shift, m, a) -> np.ndarray:
+    """``alpha (log u + shift + m)``, the values from a step's shifted sum ``u`` (overwritten)."""
+    V = np.log(u, out=u)
+    V += shift
+    V += m
+    V *= a
+    return V
 
 
 def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
