@@ -313,8 +313,8 @@ def meta_pomdp_episodes(mdp: TabularMDP, goals: Sequence[int], goal_prior: Array
             label=(r"$\alpha = 2$: $q \propto \sqrt{p}$" if correct_paths else rf"$\alpha = 2$: {float(at2.episodes):.3f}"))
     ax.plot([1.0], [float(at1.episodes)], "s", color="#888888",
             label=(r"$\alpha = 1$: probability matching" if correct_paths else r"$\alpha = 1$") + f", {float(at1.episodes):.3f}")
-    ax.axhline(float(adaptive_episodes(goal_prior)), color="k", ls=":", lw=0.8,
-               label=rf"agent with memory: {float(adaptive_episodes(goal_prior)):.3f}")
+    memory = float(adaptive_episodes(goal_prior))
+    ax.axhline(memory, color="k", ls=":", lw=0.8, label=rf"agent with memory: {memory:.3f}")
     ax.set_xscale("log")
     ax.set_xlabel(r"temperature $\alpha$")
     ax.set_ylabel("expected episodes until the hidden goal")
