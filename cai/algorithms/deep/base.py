@@ -379,6 +379,13 @@ class DiscretePolicyLearner(OffPolicyLearner):
         """Logits ``(B, n)`` of the policy for observations ``(B, o)`` (``pi = softmax(logits)``)."""
         raise NotImplementedError
 
+    def _discrete_spaces(self, observation_space, action_space) -> int:
+        """Record ``n_actions_`` and ``action_start_`` of the ``Discrete(n, start)`` action space (for
+        :meth:`_build`); returns the flattened observation size."""
+        self.n_actions_ = int(action_space.n)
+        self.action_start_ = int(getattr(action_space, "start", 0))
+        return int(np.prod(observation_space.shape))
+
     @torch.no_grad()
     def policy_probs(self, obs: np.ndarray) -> np.ndarray:
         """``pi(.|s)`` for observations ``(B, o)`` (or one ``(o,)``): ``(B, A)`` (or ``(A,)``).

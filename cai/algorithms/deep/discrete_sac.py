@@ -235,9 +235,7 @@ class DiscreteSAC(DiscretePolicyLearner):
 
     def _build(self, observation_space, action_space) -> None:
         cfg = self.config
-        obs_dim = int(np.prod(observation_space.shape))
-        self.n_actions_ = int(action_space.n)
-        self.action_start_ = int(getattr(action_space, "start", 0))
+        obs_dim = self._discrete_spaces(observation_space, action_space)
         dev = torch.device(cfg.device)
         self.actor_ = mlp(obs_dim, cfg.hidden_sizes, self.n_actions_).to(dev, torch.float32)
         self.critic_ = EnsembleQNetwork(obs_dim, 0, cfg.hidden_sizes, ensemble_size=2,

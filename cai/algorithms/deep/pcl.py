@@ -105,10 +105,7 @@ class PCL(DiscretePolicyLearner):
 
     def _build(self, observation_space, action_space) -> None:
         cfg = self.config
-        obs_dim = int(np.prod(observation_space.shape))
-        self.obs_dim_ = obs_dim
-        self.n_actions_ = int(action_space.n)
-        self.action_start_ = int(getattr(action_space, "start", 0))
+        obs_dim = self.obs_dim_ = self._discrete_spaces(observation_space, action_space)
         dev = torch.device(cfg.device)
         self.pi_ = mlp(obs_dim, cfg.hidden_sizes, self.n_actions_).to(dev, torch.float32)
         self.v_ = mlp(obs_dim, cfg.hidden_sizes, 1).to(dev, torch.float32)

@@ -19,7 +19,6 @@ import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -133,9 +132,7 @@ class SoftDQN(DiscretePolicyLearner):
 
     def _build(self, observation_space, action_space) -> None:
         cfg = self.config
-        obs_dim = int(np.prod(observation_space.shape))
-        self.n_actions_ = int(action_space.n)
-        self.action_start_ = int(getattr(action_space, "start", 0))
+        obs_dim = self._discrete_spaces(observation_space, action_space)
         self.q_ = mlp(obs_dim, cfg.hidden_sizes, self.n_actions_).to(cfg.device, torch.float32)
         self.q_target_ = copy.deepcopy(self.q_).requires_grad_(False)
         self.opt_ = torch.optim.Adam(self.q_.parameters(), lr=cfg.lr)
