@@ -35,21 +35,12 @@ import sys
 import time
 from typing import Callable, Dict, List
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def _threads_from_argv(argv: List[str]):
-    """The value of ``--threads N`` in ``argv`` (or None), read before NumPy loads its BLAS."""
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--threads="):
-            return a.split("=", 1)[1]
-    return None
+from _threads import apply_thread_env  # noqa: E402
 
-
-if __name__ == "__main__" and _threads_from_argv(sys.argv) is not None:
-    # same thread count for both sides: OpenBLAS (NumPy/SciPy) reads it when it loads
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads_from_argv(sys.argv)
+if __name__ == "__main__":
+    apply_thread_env(sys.argv)     # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
