@@ -8,23 +8,12 @@ import numpy as np
 import pytest
 
 from cai.algorithms.deep.callbacks import BaseCallback, CallbackList, CheckpointCallback, EarlyStopping, EvalCallback, TensorBoardCallback
-from cai.algorithms.deep.sac import SAC, SACConfig
-from cai.algorithms.deep.soft_dqn import SoftDQN, SoftDQNConfig
+from cai.algorithms.deep.sac import SAC
+from cai.algorithms.deep.soft_dqn import SoftDQN
 from cai.algorithms.deep.sql import SQL, SQLConfig
-from tests.algorithms.deep.test_persistence import assert_same_learner
+from tests.algorithms.deep.test_persistence import assert_same_learner, dqn_config, sac_config
 
 gym = pytest.importorskip("gymnasium")
-
-TINY = dict(hidden_sizes=(16,), batch_size=16, learning_starts=40, log_every=10, progress=False, seed=3,
-            buffer_size=5000)
-
-
-def sac_config(**kw):
-    return SACConfig(**{**TINY, **kw})
-
-
-def dqn_config(**kw):
-    return SoftDQNConfig(**{**TINY, "target_every": 10, "tau": 1.0, **kw})
 
 
 class Counter(BaseCallback):
