@@ -39,7 +39,7 @@ import torch
 
 from cai.algorithms.deep.base import DiscretePolicyLearner
 from cai.algorithms.deep.loop import LoopConfig
-from cai.algorithms.deep.networks import EnsembleQNetwork, mlp, polyak_update
+from cai.algorithms.deep.networks import EnsembleQNetwork, gradient_step, mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 
 __all__ = ["DiscreteSACConfig", "DiscreteSAC", "PRESETS", "discrete_sac_critic_target", "discrete_sac_critic_loss",
@@ -258,24 +258,18 @@ class DiscreteSAC(DiscretePolicyLearner):
             target = discrete_sac_critic_target(batch.reward, cfg.gamma * (1.0 - batch.terminated),
                                                 self.critic_target_(batch.next_obs), log_pi_tp1, alpha)
         critic_loss = discrete_sac_critic_loss(self.critic_(batch.obs), batch.action, target)
-        self.critic_opt_.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt_.step()
+        gradient_step(self.critic_opt_, critic_loss)
 
         log_pi = torch.log_softmax(self.actor_(batch.obs), -1)
         with torch.no_grad():
             q = self.critic_(batch.obs)
         actor_loss = discrete_sac_actor_loss(q, log_pi, alpha)
-        self.actor_opt_.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt_.step()
+        gradient_step(self.actor_opt_, actor_loss)
 
         alpha_loss = torch.zeros(())
         if cfg.autotune_alpha:
             alpha_loss = discrete_sac_temperature_loss(self.log_alpha_, log_pi, self.target_entropy_)
-            self.alpha_opt_.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt_.step()
+            gradient_step(self.alpha_opt_, alpha_loss)
 
         polyak_update(self.critic_target_, self.critic_, cfg.tau)
         self.n_updates_ += 1

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["mlp", "EnsembleLinear", "EnsembleQNetwork", "TanhGaussianActor", "tanh_gaussian_log_prob", "polyak_update"]
+__all__ = ["mlp", "EnsembleLinear", "EnsembleQNetwork", "TanhGaussianActor", "tanh_gaussian_log_prob", "polyak_update",
+           "gradient_step"]
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -121,3 +122,10 @@ def polyak_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) 
     """``theta_target <- (1 - tau) theta_target + tau theta_source`` in place."""
     t_params, s_params = list(target.parameters()), list(source.parameters())
     torch._foreach_lerp_(t_params, s_params, tau)
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss``: clear the gradients (to ``None``), backpropagate, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()

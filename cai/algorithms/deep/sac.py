@@ -30,7 +30,7 @@ import torch
 
 from cai.algorithms.deep.base import OffPolicyLearner
 from cai.algorithms.deep.loop import LoopConfig, setup_box_learner
-from cai.algorithms.deep.networks import EnsembleQNetwork, TanhGaussianActor, polyak_update
+from cai.algorithms.deep.networks import EnsembleQNetwork, TanhGaussianActor, gradient_step, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 
 if TYPE_CHECKING:
@@ -184,24 +184,18 @@ class SAC(OffPolicyLearner):
             discount = cfg.gamma * (1.0 - batch.terminated)
             target = sac_critic_target(batch.reward, discount, q_tp1, log_pi_tp1, alpha)
         critic_loss = sac_critic_loss(self.critic_(batch.obs, batch.action), target)
-        self.critic_opt_.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt_.step()
+        gradient_step(self.critic_opt_, critic_loss)
 
         a_pi, log_pi = self.actor_(batch.obs)
         self.critic_.requires_grad_(False)  # the actor loss must not move the critics
         actor_loss = sac_actor_loss(self.critic_(batch.obs, a_pi), log_pi, alpha)
         self.critic_.requires_grad_(True)
-        self.actor_opt_.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt_.step()
+        gradient_step(self.actor_opt_, actor_loss)
 
         alpha_loss = torch.zeros(())
         if cfg.autotune_alpha:
             alpha_loss = sac_temperature_loss(self.log_alpha_, log_pi, self.target_entropy_)
-            self.alpha_opt_.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt_.step()
+            gradient_step(self.alpha_opt_, alpha_loss)
 
         polyak_update(self.critic_target_, self.critic_, cfg.tau)
         self.n_updates_ += 1

@@ -32,7 +32,7 @@ from torch import nn
 
 from cai.algorithms.deep.base import OffPolicyLearner
 from cai.algorithms.deep.loop import LoopConfig, setup_box_learner
-from cai.algorithms.deep.networks import EnsembleQNetwork, mlp, polyak_update
+from cai.algorithms.deep.networks import EnsembleQNetwork, gradient_step, mlp, polyak_update
 from cai.algorithms.deep.replay import ReplayBuffer, Transition
 
 if TYPE_CHECKING:
@@ -229,9 +229,7 @@ class SQL(OffPolicyLearner):
                                                    -d * math.log(2.0), alpha)
             target = soft_q_target(batch.reward, cfg.gamma * (1.0 - batch.terminated), v_tp1)
         q_loss = 0.5 * ((self.q_(batch.obs, batch.action)[0] - target) ** 2).mean()
-        self.q_opt_.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.q_opt_.step()
+        gradient_step(self.q_opt_, q_loss)
 
         # 2. sampler: push its particles along the SVGD direction of log p(u)
         u = self.sampler_(batch.obs, cfg.kernel_particles)  # (B, K, d)
@@ -243,9 +241,7 @@ class SQL(OffPolicyLearner):
         h = median_bandwidth(u_fixed.detach(), u_update.detach())
         phi = svgd_direction(u_fixed.detach(), grad_log_p, u_update.detach(), h)
         sampler_loss = -(u_update * phi.detach()).sum(-1).mean()
-        self.sampler_opt_.zero_grad(set_to_none=True)
-        sampler_loss.backward()
-        self.sampler_opt_.step()
+        gradient_step(self.sampler_opt_, sampler_loss)
         self.q_.zero_grad(set_to_none=True)  # the autograd.grad above did not touch .grad; keep it clean
 
         polyak_update(self.q_target_, self.q_, cfg.tau)
