@@ -159,8 +159,7 @@ class AmortizedPolicyGuide(torch.nn.Module):
         super().__init__()
         if not isinstance(model, TrajectoryModel):
             raise TypeError(f"model: expected a TrajectoryModel, got {type(model).__name__}")
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden: expected a positive integer width, got {hidden!r}")
+        check_positive_int("hidden", hidden, "a positive integer width")
         mdp = model.mdp
         T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
         dt = mdp.dtype

@@ -34,7 +34,7 @@ import torch
 from cai.dp.soft_vi import soft_value_iteration, value_iteration
 from cai.dp.visitation import policy_marginals, policy_visitation
 from cai.exact.messages import backward_messages, forward_messages
-from cai.mdp.checks import as_tensor, check_action_prior
+from cai.mdp.checks import as_tensor, check_action_prior, check_positive_int
 from cai.mdp.tabular import ACTION_PRIORS, TabularMDP, absorbing_states, uniform_action_prior
 from cai.ops.recursion import DivergenceError
 from cai.solution import Solution
@@ -323,8 +323,7 @@ def inference_table(mdp: TabularMDP, alpha: float = 1.0, action_prior: Union[str
         raise TypeError(f"inference_table: mdp: expected a cai.TabularMDP, got {type(mdp).__name__}")
     if len(mdp.batch_shape):
         raise ValueError(f"mdp: expected an MDP without reward batch, got batch shape {tuple(mdp.batch_shape)}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats: expected a positive integer, got {repeats!r}")
+    check_positive_int("repeats", repeats)
     prior, prior_name = resolve_action_prior(mdp, action_prior)
     solvers = {
         "exact": lambda: backward_messages(mdp, alpha, prior),

@@ -26,6 +26,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from cai.mdp.checks import check_positive_int
 from cai.methods import VI
 from cai.typing import ArrayLike
 
@@ -60,9 +61,7 @@ def node_name(kind: str, t: int) -> str:
 
 
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"T: expected a number of decisions >= 1, got {T!r}")
-    return int(T)
+    return check_positive_int("T", T, "a number of decisions >= 1")
 
 
 def unrolled_graph(T: int, *, final_state: bool = True, action_edges: bool = True,

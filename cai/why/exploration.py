@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from cai.algorithms.tabular.soft_q import q_learning, soft_q_learning
+from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
 
@@ -112,8 +113,7 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> Tuple[float, float]:
     References:
         Wilson (1927), JASA 22.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    check_positive_int("n", n)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
         raise ValueError(f"k: expected an integer in [0, {n}], got {k!r}")
     if not 0 < level < 1:
@@ -200,8 +200,7 @@ def bootstrap_median_interval(times: ArrayLike, found: ArrayLike, level: float =
     t, f = _check_times(times, found)
     if not 0 < level < 1:
         raise ValueError(f"level: expected a coverage in (0, 1), got {level!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"n_boot: expected a positive integer, got {n_boot!r}")
+    check_positive_int("n_boot", n_boot)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, t.size, size=(n_boot, t.size))
     meds = np.array([censored_median(t[i], f[i]) for i in idx])

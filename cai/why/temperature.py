@@ -42,6 +42,7 @@ import torch
 
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_marginals
+from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.typing import Alpha
 
@@ -189,8 +190,7 @@ def dual_temperature_descent(mdp: TabularMDP, target: float, *, alpha0: float = 
     for name, v in (("alpha0", alpha0), ("lr", lr)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (0 < v < math.inf):
             raise ValueError(f"{name}: expected a positive finite number, got {v!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    check_positive_int("steps", steps, "an integer >= 1")
     la = math.log(alpha0)
     alphas, ents, duals = [], [], []
     for _ in range(steps):

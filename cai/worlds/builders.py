@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 
+from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP
 
 __all__ = ["gridworld", "parse_layout", "chain", "random_mdp", "lottery", "options_fork", "two_route", "cliff", "square", "square_layout", "GRID_ACTIONS",
@@ -441,9 +442,7 @@ def goal_lattice(depth: int = 3) -> TabularMDP:
     Raises:
         ValueError: for ``depth`` not an integer ``>= 1``.
     """
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth: expected an integer >= 1, got {depth!r}")
-    d = int(depth)
+    d = check_positive_int("depth", depth, "an integer >= 1")
     cells = [(i, s - i) for s in range(d + 1) for i in range(s + 1)]
     index = {c: n for n, c in enumerate(cells)}
     S = len(cells)

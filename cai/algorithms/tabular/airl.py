@@ -51,7 +51,7 @@ from cai.algorithms.tabular.irl import Demonstrations, MaxEntIRL, validate_demon
 from cai.dp.soft_vi import soft_value_iteration
 from cai.dp.visitation import policy_visitation
 from cai.exact.sampling import Trajectories
-from cai.mdp.checks import as_tensor
+from cai.mdp.checks import as_tensor, check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.solution import Solution
 from cai.typing import ArrayLike
@@ -191,8 +191,7 @@ class AIRL:
         if discriminator not in (AIRL_FORM, GAIL_FORM):
             raise ValueError(f"discriminator: expected 'airl' or 'gail', got {discriminator!r}")
         for nm, v in (("n_iter", n_iter), ("disc_steps", disc_steps)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{nm}: expected a positive integer, got {v!r}")
+            check_positive_int(nm, v)
         for nm, v, lo in (("lr", lr, 0.0), ("l2", l2, None)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
                     or (v <= 0 if lo is not None else v < 0):

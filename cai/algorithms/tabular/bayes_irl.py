@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from cai.algorithms.tabular.irl import Demonstrations, MaxEntIRL, validate_demonstrations
 from cai.algorithms.tabular.irl_many import log_likelihood_many
 from cai.exact.sampling import Trajectories
+from cai.mdp.checks import check_positive_int
 from cai.mdp.tabular import TabularMDP
 from cai.typing import ArrayLike
 
@@ -49,12 +50,6 @@ __all__ = ["BayesianIRL", "NUTS_METHOD", "SVI_METHOD", "LAPLACE_METHOD"]
 NUTS_METHOD = "nuts"
 SVI_METHOD = "svi"
 LAPLACE_METHOD = "laplace"
-
-
-def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    return v
 
 
 class BayesianIRL:
@@ -114,9 +109,9 @@ class BayesianIRL:
             raise ValueError(f"prior_scale: expected positive values, got {scale.tolist()}")
         if method not in (NUTS_METHOD, SVI_METHOD, LAPLACE_METHOD):
             raise ValueError(f"method: expected 'nuts', 'svi' or 'laplace', got {method!r}")
-        _positive_int("num_samples", num_samples)
-        _positive_int("warmup_steps", warmup_steps)
-        _positive_int("svi_steps", svi_steps)
+        check_positive_int("num_samples", num_samples)
+        check_positive_int("warmup_steps", warmup_steps)
+        check_positive_int("svi_steps", svi_steps)
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr: expected a positive number, got {lr!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):

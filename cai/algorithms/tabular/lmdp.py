@@ -29,7 +29,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from cai.mdp.checks import as_tensor, check_action_prior, check_alpha
+from cai.mdp.checks import as_tensor, check_action_prior, check_alpha, check_positive_int
 from cai.mdp.io import load_arrays, save_arrays
 from cai.mdp.tabular import ROW_SUM_TOL, TabularMDP
 from cai.ops.logspace import log_matmul_exp, logsumexp
@@ -333,8 +333,7 @@ class LMDP:
             :class:`LMDPSolution` with ``z``, ``v`` of shape ``(T+1, S)`` and ``controlled``
             ``(T, S, S)``.
         """
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
+        check_positive_int("horizon", horizon, "an integer >= 1")
         fc = self._final_cost(final_cost)
         term = self.terminal
         log_zT = torch.where(term, -self.state_cost, -fc)

@@ -58,7 +58,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cai.exact.sampling import transition_rows
-from cai.mdp.checks import as_tensor, check_policy
+from cai.mdp.checks import as_tensor, check_policy, check_positive_int
 from cai.mdp.tabular import TabularMDP, check_model
 from cai.ops.backup import hard_max, soft_max
 from cai.typing import Alpha, ArrayLike
@@ -120,12 +120,6 @@ class TDResult(NamedTuple):
 StepSize = Union[float, PolynomialStepSize, Callable[[torch.Tensor], torch.Tensor]]
 
 
-def _positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    return v
-
-
 def _initial_q(q_init, shape, forbidden, dt, dev) -> torch.Tensor:
     """``Q`` at the start: a constant or a full table (e.g. another task's solution), ``-inf`` where forbidden."""
     if isinstance(q_init, bool):
@@ -152,9 +146,9 @@ def _td_learning(mdp, alpha, log_prior, aggregate, value_fn, behaviour, behaviou
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     g = mdp.gamma
     dt, dev = mdp.dtype, mdp.device
-    _positive_int("n_samples", n_samples)
-    _positive_int("n_envs", n_envs)
-    _positive_int("eval_every", eval_every)
+    check_positive_int("n_samples", n_samples)
+    check_positive_int("n_envs", n_envs)
+    check_positive_int("eval_every", eval_every)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (0 <= epsilon <= 1):
         raise ValueError(f"epsilon: expected an exploration probability in [0, 1], got {epsilon!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
