@@ -184,7 +184,7 @@ def exact_successor(mdp, v_next: torch.Tensor, alpha: torch.Tensor):
 
 
 def action_log_weights(r: torch.Tensor, alpha: Union[float, torch.Tensor], log_prior: Optional[torch.Tensor], *,
-                       per_successor: bool = False) -> torch.Tensor:
+                       per_successor: bool = False, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""``log w = r / alpha + log rho``: the log weight of each action in the exact backup.
 
     ``exp(Q / alpha) = sum_s' P exp(log w + V / alpha)``-style sums (the fused step, the linear
@@ -195,10 +195,16 @@ def action_log_weights(r: torch.Tensor, alpha: Union[float, torch.Tensor], log_p
         alpha: temperature, a float or a tensor broadcastable against ``r``.
         log_prior: ``log rho`` ``(S, A)``, or ``None`` for the counting measure.
         per_successor: ``r`` has a successor axis (``r(s,a,s')``).
+        out: optional tensor of the broadcast shape, written in place (no autograd).
 
     Returns:
-        Log weights of ``r``'s shape (``-inf`` where ``r`` or the prior is).
+        Log weights of ``r``'s shape (``-inf`` where ``r`` or the prior is); ``out`` when given.
     """
+    if out is not None:
+        torch.div(r, alpha, out=out)
+        if log_prior is not None:
+            out += log_prior.unsqueeze(-1) if per_successor else log_prior
+        return out
     logits = r / alpha
     if log_prior is not None:
         logits = logits + (log_prior.unsqueeze(-1) if per_successor else log_prior)

@@ -21,7 +21,7 @@ import torch
 if TYPE_CHECKING:
     import scipy.sparse
 
-__all__ = ["matmul", "scipy_csr", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_", "precision_floor",
+__all__ = ["matmul", "csr_product", "scipy_csr", "log_matmul_exp", "logsumexp", "transpose_csr", "exp_", "log_", "precision_floor",
            "MAX_BANDS", "SLAB_MARGIN_NATS", "MIN_SLAB_WIDTH_NATS", "SLAB_ROW_FRACTION", "EXACT_ROWS_CHUNK"]
 
 #: Nats kept between a slab's smallest product term and :func:`precision_floor`, so that the
@@ -90,14 +90,51 @@ def log_(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+#: Whether torch's CPU sparse products run on MKL (the x86 wheels). There ``addmm(..., out=)``
+#: of a CSR matrix and a block of columns ran 4-6x faster than SciPy's CSR product on one thread,
+#: and ``mv(..., out=)`` faster than SciPy's mat-vec (a 50x50 grid; ``benchmarks/README.md``);
+#: torch's own allocating ``sparse.mm`` / ``@`` was slower than both. Elsewhere SciPy's runs.
+MKL_SPARSE = torch.backends.mkl.is_available()
+
+
+def csr_product(M: torch.Tensor, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``M @ x`` for a CPU sparse CSR tensor ``M`` and NumPy columns: the one home of the CPU
+    sparse product (no autograd).
+
+    Args:
+        M: sparse CSR ``(n, m)`` on the CPU, float64 or float32.
+        x: NumPy ``(m, B)`` (any strides) of ``M``'s dtype.
+        out: optional C-contiguous NumPy ``(n, B)`` of that dtype, overwritten (never read).
+
+    Returns:
+        ``(n, B)`` NumPy: ``out`` when given, else a fresh array.
+    """
+    if not MKL_SPARSE:
+        y = scipy_csr(M) @ x
+        if out is None:
+            return y
+        np.copyto(out, y)
+        return out
+    n, B = M.shape[0], x.shape[1]
+    if out is None:
+        out = np.empty((n, B), dtype=x.dtype)
+    o = torch.from_numpy(out)
+    if B == 1:
+        torch.mv(M, torch.from_numpy(np.ascontiguousarray(x[:, 0])), out=o.view(-1))
+    else:
+        # beta = 0: MKL overwrites out without reading it (garbage or NaN there cannot leak in)
+        torch.addmm(o, M, torch.from_numpy(x), beta=0, out=o)
+    return out
+
+
 def matmul(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a dense or sparse CSR ``M`` of shape ``(n, m)`` and dense ``X`` ``(m, B)``."""
     if _is_sparse(M):
         if M.device.type == "cpu" and M.dtype == X.dtype and not needs_grad(M, X):
-            # SciPy's CSR product on a view of M's arrays (no copy): with a block of columns ~10x
-            # faster than ``torch.sparse.mm`` on one thread (64 columns, a 50x50 grid), and with one
-            # column a fraction of torch's per-call cost on small matrices (benchmarks/README.md)
-            return torch.from_numpy(scipy_csr(M) @ X.contiguous().numpy())
+            # the CPU sparse product (:func:`csr_product`): MKL where torch has it, else SciPy's
+            # CSR product on a view of M's arrays, ~10x faster than ``torch.sparse.mm`` on one
+            # thread with a block of columns (benchmarks/README.md)
+            return torch.from_numpy(csr_product(M, X.detach().numpy()))
         if X.shape[1] == 1:
             # a CSR mat-vec is faster than ``sparse.mm`` with a single column
             return torch.mv(M, X[:, 0]).unsqueeze(1)

@@ -7,13 +7,14 @@ followed by :func:`cai.ops.backup.soft_max`) and is tested against it entry by e
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import torch
 
 from cai.ops.backup import EXPECTATION, LOG_EXPECTATION, action_log_weights, action_operator, successor_mode
-from cai.ops.logspace import log_matmul_exp, matmul, precision_floor, scipy_csr
+from cai.ops.logspace import MKL_SPARSE, csr_product, log_matmul_exp, precision_floor, scipy_csr
 
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
@@ -105,12 +106,15 @@ class SoftValueStep:
         # than torch's CSR mat-vec, and is ~10x faster with many columns: see logspace.matmul),
         # or a NumPy view of dense ones
         self.P = scipy_csr(PM) if mdp.is_sparse else PM.detach().numpy()
+        # the operand of the steps' products (:func:`_np_matmul`): the torch CSR tensor itself for
+        # sparse transitions (MKL's product where torch has it, :func:`cai.ops.logspace.csr_product`)
+        self._Pmul = PM if mdp.is_sparse else self.P
         self._ones = np.ones((self.A, 1), dtype=np.float64 if mdp.dtype == torch.float64 else np.float32)
         self._key, self._cached = (), None   # the weights of the last reward step seen
         self.declined = False
         # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
         # (with the tensor it was written to and that tensor's version), reused by the next step
-        self._buf = self._a_rows = self._a_cols = self._prev_cols = None
+        self._buf = self._ybuf = self._a_rows = self._a_cols = self._prev_cols = None
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -161,7 +165,7 @@ class SoftValueStep:
                 op = action_operator(w, mdp.transitions)           # M, (S, S): CSR or dense
                 # the step multiplies by a NumPy / SciPy M; the slab route takes the torch one
                 self._M_torch = op
-                op = scipy_csr(op) if mdp.is_sparse else op.numpy()
+                op = op if mdp.is_sparse else op.numpy()
         self._key, self._cached = key, (m.numpy(), op, wsum, min_m)
         return self._cached
 
@@ -173,49 +177,52 @@ class SoftValueStep:
         ``M`` per member (``B`` operators of ``(S, S)``)."""
         S, A = self.S, self.A
         with torch.no_grad():
-            a = self.alpha.expand(b)
-            logits = action_log_weights(self.mdp.reward_at(t), a.unsqueeze(-1).unsqueeze(-1), self.log_prior)
-            logits = logits.expand(*b, S, A).reshape(-1, S, A)      # (B, S, A)
-            m = logits.amax(-1)                                      # (B, S)
-            log_w = (logits - m.unsqueeze(-1)).permute(1, 2, 0).reshape(S * A, -1)   # (S*A, B)
-            cols_m = np.ascontiguousarray(m.t().numpy())             # (S, B)
-            a_cols = a.reshape(-1).numpy().copy()                     # (B,)
+            a = self.alpha.expand(b).reshape(-1)                     # (B,)
+            r = self.mdp.reward_at(t)
+            # the rewards as (S, A, 1) (one table for the batch) or (S, A, B) columns (one each)
+            r = r.unsqueeze(-1) if r.dim() == 2 else r.expand(*b, S, A).reshape(-1, S, A).permute(1, 2, 0)
+            lp = None if self.log_prior is None else self.log_prior.unsqueeze(-1)
+            # log W as (S*A, B) columns, formed in place in memory with the members last
+            log_w = action_log_weights(r, a, lp, out=_empty((S, A, a.numel()), r.dtype))
+            m = log_w.amax(1)                                        # (S, B): finite (every state keeps an action)
+            log_w -= m.unsqueeze(1)
+            log_w = log_w.numpy().reshape(S * A, -1)
+            cols_m, a_cols = m.numpy(), a.numpy().copy()
             if self.mode == EXPECTATION:
-                return cols_m, log_w.numpy(), None, a_cols
-            w = torch.exp(log_w)
-            wsum = w.reshape(S, A, -1).sum(1).numpy()
+                return cols_m, log_w, None, a_cols
+            w = np.exp(log_w, out=log_w)                             # W, in place (NumPy's exp: faster)
+            # sum_a W only serves the death term (gamma < 1)
+            wsum = _sum_actions(w, S, A) if self.gamma < 1 else None     # (S, B)
             if not isinstance(self.P, np.ndarray):
                 # sparse: one M per member, laid out as one block-diagonal CSR matrix over the
                 # (B, S) rows of the values, so a step is one sparse mat-vec
-                return (np.ascontiguousarray(cols_m.T), self._block_operator(w.numpy()),
-                        np.ascontiguousarray(wsum.T), a_cols)
-            return cols_m, w.numpy(), wsum, a_cols
+                return (np.ascontiguousarray(cols_m.T), self._block_operator(w),
+                        None if wsum is None else np.ascontiguousarray(wsum.T), a_cols)
+            return cols_m, w, wsum, a_cols
 
     def _block_operator(self, w: np.ndarray):
-        """``diag(M_1, ..., M_B)`` as a SciPy CSR ``(B*S, B*S)`` from the ``(S*A, B)`` weights,
+        """``diag(M_1, ..., M_B)`` as a CSR ``(B*S, B*S)`` from the ``(S*A, B)`` weights,
         ``M_b(s, s') = sum_a w_b(s, a) P(s'|s, a)``: the sparsity of ``M`` (the union over actions
-        of each state's successors) is found once; each entry of each ``M_b`` is then one row of
-        the sparse product ``G w`` with ``G[k, (s, a)] = P(s'|s, a)`` for the entry ``k = (s, s')``."""
+        of each state's successors) and the block indices are found once per transition matrix
+        and batch size (:func:`_block_pattern`); each entry of each ``M_b`` is then one row of the
+        sparse product ``G w`` with ``G[k, (s, a)] = P(s'|s, a)`` for the entry ``k = (s, s')``.
+        A torch CSR tensor where the product runs on MKL (:func:`cai.ops.logspace.csr_product`),
+        else a SciPy one."""
         import scipy.sparse as sp
 
-        S, A, B = self.S, self.A, w.shape[1]
-        P = self.P
-        if getattr(self, "_pattern", None) is None:
-            R1 = sp.csr_matrix((np.ones(S * A), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
-            pat = (R1 @ P).tocsr()
-            pat.sort_indices()
-            rows_p = np.repeat(np.arange(S * A, dtype=np.int64), np.diff(P.indptr))
-            keys = np.repeat(np.arange(S, dtype=np.int64), np.diff(pat.indptr)) * S + pat.indices
-            k = np.searchsorted(keys, (rows_p // A) * S + P.indices)
-            G = sp.csr_matrix((P.data, (k, rows_p)), shape=(pat.nnz, S * A))
-            self._pattern = (pat.indptr.astype(np.int64), pat.indices.astype(np.int64), G)
-        indptr, indices, G = self._pattern
-        n = indices.size
-        vals = G @ w                                               # (nnz M, B)
-        idx = np.int32 if B * max(n, S) < 2 ** 31 else np.int64
-        blk_ind = (indices[None, :] + S * np.arange(B)[:, None]).ravel().astype(idx)
-        blk_ptr = np.concatenate([(indptr[:-1][None, :] + n * np.arange(B)[:, None]).ravel(), [B * n]]).astype(idx)
-        return sp.csr_matrix((np.ascontiguousarray(vals.T).ravel(), blk_ind, blk_ptr), shape=(B * S, B * S))
+        S, B = self.S, w.shape[1]
+        G, blk_ptr, blk_ind = _block_pattern(self._Pmul, self.P, S, self.A, B)
+        vals = np.empty((B, G.shape[0]), dtype=w.dtype)                    # M_b's entries, row b
+        if isinstance(G, torch.Tensor):
+            # the (nnz M, B) product written column-major, i.e. straight into the (B, nnz M) rows
+            o = torch.from_numpy(vals).t()
+            torch.addmm(o, G, torch.from_numpy(w), beta=0, out=o)
+        else:
+            np.copyto(vals.T, G @ w)
+        if MKL_SPARSE:
+            return torch.sparse_csr_tensor(torch.from_numpy(blk_ptr), torch.from_numpy(blk_ind),
+                                           torch.from_numpy(vals.ravel()), size=(B * S, B * S), check_invariants=False)
+        return sp.csr_matrix((vals.ravel(), blk_ind, blk_ptr), shape=(B * S, B * S))
 
     def __call__(self, v_next: torch.Tensor, t: Optional[int], with_live: bool = False,
                  out: Optional[torch.Tensor] = None):
@@ -284,10 +291,10 @@ class SoftValueStep:
         - shift)`` per state and column; ``None`` where it is not finite or starves."""
         S, A, g = self.S, self.A, self.gamma
         z = cols * (g / a)
-        bound = np.abs(z).max()
+        bound = max(z.max(), -z.min())
         if not np.isfinite(bound):
             return None
-        y = _np_matmul(self.P, z)                          # (S*A, B)
+        y = _np_matmul(self._Pmul, z, out=self._product_buffer(z.shape[1]))      # (S*A, B)
         shift = 0.0
         if bound >= self.no_shift:
             # (below, |y| <= bound (1 + 1e-6) as rows sum to 1 within 1e-6: no overflow)
@@ -317,7 +324,7 @@ class SoftValueStep:
             if not np.isfinite(c).all():
                 return None
             x -= c
-            y = _np_matmul(self.P, np.exp(x, out=x))           # (S*A, B) = P z
+            y = _np_matmul(self._Pmul, np.exp(x, out=x))           # (S*A, B) = P z
             y *= op                                            # W(s,a) (P z)(s,a)
             y = _sum_actions(y, S, A)                          # (S, B) = M z, column by column
             if not y.min() > self.tiny:                        # (False for NaN too)
@@ -358,7 +365,9 @@ class SoftValueStep:
         if keep != "all" and not self.batched:
             return None
         if keep != "all":
-            return _empty((*b, T + 1, S), dt), None, None
+            if self.mode == LOG_EXPECTATION and not isinstance(self.P, np.ndarray):
+                return _empty((*b, T + 1, S), dt), None, None      # the block step's (B, S) rows
+            return _batch_last(b, (T + 1, S), dt), None, None       # the other steps' (S, B) columns
         return _batch_last(b, (T + 1, S), dt), _batch_last(b, (T, S, A), dt), _batch_last(b, (T, S, A), dt)
 
     def full(self, v_next: torch.Tensor, t: Optional[int],
@@ -394,14 +403,14 @@ class SoftValueStep:
         if not np.isfinite(cols).all():
             return None
         if self.mode == EXPECTATION:
-            Q = _np_matmul(self.P, cols)                            # (S*A, B)
+            Q = _np_matmul(self._Pmul, cols)                            # (S*A, B)
             if g != 1:
                 Q *= g
         else:
             x = cols / a
             c = x.max(0)
             x -= c
-            y = _np_matmul(self.P, np.exp(x, out=x))                # (S*A, B) = P z
+            y = _np_matmul(self._Pmul, np.exp(x, out=x))                # (S*A, B) = P z
             if not y.min() > self.tiny:
                 return None
             Q = np.log(y, out=y)
@@ -503,6 +512,16 @@ class SoftValueStep:
                 return cols
         return v_next.detach().numpy().reshape(-1, self.S).T
 
+    def _product_buffer(self, B: int) -> Optional[np.ndarray]:
+        """The ``(S*A, B)`` array that soft VI's values step multiplies ``P`` into (sparse ``P``),
+        allocated once per batch size: it never leaves the step (reduced over actions there)."""
+        if not isinstance(self._Pmul, torch.Tensor):
+            return None
+        buf = self._ybuf
+        if buf is None or buf.shape[1] != B:
+            buf = self._ybuf = np.empty((self.S * self.A, B), dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
+        return buf
+
     def _scratch(self, shape: tuple) -> np.ndarray:
         """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
         buf = self._buf
@@ -554,21 +573,22 @@ class SoftValueStep:
         S, g = self.S, self.gamma
         b = v_next.shape[:-1]
         a = a[:, None]
-        x = v_next.detach().numpy().reshape(-1, S) / a         # (B, S), a fresh array
+        x = np.divide(v_next.detach().numpy().reshape(-1, S), a)  # (B, S), a fresh array
         c = x.max(1, keepdims=True)                             # (B, 1)
         if not np.isfinite(c).all():
             return None
         x -= c
-        y = (M @ np.exp(x, out=x).ravel()).reshape(-1, S)       # (B, S) = M_b z_b
+        y = _np_matmul(M, np.exp(x, out=x).reshape(-1, 1)).reshape(-1, S)    # (B, S) = M_b z_b
         if not y.min() > self.tiny:                             # (False for NaN too)
             return None
         live = None
         if with_live:
             live = (np.log(y) + (c + m + math.log(g))) * a
-        V = _values_from_sum(*self._with_death(y, c, wsum), m, a)
         if out is not None and not with_live:
-            out.view(-1, S).copy_(torch.from_numpy(V))
+            # the values straight into the output's (B, S) rows
+            _values_from_sum(*self._with_death(y, c, wsum), m, a, out=out.view(-1, S).numpy())
             return out
+        V = _values_from_sum(*self._with_death(y, c, wsum), m, a)
         V = torch.from_numpy(V.reshape(*b, S))
         if with_live:
             return V, torch.from_numpy(live.reshape(*b, S))
@@ -578,13 +598,60 @@ class SoftValueStep:
         """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors (written into ``out`` when given,
         and kept as the next step's columns, :meth:`_cols_of`)."""
         if out is not None and not with_live:
-            out.view(-1, self.S).copy_(torch.from_numpy(V).t())
-            self._prev_cols = (out, out._version, V)
+            nat = _columns_view(out, out.dim() - 1)         # (S, B): batch-last outputs, or None
+            if nat is None:
+                out.view(-1, self.S).copy_(torch.from_numpy(V).t())
+            elif nat is not V:
+                np.copyto(nat, V)
+            self._prev_cols = (out, out._version, V if nat is None else nat)
             return out
         V = torch.from_numpy(np.ascontiguousarray(V.T).reshape(*b, self.S))
         if with_live:
             return V, (torch.from_numpy(np.ascontiguousarray(live.T).reshape(*b, self.S)) if live is not None else None)
         return V
+
+
+#: ``id(P) -> (weakref to P, P._version, {B: (G, block row pointers, block column indices)})``
+#: (see :func:`_block_pattern`)
+_BLOCK_PATTERNS: dict = {}
+
+
+def _block_pattern(P_t: torch.Tensor, P, S: int, A: int, B: int):
+    """The fixed part of :meth:`SoftValueStep._block_operator` for the CSR transitions ``P_t``
+    (``P``: its SciPy view): ``G`` (a torch CSR ``(nnz M, S*A)`` tensor where MKL runs the
+    products, else SciPy) and the row pointers and column indices of ``B`` diagonal blocks of
+    ``M``'s sparsity. Kept per transition tensor (by identity, while it lives and its version
+    counter has not moved) and batch size, so repeated batched solves of one MDP build them once."""
+    import scipy.sparse as sp
+
+    hit = _BLOCK_PATTERNS.get(id(P_t))
+    if hit is None or hit[0]() is not P_t or hit[1] != P_t._version:
+        if len(_BLOCK_PATTERNS) >= 16:
+            _BLOCK_PATTERNS.clear()
+        R1 = sp.csr_matrix((np.ones(S * A), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
+        pat = (R1 @ P).tocsr()
+        pat.sort_indices()
+        rows_p = np.repeat(np.arange(S * A, dtype=np.int64), np.diff(P.indptr))
+        keys = np.repeat(np.arange(S, dtype=np.int64), np.diff(pat.indptr)) * S + pat.indices
+        k = np.searchsorted(keys, (rows_p // A) * S + P.indices)
+        G = sp.csr_matrix((P.data, (k, rows_p)), shape=(pat.nnz, S * A))
+        if MKL_SPARSE:
+            G = torch.sparse_csr_tensor(torch.from_numpy(G.indptr), torch.from_numpy(G.indices),
+                                        torch.from_numpy(G.data), size=G.shape, check_invariants=False)
+        hit = _BLOCK_PATTERNS[id(P_t)] = (weakref.ref(P_t), P_t._version,
+                                          {"pattern": (pat.indptr.astype(np.int64), pat.indices.astype(np.int64), G)})
+    blocks = hit[2]
+    if B not in blocks:
+        indptr, indices, G = blocks["pattern"]
+        n = indices.size
+        idx = np.int32 if B * max(n, S) < 2 ** 31 else np.int64
+        blk_ind = (indices[None, :] + S * np.arange(B)[:, None]).ravel().astype(idx)
+        blk_ptr = np.concatenate([(indptr[:-1][None, :] + n * np.arange(B)[:, None]).ravel(), [B * n]]).astype(idx)
+        if len(blocks) > 8:
+            blocks.clear()
+            blocks["pattern"] = (indptr, indices, G)
+        blocks[B] = (blk_ptr, blk_ind)
+    return (blocks["pattern"][2], *blocks[B])
 
 
 def _batch_last(b: tuple, rest: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -608,9 +675,10 @@ def _columns_view(o: torch.Tensor, n_b: int) -> Optional[np.ndarray]:
     return x if x.flags.c_contiguous else None
 
 
-def _values_from_sum(u: np.ndarray, shift, m, a) -> np.ndarray:
-    """``alpha (log u + shift + m)``, the values from a step's shifted sum ``u`` (overwritten)."""
-    V = np.log(u, out=u)
+def _values_from_sum(u: np.ndarray, shift, m, a, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``alpha (log u + shift + m)``, the values from a step's shifted sum ``u`` (overwritten,
+    or written into ``out``)."""
+    V = np.log(u, out=u if out is None else out)
     V += shift
     V += m
     V *= a
@@ -625,19 +693,29 @@ def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32))
 
 
-def _np_matmul(M, x: np.ndarray) -> np.ndarray:
-    """``M @ x`` for a NumPy matrix, a SciPy CSR or a torch CSR tensor ``M`` and a NumPy ``(m, B)`` ``x``."""
+def _np_matmul(M, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``M @ x`` for a NumPy matrix, a SciPy CSR or a CPU torch CSR tensor ``M`` and a NumPy
+    ``(m, B)`` ``x`` (into the C-contiguous ``out`` when given, for a torch CSR ``M``)."""
     if isinstance(M, np.ndarray):
         return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS for a slow loop)
     if not isinstance(M, torch.Tensor):
         return M @ x                          # SciPy CSR
-    return matmul(M, torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    return csr_product(M, x, out)
 
 
 def _sum_actions(y: np.ndarray, S: int, A: int) -> np.ndarray:
     """Sum the ``(S*A, B)`` rows of ``y`` over actions: ``(S, B)``."""
-    if y.shape[1] == 1:
+    B = y.shape[1]
+    if B == 1:
         # one column: a BLAS mat-vec with ones, faster than a reduction over a size-A axis
         return y.reshape(S, A) @ np.ones((A, 1), dtype=y.dtype)
-    # torch's reduction over the middle axis of (S, A, B) is about twice as fast as NumPy's
-    return torch.from_numpy(y).view(S, A, -1).sum(1).numpy()
+    y3 = torch.from_numpy(y).view(S, A, B)
+    if B < 32 or not 2 <= A <= 8:
+        # torch's reduction over the middle axis of (S, A, B) is about twice as fast as NumPy's
+        return y3.sum(1).numpy()
+    # with many columns, A - 1 torch additions of (S, B) slices beat the reduction (~1.4x at
+    # A = 4 and 64 columns: benchmarks/README.md)
+    u = torch.add(y3[:, 0], y3[:, 1])
+    for k in range(2, A):
+        u += y3[:, k]
+    return u.numpy()

@@ -593,3 +593,56 @@ def test_full_step_into_contiguous_outputs_equals_the_column_outputs(mode):
     assert all(x.is_contiguous() for x in rows) and not cols[1].is_contiguous()
     for c, w in zip(cols, rows):
         assert torch.equal(c, w)
+
+
+@pytest.mark.parametrize("solver", [cai.backward_messages, cai.soft_value_iteration])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("discount", [None, 0.9])
+def test_a_wide_batch_equals_the_loop(solver, sparse, discount):
+    """40 temperatures (the batch width where the sum over actions switches to slice additions)
+    and a reward-table batch equal the loop of single calls to 1e-12, values and every step; after
+    the transitions change in place, the next batch uses the new ones (the cached block pattern
+    of sparse exact inference is keyed on the tensor's version)."""
+    rng = np.random.default_rng(11)
+    mdp, P, r = _mdp(rng, S=9, A=4, T=6, discount=discount, sparse=sparse, forbid=True)
+    alphas = torch.linspace(0.2, 3.0, 40, dtype=torch.float64)
+    for keep in ("values", "all"):
+        b = solver(mdp, alphas, keep=keep)
+        for i in (0, 17, 39):
+            one = solver(mdp, float(alphas[i]), keep=keep)
+            torch.testing.assert_close(b.V[i], one.V, rtol=1e-12, atol=1e-12)
+            if keep == "all":
+                fin = torch.isfinite(one.Q)
+                torch.testing.assert_close(b.Q[i][fin], one.Q[fin], rtol=1e-12, atol=1e-12)
+    # change P in place (a new row for state 1, action 2): the values move, and the batch follows
+    before = solver(mdp, alphas, keep="values").V.clone()
+    P2 = P.copy()
+    P2[1, 2] = 0.0
+    P2[1, 2, 5] = 1.0
+    if sparse:
+        mdp2 = _sparse(mdp.replace(transitions=torch.as_tensor(P2)))
+    else:
+        mdp2 = mdp.replace(transitions=torch.as_tensor(P2))
+    after = solver(mdp2, alphas, keep="values").V
+    assert (after - before).abs().max() > 1e-6
+    for i in (0, 39):
+        torch.testing.assert_close(after[i], solver(mdp2, float(alphas[i]), keep="values").V, rtol=1e-12, atol=1e-12)
+
+
+def test_block_pattern_follows_in_place_changes():
+    """The block pattern of a batched sparse exact solve is cached per transition tensor and batch
+    size, and rebuilt when the tensor changes in place (its version counter)."""
+    from cai.ops import values_step as vs
+
+    rng = np.random.default_rng(12)
+    mdp, P, r = _mdp(rng, S=8, A=3, T=5, sparse=True)
+    PM = mdp.transition_matrix.clone()
+    G1 = vs._block_pattern(PM, vs.scipy_csr(PM), 8, 3, 5)
+    assert vs._block_pattern(PM, vs.scipy_csr(PM), 8, 3, 5)[0] is G1[0]     # a hit
+    assert vs._block_pattern(PM, vs.scipy_csr(PM), 8, 3, 6)[0] is G1[0]     # same pattern, other B
+    with torch.no_grad():
+        PM.values().mul_(0.5)                                                # a new version
+    G2 = vs._block_pattern(PM, vs.scipy_csr(PM), 8, 3, 5)
+    assert G2[0] is not G1[0]
+    dense = lambda G: G.to_dense().numpy() if isinstance(G, torch.Tensor) else G.toarray()   # noqa: E731
+    np.testing.assert_array_equal(dense(G2[0]), 0.5 * dense(G1[0]))
