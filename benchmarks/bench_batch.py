@@ -18,9 +18,10 @@ CPU, the load average and the memory bandwidth measured in the run (a large ``np
 
 For soft value iteration the batch table also shows a floor measured in the same run: ``bare``,
 ``T`` steps of nothing but the arithmetic every batched values step must do on the same shapes
-(the sparse product ``P`` times the ``(S, B)`` block, then one log-sum-exp over actions in place
-in preallocated arrays: max, subtract, exp, sum, log), and ``loop / bare``, the most a batch of
-values could gain over the loop.
+(the sparse product ``P`` times the ``(S, B)`` block by the fastest product available, then one
+log-sum-exp over actions without a shift, in place in preallocated arrays: exp, sum, log; no
+per-member weights, no checks), and ``loop / bare``, about the most a batch of values could gain
+over the loop.
 
 With ``keep="all"`` the ``batch`` and ``loop`` timings are the solve and handing over ``Q`` and the
 policy (``sol.Q``, ``sol.log_policy``), not reading them; a batch stores them with the members
@@ -58,7 +59,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 import cai  # noqa: E402
-from cai.ops.logspace import scipy_csr  # noqa: E402
+from cai.ops.logspace import csr_product, scipy_csr  # noqa: E402
 from cai.worlds.builders import gridworld  # noqa: E402
 
 ATOL = 1e-12
@@ -149,22 +150,22 @@ def np_solve(Ps, r: np.ndarray, rT: np.ndarray, a: np.ndarray, T: int, exact: bo
     return (out, np.stack(Qs[::-1]), np.stack(Ls[::-1])) if full else out
 
 
-def bare_steps(Ps, S: int, A: int, B: int, T: int) -> Callable[[], np.ndarray]:
+def bare_steps(P, S: int, A: int, B: int, T: int) -> Callable[[], np.ndarray]:
     """The floor of a batched soft-VI values solve: ``T`` times the product of the CSR ``(S*A, S)``
-    ``Ps`` with an ``(S, B)`` block and one log-sum-exp over actions, in place on ``(S, A, B)``
-    (torch's reductions over the middle axis, the fastest measured, on the same memory)."""
+    transitions ``P`` (a torch CSR tensor) with an ``(S, B)`` block, by the fastest sparse product
+    measured (:func:`cai.ops.logspace.csr_product`: MKL's where torch has it, else SciPy's), and
+    one unshifted log-sum-exp over actions (``exp`` in place, the sum, ``log``), in preallocated
+    arrays: no per-member weights, no shift, no checks (torch's reduction over the middle axis of
+    ``(S, A, B)``, NumPy's ``exp``: the fastest measured, on the same memory)."""
     v0 = np.zeros((S, B))
+    y = np.empty((S * A, B))
 
     def run():
         x = v0
         for _ in range(T):
-            y = Ps @ x                                         # (S*A, B)
-            y3 = torch.from_numpy(y).view(S, A, B)
-            m = y3.amax(1)
-            y3 -= m.unsqueeze(1)
+            csr_product(P, x, out=y)                           # (S*A, B)
             np.exp(y, out=y)
-            s = y3.sum(1)
-            x = s.log_().add_(m).numpy()
+            x = torch.from_numpy(y).view(S, A, B).sum(1).log_().numpy()
         return x
     return run
 
@@ -222,7 +223,7 @@ def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> 
         fns = {"batch+read": lambda: read(b0()), "loop+read": lambda: [read(s) for s in l0()]}
     fns = {"batch": batched, "loop": loop, "numpy": ref, **fns}
     if solver == "soft VI":
-        fns["bare"] = bare_steps(Ps, mdp.n_states, mdp.n_actions, B, T)
+        fns["bare"] = bare_steps(mdp.transition_matrix, mdp.n_states, mdp.n_actions, B, T)
     t = time_interleaved(fns, repeats)
     med = {k: float(np.median(v)) for k, v in t.items()}
     return dict(solver=solver, kind=kind, keep=keep, B=B, med=med, err=max(err_loop, err_np),

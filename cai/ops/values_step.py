@@ -19,7 +19,12 @@ from cai.ops.logspace import MKL_SPARSE, csr_product, log_matmul_exp, precision_
 if TYPE_CHECKING:
     from cai.mdp.tabular import TabularMDP
 
-__all__ = ["SoftValueStep", "NO_SHIFT_FRACTION", "MIN_PRODUCT_MARGIN_NATS"]
+__all__ = ["SoftValueStep", "NO_SHIFT_FRACTION", "MIN_PRODUCT_MARGIN_NATS", "CHAIN_SPREAD_NATS"]
+
+#: A batched sparse exact step chains ``z = exp(V / alpha - c)`` from the previous step without an
+#: ``exp`` while each member's per-state shift ``m`` spreads over less than this many nats, so that
+#: ``e^(m - max m)`` stays far above the smallest normal number (``e^-600 ~ 1e-261``).
+CHAIN_SPREAD_NATS = 600.0
 
 #: The expectation step skips its shift while ``|y| < NO_SHIFT_FRACTION * log(max) - log(A)``:
 #: then each ``exp(y) < max**NO_SHIFT_FRACTION / A`` and ``sum_a exp(y) < max**0.8``, a fifth of the
@@ -115,6 +120,7 @@ class SoftValueStep:
         # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
         # (with the tensor it was written to and that tensor's version), reused by the next step
         self._buf = self._ybuf = self._a_rows = self._a_cols = self._prev_cols = None
+        self._chain = self._em = None      # _block_step's chained z and its weights
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -398,19 +404,31 @@ class SoftValueStep:
             return None
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
-        r, a, lp = self._columns(t, b)
+        r, a, lp, r_bound = self._columns(t, b)
         cols = np.ascontiguousarray(self._cols_of(v_next))         # (S, B)
-        if not np.isfinite(cols).all():
+        # every finite logit lies within |r| / alpha + |V_{t+1}| / alpha + |log rho| (see _columns):
+        # below self.no_shift no exp overflows or leaves the normal range, so the log-sum-exp
+        # over actions needs no shift by its maximum (two passes fewer). (Not finite: V_{t+1} is not.)
+        bound = (r_bound + np.abs(cols).max(0) / a).max()
+        if not np.isfinite(bound):
             return None
+        shift = bool(bound >= self.no_shift)
+        if out is None:
+            dt = v_next.dtype
+            out = (_batch_last(b, (S,), dt), _batch_last(b, (S, A), dt), _batch_last(b, (S, A), dt))
+        nat = None if cols.shape[1] == 1 else [_columns_view(o, len(b)) for o in out]   # (S, B), (S*A, B) x 2 or None
+        direct = nat is not None and all(n is not None for n in nat)
         if self.mode == EXPECTATION:
-            Q = _np_matmul(self._Pmul, cols)                            # (S*A, B)
-            if g != 1:
-                Q *= g
+            if direct:
+                # P V straight into Q's output, the rewards added there (no (S*A, B) temporary)
+                Q = _np_matmul(self._Pmul, cols * g if g != 1 else cols, out=nat[1])
+                return self._full_columns(Q, r, a, lp, shift, nat, out, in_place=True)
+            Q = _np_matmul(self._Pmul, cols * g if g != 1 else cols)   # (S*A, B)
         else:
             x = cols / a
             c = x.max(0)
             x -= c
-            y = _np_matmul(self._Pmul, np.exp(x, out=x))                # (S*A, B) = P z
+            y = _np_matmul(self._Pmul, np.exp(x, out=x), out=self._product_buffer(x.shape[1]))   # (S*A, B) = P z
             if not y.min() > self.tiny:
                 return None
             Q = np.log(y, out=y)
@@ -418,14 +436,19 @@ class SoftValueStep:
             if g < 1:
                 Q = np.logaddexp(Q + math.log(g), math.log1p(-g))
             Q *= a
-        if out is None:
-            dt = v_next.dtype
-            out = (_batch_last(b, (S,), dt), _batch_last(b, (S, A), dt), _batch_last(b, (S, A), dt))
         if Q.shape[1] == 1:
-            return self._full_one(np.add(Q, r, out=Q), a, lp, out)
-        nat = [_columns_view(o, len(b)) for o in out]               # (S, B), (S*A, B), (S*A, B) or None
-        if any(n is None for n in nat):
-            return self._full_rows(np.add(Q, r, out=Q), a, lp, out)
+            return self._full_one(np.add(Q, r, out=Q), a, lp, shift, out)
+        if not direct:
+            return self._full_rows(np.add(Q, r, out=Q), a, lp, shift, out)
+        return self._full_columns(Q, r, a, lp, shift, nat, out)
+
+    def _full_columns(self, Q: np.ndarray, r: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray],
+                      shift: bool, nat: list, out: tuple, in_place: bool = False) -> tuple:
+        """:meth:`full` into batch-last outputs (``nat``: their ``(S, B)``, ``(S*A, B)``, ``(S*A, B)``
+        NumPy views). ``Q`` holds the successor part, ``gamma P V`` or its log-expectation
+        counterpart, and ``r`` is added to it into Q's output (``in_place``: ``Q`` already is that
+        output). ``shift``: whether the log-sum-exp over actions shifts by its maximum."""
+        S, A = self.S, self.A
         Vc, Qc, Lc = nat
         # every array below is (S*A, B) or (S, B) columns, the outputs' own layout: Q + r is
         # written into the output, the log policy formed in place in its output from Q's columns.
@@ -433,23 +456,30 @@ class SoftValueStep:
         # NumPy's on these shapes; NumPy's exp is faster than torch's; torch's reductions over the
         # middle axis of (S, A, B) are several times faster than NumPy's: each on the same memory.)
         Qt, Lt = torch.from_numpy(Qc), torch.from_numpy(Lc)
-        torch.add(torch.from_numpy(Q), torch.from_numpy(r), out=Qt)
+        if in_place:
+            Qt += torch.from_numpy(r)
+        else:
+            torch.add(torch.from_numpy(Q), torch.from_numpy(r), out=Qt)
         torch.div(Qt, self._alpha_cols(a), out=Lt)                  # the logits Q / alpha (+ log rho)
         if lp is not None:
             Lt += torch.from_numpy(lp)
         L3 = Lt.view(S, A, -1)
-        mx = L3.amax(1, keepdim=True)                               # (S, 1, B): finite (every state keeps an action)
-        e3 = torch.from_numpy(self._scratch(Q.shape)).view(S, A, -1)
-        torch.sub(L3, mx, out=e3)
-        np.exp(e3.numpy(), out=e3.numpy())
-        lse = e3.sum(1).numpy()                                     # (S, B), a fresh array
+        e3 = torch.from_numpy(self._scratch(Qc.shape)).view(S, A, -1)
+        if shift:
+            mx = L3.amax(1, keepdim=True)                           # (S, 1, B): finite (every state keeps an action)
+            torch.sub(L3, mx, out=e3)
+            np.exp(e3.numpy(), out=e3.numpy())
+        else:
+            np.exp(Lc, out=e3.numpy().reshape(Lc.shape))
+        lse = _sum_actions(e3.numpy().reshape(Lc.shape), S, A)      # (S, B), a fresh array
         lse = np.log(lse, out=lse)
-        lse += mx.numpy()[:, 0, :]
+        if shift:
+            lse += mx.numpy()[:, 0, :]
         np.multiply(lse, a, out=Vc)                                 # V_t
         L3 -= torch.from_numpy(lse).unsqueeze(1)                    # log pi, in place
         return out
 
-    def _full_rows(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], out: tuple) -> tuple:
+    def _full_rows(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], shift: bool, out: tuple) -> tuple:
         """:meth:`full` into outputs not laid out as columns (``out=`` views of contiguous ``(*b, ...)``
         tensors): the arithmetic on ``(S*A, B)`` columns, then one transposed copy of ``Q`` and ``V``
         into the ``(B, ...)`` rows, the log policy formed in place from those rows."""
@@ -460,11 +490,13 @@ class SoftValueStep:
         if lp is not None:
             e += lp
         e3 = e.reshape(S, A, -1)
-        mx = torch.from_numpy(e3).amax(1).numpy()                   # (S, B)
-        e3 -= mx[:, None, :]
-        lse = torch.from_numpy(np.exp(e3, out=e3)).sum(1).numpy()  # (S, B), a fresh array
+        if shift:
+            mx = torch.from_numpy(e3).amax(1).numpy()               # (S, B)
+            e3 -= mx[:, None, :]
+        lse = _sum_actions(np.exp(e, out=e), S, A)                  # (S, B), a fresh array
         lse = np.log(lse, out=lse)
-        lse += mx
+        if shift:
+            lse += mx
         V = lse * a                                                 # (S, B)
         Vo, Qo, Lo = (o.view(-1, *o.shape[len(b):]) for o in out)  # (B, S), (B, S, A), (B, S, A)
         Vo.copy_(torch.from_numpy(V).t())
@@ -476,7 +508,7 @@ class SoftValueStep:
         self._prev_cols = (out[0], out[0]._version, V)
         return out
 
-    def _full_one(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], out: tuple) -> tuple:
+    def _full_one(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], shift: bool, out: tuple) -> tuple:
         """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
         ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
         S, A = self.S, self.A
@@ -489,11 +521,17 @@ class SoftValueStep:
             logits += lp.reshape(S, A)
         # (NumPy's reductions over a short inner axis are ~10x slower than torch's max and a BLAS
         # mat-vec with ones at S = 2500, A = 4)
-        mx = torch.from_numpy(logits).amax(1).numpy()               # (S,): finite (every state keeps an action)
-        e = np.subtract(logits, mx[:, None], out=self._scratch((S, A)))
-        lse = (np.exp(e, out=e) @ self._ones).reshape(S)
+        e = self._scratch((S, A))
+        if shift:
+            mx = torch.from_numpy(logits).amax(1).numpy()           # (S,): finite (every state keeps an action)
+            np.subtract(logits, mx[:, None], out=e)
+            np.exp(e, out=e)
+        else:
+            np.exp(logits, out=e)
+        lse = (e @ self._ones).reshape(S)
         lse = np.log(lse, out=lse)
-        lse += mx
+        if shift:
+            lse += mx
         logits -= lse[:, None]                                      # log pi, in place
         np.multiply(lse, a, out=Vn)
         return out
@@ -512,11 +550,10 @@ class SoftValueStep:
                 return cols
         return v_next.detach().numpy().reshape(-1, self.S).T
 
-    def _product_buffer(self, B: int) -> Optional[np.ndarray]:
-        """The ``(S*A, B)`` array that soft VI's values step multiplies ``P`` into (sparse ``P``),
-        allocated once per batch size: it never leaves the step (reduced over actions there)."""
-        if not isinstance(self._Pmul, torch.Tensor):
-            return None
+    def _product_buffer(self, B: int) -> np.ndarray:
+        """The ``(S*A, B)`` array that the steps multiply ``P`` into, allocated once per batch size
+        (a fresh one per step costs its page faults): it never leaves the step (reduced over
+        actions there, or copied into the outputs)."""
         buf = self._ybuf
         if buf is None or buf.shape[1] != B:
             buf = self._ybuf = np.empty((self.S * self.A, B), dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
@@ -564,21 +601,37 @@ class SoftValueStep:
             a = self.alpha.expand(b).reshape(-1).numpy().copy() if self.batched \
                 else np.full(max(1, math.prod(b)), self.alpha, dtype=r.dtype)
             lp = None if self.log_prior is None else self.log_prior.reshape(S * A, 1).numpy()
-        self._cols = (key, (r, a, lp))
+            # |logits| <= max|r| / alpha + max|V_{t+1}| / alpha + max|log rho| (finite entries; rows
+            # of P sum to 1, gamma <= 1): the reward and prior parts of that bound, per column
+            fin = np.where(np.isfinite(r), np.abs(r), 0.0).max(0) / a
+            lp_abs = 0.0 if lp is None else float(np.where(np.isfinite(lp), np.abs(lp), 0.0).max())
+        self._cols = (key, (r, a, lp, fin + lp_abs))
         return self._cols[1]
 
     def _block_step(self, v_next: torch.Tensor, m, M, wsum, a, with_live: bool, out: Optional[torch.Tensor]):
         """Exact inference for a batch on sparse transitions: the rows ``(B, S)`` of the values
-        against the block-diagonal operator (:meth:`_block_operator`); ``m``, ``wsum``: ``(B, S)``."""
+        against the block-diagonal operator (:meth:`_block_operator`); ``m``, ``wsum``: ``(B, S)``.
+
+        Written into ``out``, a step also keeps ``z_t = exp(V_t / alpha - c_t)`` for the next one,
+        formed without an ``exp``: ``V_t / alpha = log u + k + m`` (``u``, ``k``: the shifted sum
+        of :meth:`_with_death`), so ``z_t = u e^(m - max m) e^(k + max m - c_t)`` with
+        ``c_t = max V_t / alpha``, exact to rounding while ``m`` spreads over less than
+        :data:`CHAIN_SPREAD_NATS` per member (else, and whenever ``V_{t+1}`` is not that output
+        unchanged, ``z`` comes from ``V_{t+1}`` as in the class docstring)."""
         S, g = self.S, self.gamma
         b = v_next.shape[:-1]
         a = a[:, None]
-        x = np.divide(v_next.detach().numpy().reshape(-1, S), a)  # (B, S), a fresh array
-        c = x.max(1, keepdims=True)                             # (B, 1)
-        if not np.isfinite(c).all():
-            return None
-        x -= c
-        y = _np_matmul(M, np.exp(x, out=x).reshape(-1, 1)).reshape(-1, S)    # (B, S) = M_b z_b
+        chain, self._chain = self._chain, None
+        if chain is not None and chain[0] is v_next and chain[1] == v_next._version:
+            z, c = chain[2], chain[3]
+        else:
+            x = np.divide(v_next.detach().numpy().reshape(-1, S), a)  # (B, S), a fresh array
+            c = x.max(1, keepdims=True)                             # (B, 1)
+            if not np.isfinite(c).all():
+                return None
+            x -= c
+            z = np.exp(x, out=x)
+        y = _np_matmul(M, z.reshape(-1, 1)).reshape(-1, S)      # (B, S) = M_b z_b
         if not y.min() > self.tiny:                             # (False for NaN too)
             return None
         live = None
@@ -586,13 +639,36 @@ class SoftValueStep:
             live = (np.log(y) + (c + m + math.log(g))) * a
         if out is not None and not with_live:
             # the values straight into the output's (B, S) rows
-            _values_from_sum(*self._with_death(y, c, wsum), m, a, out=out.view(-1, S).numpy())
+            u, k = self._with_death(y, c, wsum)
+            V = np.log(u, out=out.view(-1, S).numpy())
+            V += k
+            V += m                                              # V_t / alpha
+            em = self._chain_weights(m)
+            if em is not None:
+                c_next = V.max(1, keepdims=True)
+                u *= em[0]
+                u *= np.exp(k + em[1] - c_next)
+                self._chain = (out, out._version, u, c_next)
+            V *= a
             return out
         V = _values_from_sum(*self._with_death(y, c, wsum), m, a)
         V = torch.from_numpy(V.reshape(*b, S))
         if with_live:
             return V, torch.from_numpy(live.reshape(*b, S))
         return V
+
+    def _chain_weights(self, m: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """``(e^(m - max m), max m)`` per member (``(B, S)``, ``(B, 1)``) for the chained ``z`` of
+        :meth:`_block_step`, cached per weights; ``None`` where ``m`` spreads too far."""
+        hit = self._em
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        mmax = m.max(1, keepdims=True)
+        em = None
+        if (m - mmax).min() > -CHAIN_SPREAD_NATS:
+            em = (np.exp(m - mmax), mmax)
+        self._em = (m, em)
+        return em
 
     def _pack(self, V: np.ndarray, live: Optional[np.ndarray], b, with_live: bool, out: Optional[torch.Tensor] = None):
         """``(S, B)`` NumPy columns back to ``(*batch, S)`` tensors (written into ``out`` when given,
@@ -695,11 +771,13 @@ def _empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
 
 def _np_matmul(M, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``M @ x`` for a NumPy matrix, a SciPy CSR or a CPU torch CSR tensor ``M`` and a NumPy
-    ``(m, B)`` ``x`` (into the C-contiguous ``out`` when given, for a torch CSR ``M``)."""
+    ``(m, B)`` ``x``; into the C-contiguous ``out`` when given."""
     if isinstance(M, np.ndarray):
-        return M @ np.ascontiguousarray(x)    # (a strided right-hand side leaves BLAS for a slow loop)
+        # (a strided right-hand side leaves BLAS for a slow loop)
+        return np.matmul(M, np.ascontiguousarray(x), out=out)
     if not isinstance(M, torch.Tensor):
-        return M @ x                          # SciPy CSR
+        y = M @ x                             # SciPy CSR
+        return y if out is None else np.copyto(out, y) or out
     return csr_product(M, x, out)
 
 

@@ -212,7 +212,7 @@ def test_csr_product_matches_scipy(monkeypatch, mkl, dtype, index):
     A = sp.random(40, 30, density=0.15, random_state=4, format="csr")
     A.data = A.data.astype(np.float64)
     M = torch.sparse_csr_tensor(torch.from_numpy(A.indptr).to(index), torch.from_numpy(A.indices).to(index),
-                                torch.from_numpy(A.data).to(dtype), size=A.shape)
+                                torch.from_numpy(A.data).to(dtype), size=A.shape, check_invariants=True)
     tol = 1e-14 if dtype == torch.float64 else 1e-5
     npd = np.float64 if dtype == torch.float64 else np.float32
     for B in (1, 3, 40):
