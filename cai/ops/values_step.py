@@ -309,7 +309,9 @@ class SoftValueStep:
         y += op
         y = np.exp(y, out=y)
         u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A)
-        if not u.min() > self.tiny:
+        # (unshifted, each state's best action has op = 0 and |y| < no_shift, so u >= e^-no_shift:
+        # only a shifted sum can starve)
+        if bound >= self.no_shift and not u.min() > self.tiny:
             return None
         return u, shift
 
@@ -409,7 +411,8 @@ class SoftValueStep:
         # every finite logit lies within |r| / alpha + |V_{t+1}| / alpha + |log rho| (see _columns):
         # below self.no_shift no exp overflows or leaves the normal range, so the log-sum-exp
         # over actions needs no shift by its maximum (two passes fewer). (Not finite: V_{t+1} is not.)
-        bound = (r_bound + np.abs(cols).max(0) / a).max()
+        v_bound = np.abs(cols).max(0) / a                          # (B,): max |V_{t+1}| / alpha
+        bound = (r_bound + v_bound).max()
         if not np.isfinite(bound):
             return None
         shift = bool(bound >= self.no_shift)
@@ -426,13 +429,25 @@ class SoftValueStep:
             Q = _np_matmul(self._Pmul, cols * g if g != 1 else cols)   # (S*A, B)
         else:
             x = cols / a
-            c = x.max(0)
-            x -= c
+            c = None
+            if v_bound.max() >= self.no_shift:
+                # (below, exp(V / alpha) neither overflows nor leaves the normal range: no shift)
+                c = x.max(0)
+                x -= c
             y = _np_matmul(self._Pmul, np.exp(x, out=x), out=self._product_buffer(x.shape[1]))   # (S*A, B) = P z
-            if not y.min() > self.tiny:
+            # unshifted, every z >= e^-no_shift and each y is a convex combination of z (rows of P
+            # sum to 1): y cannot lose precision, so only a shifted product is checked
+            if c is not None and not y.min() > self.tiny:
                 return None
+            if direct and g == 1 and c is None:
+                # Q = r + alpha log(P z), formed in Q's output: the log, then one fused pass
+                Q = np.log(y, out=nat[1])
+                Qt = torch.from_numpy(Q)
+                torch.addcmul(torch.from_numpy(r), Qt, self._alpha_cols(a), out=Qt)
+                return self._full_columns(Q, None, a, lp, shift, nat, out, in_place=True)
             Q = np.log(y, out=y)
-            Q += c
+            if c is not None:
+                Q += c
             if g < 1:
                 Q = np.logaddexp(Q + math.log(g), math.log1p(-g))
             Q *= a
@@ -447,7 +462,8 @@ class SoftValueStep:
         """:meth:`full` into batch-last outputs (``nat``: their ``(S, B)``, ``(S*A, B)``, ``(S*A, B)``
         NumPy views). ``Q`` holds the successor part, ``gamma P V`` or its log-expectation
         counterpart, and ``r`` is added to it into Q's output (``in_place``: ``Q`` already is that
-        output). ``shift``: whether the log-sum-exp over actions shifts by its maximum."""
+        output; ``r=None`` there: ``Q`` is complete). ``shift``: whether the log-sum-exp over
+        actions shifts by its maximum."""
         S, A = self.S, self.A
         Vc, Qc, Lc = nat
         # every array below is (S*A, B) or (S, B) columns, the outputs' own layout: Q + r is
@@ -457,7 +473,8 @@ class SoftValueStep:
         # middle axis of (S, A, B) are several times faster than NumPy's: each on the same memory.)
         Qt, Lt = torch.from_numpy(Qc), torch.from_numpy(Lc)
         if in_place:
-            Qt += torch.from_numpy(r)
+            if r is not None:
+                Qt += torch.from_numpy(r)
         else:
             torch.add(torch.from_numpy(Q), torch.from_numpy(r), out=Qt)
         torch.div(Qt, self._alpha_cols(a), out=Lt)                  # the logits Q / alpha (+ log rho)
