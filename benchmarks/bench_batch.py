@@ -16,12 +16,14 @@ Before timing, the script asserts that the batch equals the loop (and the NumPy 
 its measured ratio; ``--strict`` makes a failed goal exit non-zero. The machine line records the
 CPU, the load average and the memory bandwidth measured in the run (a large ``np.copyto``).
 
-For soft value iteration the batch table also shows a floor measured in the same run: ``bare``,
-``T`` steps of nothing but the arithmetic every batched values step must do on the same shapes
-(the sparse product ``P`` times the ``(S, B)`` block by the fastest product available, then one
-log-sum-exp over actions without a shift, in place in preallocated arrays: exp, sum, log; no
-per-member weights, no checks), and ``loop / bare``, about the most a batch of values could gain
-over the loop.
+The batch table also shows a floor measured in the same run: ``bare``, ``T`` steps of nothing but
+the arithmetic every batched soft-VI step must do on the same shapes (the sparse product ``P``
+times the ``(S, B)`` block by the fastest product available, then one log-sum-exp over actions
+without a shift, in place in preallocated arrays: exp, sum, log; no per-member weights, no
+checks), plus, with ``keep="all"``, one write of fresh outputs of the sizes the solve hands over
+(``V``, ``Q``, the log policy); and ``loop / bare``, about the most a batch could gain over the
+loop (shown for soft VI, and for exact inference with ``keep="all"``, whose step does at least
+that work; exact inference's values step multiplies by the action-marginalised ``M`` instead).
 
 With ``keep="all"`` the ``batch`` and ``loop`` timings are the solve and handing over ``Q`` and the
 policy (``sol.Q``, ``sol.log_policy``), not reading them; a batch stores them with the members
@@ -170,6 +172,20 @@ def bare_steps(P, S: int, A: int, B: int, T: int) -> Callable[[], np.ndarray]:
     return run
 
 
+def bare_with_outputs(bare: Callable[[], np.ndarray], S: int, A: int, B: int, T: int) -> Callable[[], None]:
+    """The floor of a batch that keeps every step: :func:`bare_steps`, then one write of fresh
+    outputs of the sizes such a solve hands over, ``V (T+1, S, B)``, ``Q`` and the log policy
+    ``(T, S, A, B)`` (allocated as the solvers allocate them, so the first write costs the same
+    page faults)."""
+    from cai.ops.values_step import _empty
+
+    def run():
+        bare()
+        for shape in ((T + 1, S, B), (T, S, A, B), (T, S, A, B)):
+            np.copyto(_empty(shape, torch.float64).numpy(), 0.0)
+    return run
+
+
 # ---------------------------------------------------------------------------------------------
 
 def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> dict:
@@ -222,8 +238,12 @@ def batch_case(mdp, solver: str, kind: str, keep: str, B: int, repeats: int) -> 
         loop = lambda: [touch(s) for s in l0()]                       # noqa: E731
         fns = {"batch+read": lambda: read(b0()), "loop+read": lambda: [read(s) for s in l0()]}
     fns = {"batch": batched, "loop": loop, "numpy": ref, **fns}
-    if solver == "soft VI":
-        fns["bare"] = bare_steps(mdp.transition_matrix, mdp.n_states, mdp.n_actions, B, T)
+    if solver == "soft VI" or full:
+        bare = bare_steps(mdp.transition_matrix, mdp.n_states, mdp.n_actions, B, T)
+        if full:
+            # ... and a batch that stores every step writes V, Q and the log policy once
+            bare = bare_with_outputs(bare, mdp.n_states, mdp.n_actions, B, T)
+        fns["bare"] = bare
     t = time_interleaved(fns, repeats)
     med = {k: float(np.median(v)) for k, v in t.items()}
     return dict(solver=solver, kind=kind, keep=keep, B=B, med=med, err=max(err_loop, err_np),

@@ -199,7 +199,8 @@ def test_entries_on_slab_edges_are_counted_once(dtype):
 def test_csr_product_matches_scipy(monkeypatch, mkl, dtype, index):
     """:func:`cai.ops.logspace.csr_product` (MKL's ``addmm``/``mv`` into ``out``, or SciPy's
     product) equals SciPy's CSR product entry by entry, for one column, a few and many, strided
-    right-hand sides, and an ``out`` full of NaN (never read)."""
+    right-hand sides, and an ``out`` full of NaN (never read); and so does the SciPy mat-vec that
+    serves one column of a small matrix under MKL."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -208,6 +209,7 @@ def test_csr_product_matches_scipy(monkeypatch, mkl, dtype, index):
     if mkl and not torch.backends.mkl.is_available():
         pytest.skip("torch was built without MKL: only the SciPy route runs here")
     monkeypatch.setattr(ls, "MKL_SPARSE", mkl)
+    monkeypatch.setattr(ls, "MKL_MV_MIN_NNZ", 0)               # one column on MKL too (small M)
     rng = np.random.default_rng(3)
     A = sp.random(40, 30, density=0.15, random_state=4, format="csr")
     A.data = A.data.astype(np.float64)
@@ -224,3 +226,7 @@ def test_csr_product_matches_scipy(monkeypatch, mkl, dtype, index):
         out = np.full((40, B), np.nan, dtype=npd)
         assert ls.csr_product(M, x, out=out) is out
         np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+    monkeypatch.setattr(ls, "MKL_MV_MIN_NNZ", 1 << 30)
+    x = rng.standard_normal((30, 1)).astype(npd)
+    np.testing.assert_allclose(ls.csr_product(M, x, out=np.full((40, 1), np.nan, dtype=npd)),
+                               A.astype(np.float64) @ x.astype(np.float64), rtol=tol, atol=tol)
