@@ -121,6 +121,7 @@ class SoftValueStep:
         # (with the tensor it was written to and that tensor's version), reused by the next step
         self._buf = self._ybuf = self._a_rows = self._a_cols = self._prev_cols = None
         self._chain = self._em = None      # _block_step's chained z and its weights
+        self._own = None                   # outputs(): NumPy views of one solve's outputs
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -376,7 +377,13 @@ class SoftValueStep:
             if self.mode == LOG_EXPECTATION and not isinstance(self.P, np.ndarray):
                 return _empty((*b, T + 1, S), dt), None, None      # the block step's (B, S) rows
             return _batch_last(b, (T + 1, S), dt), None, None       # the other steps' (S, B) columns
-        return _batch_last(b, (T + 1, S), dt), _batch_last(b, (T, S, A), dt), _batch_last(b, (T, S, A), dt)
+        outs = _batch_last(b, (T + 1, S), dt), _batch_last(b, (T, S, A), dt), _batch_last(b, (T, S, A), dt)
+        if math.prod(b) == 1:
+            # one solve: NumPy views of the whole outputs, which _full_one indexes by step instead
+            # of taking three views of the step's slices (a few us a step, a sixth of a small one)
+            own = tuple(o.detach().numpy().reshape(n, *rest) for o, n, rest in zip(outs, (T + 1, T, T), ((S,), (S, A), (S, A))))
+            self._own = own, tuple(x.ctypes.data for x in own), tuple(x.strides[0] for x in own)
+        return outs
 
     def full(self, v_next: torch.Tensor, t: Optional[int],
              out: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
@@ -452,7 +459,7 @@ class SoftValueStep:
                 Q = np.logaddexp(Q + math.log(g), math.log1p(-g))
             Q *= a
         if Q.shape[1] == 1:
-            return self._full_one(np.add(Q, r, out=Q), a, lp, shift, out)
+            return self._full_one(Q, r, a, lp, shift, out, t)
         if not direct:
             return self._full_rows(np.add(Q, r, out=Q), a, lp, shift, out)
         return self._full_columns(Q, r, a, lp, shift, nat, out)
@@ -525,14 +532,20 @@ class SoftValueStep:
         self._prev_cols = (out[0], out[0]._version, V)
         return out
 
-    def _full_one(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], shift: bool, out: tuple) -> tuple:
+    def _full_one(self, Q: np.ndarray, r: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], shift: bool,
+                  out: tuple, t: Optional[int] = None) -> tuple:
         """:meth:`full` for one column (one solve): ``(S*A, 1)`` is already the layout of the
-        ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls)."""
+        ``(S, A)`` outputs, so the same arithmetic runs in NumPy in place on them (fewest calls);
+        ``Q``: the successor part, to which ``r`` is added into Q's output."""
         S, A = self.S, self.A
         # (S,), (S, A), (S, A) views, also for a batch of one (``(*1, S, A)`` outputs); ``view``
         # raises rather than copy, so the writes below always land in the outputs
-        Vn, Qn, Ln = out[0].view(S).numpy(), out[1].view(S, A).numpy(), out[2].view(S, A).numpy()
-        np.copyto(Qn, Q.reshape(S, A))
+        own = self._own
+        if own is not None and t is not None and all(o.data_ptr() == p + t * st for o, p, st in zip(out, own[1], own[2])):
+            Vn, Qn, Ln = (x[t] for x in own[0])                     # step t of outputs() (the same memory)
+        else:
+            Vn, Qn, Ln = out[0].view(S).numpy(), out[1].view(S, A).numpy(), out[2].view(S, A).numpy()
+        np.add(Q.reshape(S, A), r.reshape(S, A), out=Qn)
         logits = np.divide(Qn, a, out=Ln)
         if lp is not None:
             logits += lp.reshape(S, A)
