@@ -646,3 +646,25 @@ def test_block_pattern_follows_in_place_changes():
     assert G2[0] is not G1[0]
     dense = lambda G: G.to_dense().numpy() if isinstance(G, torch.Tensor) else G.toarray()   # noqa: E731
     np.testing.assert_array_equal(dense(G2[0]), 0.5 * dense(G1[0]))
+
+
+@pytest.mark.parametrize("solver", [cai.backward_messages, cai.soft_value_iteration])
+def test_batches_without_mkl_equal_the_loop(monkeypatch, solver):
+    """Where torch has no MKL (``MKL_SPARSE`` false) the sparse products run on SciPy, and the
+    block operator of exact inference is a SciPy matrix: batches still equal the loop to 1e-12."""
+    import cai.ops.logspace as ls
+    from cai.ops import values_step as vs
+
+    monkeypatch.setattr(ls, "MKL_SPARSE", False)
+    monkeypatch.setattr(vs, "MKL_SPARSE", False)
+    monkeypatch.setattr(vs, "_BLOCK_PATTERNS", {})
+    rng = np.random.default_rng(13)
+    mdp, P, r = _mdp(rng, S=9, A=4, T=6, discount=0.9, sparse=True, forbid=True)
+    alphas = torch.linspace(0.2, 3.0, 40, dtype=torch.float64)
+    for keep in ("values", "all"):
+        b = solver(mdp, alphas, keep=keep)
+        for i in (0, 21, 39):
+            torch.testing.assert_close(b.V[i], solver(mdp, float(alphas[i]), keep=keep).V, rtol=1e-12, atol=1e-12)
+    if solver is cai.backward_messages:
+        st = SoftValueStep.for_solver(mdp, alphas, LOG_EXPECTATION, None)
+        assert not isinstance(st._weights(None, (40,))[1], torch.Tensor)      # a SciPy block operator
