@@ -129,6 +129,7 @@ class SoftValueStep:
         self._buf = self._ybuf = self._a_rows = self._a_cols = self._prev_cols = None
         self._chain = self._em = None      # _block_step's chained z and its weights
         self._own = None                   # outputs(): NumPy views of one solve's outputs
+        self._bufs: dict = {}               # _kept(): work arrays by name
 
     @classmethod
     def for_solver(cls, mdp: TabularMDP, alpha: torch.Tensor, mode: str, log_prior: Optional[torch.Tensor]
@@ -300,11 +301,13 @@ class SoftValueStep:
         y *= g * np.exp(c - shift)
         return np.add(y, wsum * ((1 - g) * np.exp(-shift)), out=y), shift
 
-    def _expectation_sum(self, cols: np.ndarray, op: np.ndarray, a) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    def _expectation_sum(self, cols: np.ndarray, op: np.ndarray, a, u_out: Optional[np.ndarray] = None
+                         ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """Soft VI's sum over actions, ``(u, shift)`` with ``u = sum_a exp(op + gamma P V / alpha
-        - shift)`` per state and column; ``None`` where it is not finite or starves."""
+        - shift)`` per state and column (``B > 1``: into ``u_out`` when given); ``None`` where it
+        is not finite or starves."""
         S, A, g = self.S, self.A, self.gamma
-        z = cols * (g / a)
+        z = np.multiply(cols, g / a, out=self._kept("z", cols.shape))
         bound = max(z.max(), -z.min())
         if not np.isfinite(bound):
             return None
@@ -316,7 +319,7 @@ class SoftValueStep:
             y -= shift
         y += op
         y = np.exp(y, out=y)
-        u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A)
+        u = y.reshape(S, A) @ self._ones if y.shape[1] == 1 else _sum_actions(y, S, A, out=u_out)
         # (unshifted, each state's best action has op = 0 and |y| < no_shift, so u >= e^-no_shift:
         # only a shifted sum can starve)
         if bound >= self.no_shift and not u.min() > self.tiny:
@@ -349,10 +352,13 @@ class SoftValueStep:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             u, shift = self._with_death(y, c, wsum)
         else:
-            res = self._expectation_sum(cols, op, a)
+            # values into batch-last outputs: the sum in a kept buffer, the values straight into out
+            nat = _columns_view(out, out.dim() - 1) if out is not None and not with_live else None
+            res = self._expectation_sum(cols, op, a, None if nat is None else self._kept("u", cols.shape))
             if res is None:
                 return None
             u, shift = res
+            return self._pack(_values_from_sum(u, shift, m, a, out=nat), live, b, with_live, out)
         return self._pack(_values_from_sum(u, shift, m, a), live, b, with_live, out)
 
     def outputs(self, b: tuple, T: int, keep: str = "all"
@@ -596,6 +602,14 @@ class SoftValueStep:
             buf = self._ybuf = np.empty((self.S * self.A, B), dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
         return buf
 
+    def _kept(self, name: str, shape: tuple) -> np.ndarray:
+        """A work array of ``shape`` kept between steps under ``name`` (no allocation, and none of
+        its page faults, per step); the caller makes sure nothing handed out aliases it."""
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._bufs[name] = np.empty(shape, dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
+        return buf
+
     def _scratch(self, shape: tuple) -> np.ndarray:
         """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
         buf = self._buf
@@ -668,7 +682,10 @@ class SoftValueStep:
                 return None
             x -= c
             z = np.exp(x, out=x)
-        y = _np_matmul(M, z.reshape(-1, 1)).reshape(-1, S)      # (B, S) = M_b z_b
+        into = out is not None and not with_live
+        # (into out: y, which becomes the next step's z, alternates between two kept buffers)
+        yb = self._kept("y1" if z.base is self._bufs.get("y0") else "y0", (z.size, 1)) if into else None
+        y = _np_matmul(M, z.reshape(-1, 1), out=yb).reshape(-1, S)     # (B, S) = M_b z_b
         if not y.min() > self.tiny:                             # (False for NaN too)
             return None
         live = None
@@ -818,19 +835,21 @@ def _np_matmul(M, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray
     return csr_product(M, x, out)
 
 
-def _sum_actions(y: np.ndarray, S: int, A: int) -> np.ndarray:
-    """Sum the ``(S*A, B)`` rows of ``y`` over actions: ``(S, B)``."""
+def _sum_actions(y: np.ndarray, S: int, A: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Sum the ``(S*A, B)`` rows of ``y`` over actions: ``(S, B)`` (into the C-contiguous ``out``
+    when given, ``B > 1``)."""
     B = y.shape[1]
     if B == 1:
         # one column: a BLAS mat-vec with ones, faster than a reduction over a size-A axis
         return y.reshape(S, A) @ np.ones((A, 1), dtype=y.dtype)
     y3 = torch.from_numpy(y).view(S, A, B)
+    o = None if out is None else torch.from_numpy(out)
     if B < 32 or not 2 <= A <= 8:
         # torch's reduction over the middle axis of (S, A, B) is about twice as fast as NumPy's
-        return y3.sum(1).numpy()
+        return (y3.sum(1) if o is None else torch.sum(y3, 1, out=o)).numpy()
     # with many columns, A - 1 torch additions of (S, B) slices beat the reduction (~1.4x at
     # A = 4 and 64 columns: benchmarks/README.md)
-    u = torch.add(y3[:, 0], y3[:, 1])
+    u = torch.add(y3[:, 0], y3[:, 1], out=o) if o is not None else torch.add(y3[:, 0], y3[:, 1])
     for k in range(2, A):
         u += y3[:, k]
     return u.numpy()
