@@ -741,6 +741,9 @@ class SoftValueStep:
         return V
 
 
+#: Block indices of more than this many entries (``B`` times the entries of ``M``; 64 MiB of int32)
+#: are rebuilt per solve rather than kept alive in :data:`_BLOCK_PATTERNS` after it.
+BLOCK_CACHE_MAX_ENTRIES = 1 << 24
 #: ``id(P) -> (weakref to P, P._version, {B: (G, block row pointers, block column indices)})``
 #: (see :func:`_block_pattern`)
 _BLOCK_PATTERNS: dict = {}
@@ -777,6 +780,8 @@ def _block_pattern(P_t: torch.Tensor, P, S: int, A: int, B: int):
         idx = np.int32 if B * max(n, S) < 2 ** 31 else np.int64
         blk_ind = (indices[None, :] + S * np.arange(B)[:, None]).ravel().astype(idx)
         blk_ptr = np.concatenate([(indptr[:-1][None, :] + n * np.arange(B)[:, None]).ravel(), [B * n]]).astype(idx)
+        if B * n > BLOCK_CACHE_MAX_ENTRIES:
+            return G, blk_ptr, blk_ind              # too large to keep alive after the solve
         if len(blocks) > 8:
             blocks.clear()
             blocks["pattern"] = (indptr, indices, G)

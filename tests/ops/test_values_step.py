@@ -668,3 +668,21 @@ def test_batches_without_mkl_equal_the_loop(monkeypatch, solver):
     if solver is cai.backward_messages:
         st = SoftValueStep.for_solver(mdp, alphas, LOG_EXPECTATION, None)
         assert not isinstance(st._weights(None, (40,))[1], torch.Tensor)      # a SciPy block operator
+
+
+def test_large_block_indices_are_not_kept(monkeypatch):
+    """Block indices above ``BLOCK_CACHE_MAX_ENTRIES`` are built per solve and not cached; the
+    batch still equals the loop."""
+    from cai.ops import values_step as vs
+
+    monkeypatch.setattr(vs, "BLOCK_CACHE_MAX_ENTRIES", 10)
+    monkeypatch.setattr(vs, "_BLOCK_PATTERNS", {})
+    rng = np.random.default_rng(14)
+    mdp, P, r = _mdp(rng, S=8, A=3, T=4, sparse=True)
+    alphas = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    got = cai.backward_messages(mdp, alphas, keep="values").V
+    (entry,) = vs._BLOCK_PATTERNS.values()
+    assert set(entry[2]) == {"pattern"}                              # no block indices kept
+    for i in range(3):
+        torch.testing.assert_close(got[i], cai.backward_messages(mdp, float(alphas[i]), keep="values").V,
+                                   rtol=1e-12, atol=1e-12)
