@@ -665,8 +665,9 @@ class SoftValueStep:
 
         Written into ``out``, a step also keeps ``z_t = exp(V_t / alpha - c_t)`` for the next one,
         formed without an ``exp``: ``V_t / alpha = log u + k + m`` (``u``, ``k``: the shifted sum
-        of :meth:`_with_death`), so ``z_t = u e^(m - max m) e^(k + max m - c_t)`` with
-        ``c_t = max V_t / alpha``, exact to rounding while ``m`` spreads over less than
+        of :meth:`_with_death`), so ``z_t = u e^(m - max m) / max_s(u e^(m - max m))`` with
+        ``c_t = max V_t / alpha``, and ``V_t = alpha (log z_t + c_t)``; exact to rounding while
+        ``m`` spreads over less than
         :data:`CHAIN_SPREAD_NATS` per member (else, and whenever ``V_{t+1}`` is not that output
         unchanged, ``z`` comes from ``V_{t+1}`` as in the class docstring)."""
         S, g = self.S, self.gamma
@@ -694,15 +695,24 @@ class SoftValueStep:
         if out is not None and not with_live:
             # the values straight into the output's (B, S) rows
             u, k = self._with_death(y, c, wsum)
-            V = np.log(u, out=out.view(-1, S).numpy())
-            V += k
-            V += m                                              # V_t / alpha
+            Vo = out.view(-1, S).numpy()
             em = self._chain_weights(m)
             if em is not None:
-                c_next = V.max(1, keepdims=True)
-                u *= em[0]
-                u *= np.exp(k + em[1] - c_next)
-                self._chain = (out, out._version, u, c_next)
+                # z_t = u e^(m - max m) / its row maximum, c_t = k + max m + log(that maximum):
+                # then V_t = alpha (log z_t + c_t), and z_t is the next step's z
+                z = np.multiply(u, em[0], out=u)
+                zmax = z.max(1, keepdims=True)
+                z /= zmax
+                c_next = np.log(zmax)
+                c_next += k + em[1]
+                V = np.log(z, out=Vo)
+                torch.addcmul(torch.from_numpy(c_next * a), torch.from_numpy(V), torch.from_numpy(a),
+                              out=torch.from_numpy(V))
+                self._chain = (out, out._version, z, c_next)
+                return out
+            V = np.log(u, out=Vo)
+            V += k
+            V += m                                              # V_t / alpha
             V *= a
             return out
         V = _values_from_sum(*self._with_death(y, c, wsum), m, a)
