@@ -114,9 +114,8 @@ class SoftValueStep:
         # the expectation step skips its shift when |y| stays below this: sum_a exp(y) cannot overflow
         self.no_shift = NO_SHIFT_FRACTION * math.log(info.max) - math.log(self.A)      # float64, A=4: 566
         PM = mdp.transition_matrix
-        # (S*A, S): a SciPy CSR view of sparse transitions (its product has less per-call overhead
-        # than torch's CSR mat-vec, and is ~10x faster with many columns: see logspace.matmul),
-        # or a NumPy view of dense ones
+        # (S*A, S): a SciPy CSR view of sparse transitions (the block pattern of batched exact
+        # inference is built on it), or a NumPy view of dense ones
         self.P = scipy_csr(PM) if mdp.is_sparse else PM.detach().numpy()
         # the operand of the steps' products (:func:`_np_matmul`): the torch CSR tensor itself for
         # sparse transitions (MKL's product where torch has it, :func:`cai.ops.logspace.csr_product`)
@@ -126,7 +125,7 @@ class SoftValueStep:
         self.declined = False
         # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
         # (with the tensor it was written to and that tensor's version), reused by the next step
-        self._buf = self._ybuf = self._a_rows = self._a_cols = self._prev_cols = None
+        self._a_rows = self._a_cols = self._prev_cols = None
         self._chain = self._em = None      # _block_step's chained z and its weights
         self._own = None                   # outputs(): NumPy views of one solve's outputs
         self._bufs: dict = {}               # _kept(): work arrays by name
@@ -178,7 +177,8 @@ class SoftValueStep:
                 w = torch.exp(log_w)
                 wsum = w.sum(-1, keepdim=True).numpy()
                 op = action_operator(w, mdp.transitions)           # M, (S, S): CSR or dense
-                # the step multiplies by a NumPy / SciPy M; the slab route takes the torch one
+                # the step multiplies by M (NumPy for dense, the CSR tensor through csr_product for
+                # sparse); the slab route takes the torch one
                 self._M_torch = op
                 op = op if mdp.is_sparse else op.numpy()
         self._key, self._cached = key, (m.numpy(), op, wsum, min_m)
@@ -230,6 +230,7 @@ class SoftValueStep:
         vals = np.empty((B, G.shape[0]), dtype=w.dtype)                    # M_b's entries, row b
         if isinstance(G, torch.Tensor):
             # the (nnz M, B) product written column-major, i.e. straight into the (B, nnz M) rows
+            # (MKL's addmm, as in csr_product, which takes row-major outputs only)
             o = torch.from_numpy(vals).t()
             torch.addmm(o, G, torch.from_numpy(w), beta=0, out=o)
         else:
@@ -311,7 +312,7 @@ class SoftValueStep:
         bound = max(z.max(), -z.min())
         if not np.isfinite(bound):
             return None
-        y = _np_matmul(self._Pmul, z, out=self._product_buffer(z.shape[1]))      # (S*A, B)
+        y = _np_matmul(self._Pmul, z, out=self._kept("product", (self.S * self.A, z.shape[1])))      # (S*A, B)
         shift = 0.0
         if bound >= self.no_shift:
             # (below, |y| <= bound (1 + 1e-6) as rows sum to 1 within 1e-6: no overflow)
@@ -454,7 +455,7 @@ class SoftValueStep:
                 # (below, exp(V / alpha) neither overflows nor leaves the normal range: no shift)
                 c = x.max(0)
                 x -= c
-            y = _np_matmul(self._Pmul, np.exp(x, out=x), out=self._product_buffer(x.shape[1]))   # (S*A, B) = P z
+            y = _np_matmul(self._Pmul, np.exp(x, out=x), out=self._kept("product", (self.S * self.A, x.shape[1])))   # (S*A, B) = P z
             # unshifted, every z >= e^-no_shift and each y is a convex combination of z (rows of P
             # sum to 1): y cannot lose precision, so only a shifted product is checked
             if c is not None and not y.min() > self.tiny:
@@ -501,7 +502,7 @@ class SoftValueStep:
         if lp is not None:
             Lt += torch.from_numpy(lp)
         L3 = Lt.view(S, A, -1)
-        e3 = torch.from_numpy(self._scratch(Qc.shape)).view(S, A, -1)
+        e3 = torch.from_numpy(self._kept("scratch", Qc.shape)).view(S, A, -1)
         if shift:
             mx = L3.amax(1, keepdim=True)                           # (S, 1, B): finite (every state keeps an action)
             torch.sub(L3, mx, out=e3)
@@ -522,7 +523,7 @@ class SoftValueStep:
         into the ``(B, ...)`` rows, the log policy formed in place from those rows."""
         S, A = self.S, self.A
         b = out[0].shape[:-1]
-        e = self._scratch(Q.shape)
+        e = self._kept("scratch", Q.shape)
         np.divide(Q, a, out=e)                                      # the logits Q / alpha (+ log rho)
         if lp is not None:
             e += lp
@@ -564,7 +565,7 @@ class SoftValueStep:
             logits += lp.reshape(S, A)
         # (NumPy's reductions over a short inner axis are ~10x slower than torch's max and a BLAS
         # mat-vec with ones at S = 2500, A = 4)
-        e = self._scratch((S, A))
+        e = self._kept("scratch", (S, A))
         if shift:
             mx = torch.from_numpy(logits).amax(1).numpy()           # (S,): finite (every state keeps an action)
             np.subtract(logits, mx[:, None], out=e)
@@ -593,28 +594,14 @@ class SoftValueStep:
                 return cols
         return v_next.detach().numpy().reshape(-1, self.S).T
 
-    def _product_buffer(self, B: int) -> np.ndarray:
-        """The ``(S*A, B)`` array that the steps multiply ``P`` into, allocated once per batch size
-        (a fresh one per step costs its page faults): it never leaves the step (reduced over
-        actions there, or copied into the outputs)."""
-        buf = self._ybuf
-        if buf is None or buf.shape[1] != B:
-            buf = self._ybuf = np.empty((self.S * self.A, B), dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
-        return buf
-
     def _kept(self, name: str, shape: tuple) -> np.ndarray:
         """A work array of ``shape`` kept between steps under ``name`` (no allocation, and none of
-        its page faults, per step); the caller makes sure nothing handed out aliases it."""
+        its page faults, per step): ``"product"`` (what ``P`` is multiplied into), ``"scratch"``
+        (:meth:`full`'s exponentials), ``"z"``, ``"u"``, ``"y0"``/``"y1"`` (the values steps'). The
+        caller makes sure nothing handed out aliases it."""
         buf = self._bufs.get(name)
         if buf is None or buf.shape != shape:
             buf = self._bufs[name] = np.empty(shape, dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
-        return buf
-
-    def _scratch(self, shape: tuple) -> np.ndarray:
-        """The ``(S*A, B)`` work array of :meth:`full`, allocated once per batch shape."""
-        buf = self._buf
-        if buf is None or buf.shape != shape:
-            buf = self._buf = np.empty(shape, dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
         return buf
 
     def _alpha_rows(self, a: np.ndarray, A: int) -> torch.Tensor:
