@@ -686,3 +686,21 @@ def test_large_block_indices_are_not_kept(monkeypatch):
     for i in range(3):
         torch.testing.assert_close(got[i], cai.backward_messages(mdp, float(alphas[i]), keep="values").V,
                                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rescale_above", [0.5, 1e200])
+@pytest.mark.parametrize("discount", [None, 0.9])
+def test_chained_exact_batch_rescaled_or_not_equals_the_loop(monkeypatch, rescale_above, discount):
+    """The chained ``z`` of sparse batched exact inference, rescaled every step
+    (``CHAIN_RESCALE_ABOVE = 0.5``) or only when its maximum leaves ``[1, 1e200]``, gives the loop's
+    values to 1e-12 over a long horizon (rewards up to 3, temperatures down to 0.1)."""
+    from cai.ops import values_step as vs
+
+    monkeypatch.setattr(vs, "CHAIN_RESCALE_ABOVE", rescale_above)
+    rng = np.random.default_rng(15)
+    mdp, P, r = _mdp(rng, S=10, A=3, T=40, discount=discount, sparse=True, scale=3.0)
+    alphas = torch.tensor([0.1, 0.5, 2.0, 8.0], dtype=torch.float64)
+    got = cai.backward_messages(mdp, alphas, keep="values").V
+    for i in range(4):
+        want = cai.backward_messages(mdp, float(alphas[i]), keep="values").V
+        torch.testing.assert_close(got[i], want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))
