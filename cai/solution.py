@@ -49,8 +49,9 @@ class Solution:
 
     A batched finite-horizon solve that keeps every step (``keep="all"``, CPU, no autograd) stores
     ``V``, ``Q`` and the log policy with the batch members last in memory (the layout its steps
-    compute in, so no copy per step): the tensors have the shapes above but are not contiguous
-    (``reshape`` or ``contiguous()`` before ``view``); their values do not depend on the layout.
+    compute in, so no copy per step), and so does soft value iteration's batched ``V`` with
+    ``keep="values"``: the tensors have the shapes above but are not contiguous (``reshape`` or
+    ``contiguous()`` before ``view``); their values do not depend on the layout.
 
     With ``keep="V0"`` (finite horizon) only ``V0``, ``value``, ``log_evidence`` and ``max_elbo``
     exist, in memory independent of ``T``; ``V``, ``Q``, the policy, :meth:`q_at` and
