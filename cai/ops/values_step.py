@@ -653,8 +653,9 @@ class SoftValueStep:
         formed without an ``exp``: ``V_t / alpha = log u + k + m`` (``u``, ``k``: the shifted sum
         of :meth:`_with_death`), so ``z_t = u e^(m - max m)`` (divided by its maximum unless that
         lies in ``[1, CHAIN_RESCALE_ABOVE]``) with ``c_t = k + max m`` (plus the log of that
-        maximum), and ``V_t = alpha (log z_t + c_t)``; exact to rounding while ``m`` spreads over
-        less than
+        maximum); the values themselves come from ``u`` (``z_t`` may underflow where ``V_t`` is
+        finite: the next product then starves and declines, as an unchained one would); exact to
+        rounding while ``m`` spreads over less than
         :data:`CHAIN_SPREAD_NATS` per member (else, and whenever ``V_{t+1}`` is not that output
         unchanged, ``z`` comes from ``V_{t+1}`` as in the class docstring)."""
         S, g = self.S, self.gamma
@@ -682,28 +683,24 @@ class SoftValueStep:
         if out is not None and not with_live:
             # the values straight into the output's (B, S) rows
             u, k = self._with_death(y, c, wsum)
-            Vo = out.view(-1, S).numpy()
+            # the values from the sum itself, alpha (log u + k + m) (not from the chained z below,
+            # whose entries may underflow where the values do not)
+            V = np.log(u, out=out.view(-1, S).numpy())
+            V += k
+            V += m                                              # V_t / alpha
             em = self._chain_weights(m)
             if em is not None:
-                # z_t = u e^(m - max m), c_t = k + max m: then V_t = alpha (log z_t + c_t), and
-                # z_t is the next step's z
+                # z_t = u e^(m - max m), c_t = k + max m: then z_t = exp(V_t / alpha - c_t), the
+                # next step's z (rescaled by its maximum only when that leaves [1, CHAIN_RESCALE_ABOVE]:
+                # a maximum of at least 1 leaves at least the headroom of z / max z below it, and
+                # the next product cannot overflow below CHAIN_RESCALE_ABOVE)
                 z = np.multiply(u, em[0], out=u)
                 zmax = z.max(1, keepdims=True)
                 c_next = k + em[1]
                 if not (zmax.min() >= 1.0 and zmax.max() <= CHAIN_RESCALE_ABOVE):
-                    # (a maximum of at least 1 leaves at least the headroom of z / max z below it,
-                    # and the next product cannot overflow below CHAIN_RESCALE_ABOVE: only
-                    # otherwise is z rescaled to its maximum, a pass)
                     z /= zmax
                     c_next += np.log(zmax)
-                V = np.log(z, out=Vo)
-                V += c_next
-                V *= a
                 self._chain = (out, out._version, z, c_next)
-                return out
-            V = np.log(u, out=Vo)
-            V += k
-            V += m                                              # V_t / alpha
             V *= a
             return out
         V = _values_from_sum(*self._with_death(y, c, wsum), m, a)

@@ -704,3 +704,21 @@ def test_chained_exact_batch_rescaled_or_not_equals_the_loop(monkeypatch, rescal
     for i in range(4):
         want = cai.backward_messages(mdp, float(alphas[i]), keep="values").V
         torch.testing.assert_close(got[i], want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))
+
+
+@pytest.mark.parametrize("discount", [None, 0.999])
+def test_chained_exact_batch_with_values_spread_far_stays_finite(discount):
+    """Values spread over ~1000 nats (alpha 0.08, rewards of scale 30): the chained ``z`` of some
+    states underflows although their values are finite. The batch must still give the loop's
+    finite values (they come from the sum, not from ``log z``), to 1e-12 of max |V|.
+    (A review found ``-inf`` here when the values were taken from ``log z``.)"""
+    rng = np.random.default_rng(17)                             # (a seed where it did)
+    mdp, P, r = _mdp(rng, S=8, A=3, T=3, discount=discount, sparse=True, scale=30.0)
+    lp = torch.as_tensor(rng.random((8, 3)) + 0.05)
+    lp = lp / lp.sum(-1, keepdim=True)                         # an action prior
+    alphas = torch.tensor([0.08, 0.3, 1.0], dtype=torch.float64)
+    got = cai.backward_messages(mdp, alphas, lp, keep="values").V
+    for i in range(3):
+        want = cai.backward_messages(mdp, float(alphas[i]), lp, keep="values").V
+        assert torch.isfinite(want).all()
+        torch.testing.assert_close(got[i], want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))
