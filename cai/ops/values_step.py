@@ -26,7 +26,8 @@ __all__ = ["SoftValueStep", "NO_SHIFT_FRACTION", "MIN_PRODUCT_MARGIN_NATS", "CHA
 #: ``e^(m - max m)`` stays far above the smallest normal number (``e^-600 ~ 1e-261``).
 CHAIN_SPREAD_NATS = 600.0
 #: The chained ``z`` is left unscaled while each member's maximum lies in ``[1, this]``: a step
-#: multiplies it by at most ``A`` (``W <= 1``, rows of ``P`` sum to 1), far from overflow.
+#: multiplies it by at most ``A`` (``W <= 1``, rows of ``P`` sum to 1), far from overflow
+#: (float64; float32 batches do not chain).
 CHAIN_RESCALE_ABOVE = 1e200
 
 #: The expectation step skips its shift while ``|y| < NO_SHIFT_FRACTION * log(max) - log(A)``:
@@ -695,12 +696,16 @@ class SoftValueStep:
                 # a maximum of at least 1 leaves at least the headroom of z / max z below it, and
                 # the next product cannot overflow below CHAIN_RESCALE_ABOVE)
                 z = np.multiply(u, em[0], out=u)
-                zmax = z.max(1, keepdims=True)
-                c_next = k + em[1]
-                if not (zmax.min() >= 1.0 and zmax.max() <= CHAIN_RESCALE_ABOVE):
-                    z /= zmax
-                    c_next += np.log(zmax)
-                self._chain = (out, out._version, z, c_next)
+                # (chained only while every entry keeps full precision: a subnormal z, rescaled
+                # below, would pass the next starvation check with digits lost; else the next
+                # step forms z from V_t with an exp, as an unchained step does)
+                if z.min() > self.tiny:
+                    zmax = z.max(1, keepdims=True)
+                    c_next = k + em[1]
+                    if not (zmax.min() >= 1.0 and zmax.max() <= CHAIN_RESCALE_ABOVE):
+                        z /= zmax
+                        c_next += np.log(zmax)
+                    self._chain = (out, out._version, z, c_next)
             V *= a
             return out
         V = _values_from_sum(*self._with_death(y, c, wsum), m, a)
@@ -711,13 +716,15 @@ class SoftValueStep:
 
     def _chain_weights(self, m: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """``(e^(m - max m), max m)`` per member (``(B, S)``, ``(B, 1)``) for the chained ``z`` of
-        :meth:`_block_step`, cached per weights; ``None`` where ``m`` spreads too far."""
+        :meth:`_block_step`, cached per weights; ``None`` where ``m`` spreads too far, and for
+        float32 (whose range the constants do not fit: a float32 batch forms ``z`` with an exp)."""
         hit = self._em
         if hit is not None and hit[0] is m:
             return hit[1]
         mmax = m.max(1, keepdims=True)
         em = None
-        if (m - mmax).min() > -CHAIN_SPREAD_NATS:
+        # (float64 only: the constants below are sized for its range)
+        if m.dtype == np.float64 and (m - mmax).min() > -CHAIN_SPREAD_NATS:
             em = (np.exp(m - mmax), mmax)
         self._em = (m, em)
         return em
@@ -760,7 +767,10 @@ def _block_pattern(P_t: torch.Tensor, P, S: int, A: int, B: int):
         if len(_BLOCK_PATTERNS) >= 16:
             _BLOCK_PATTERNS.clear()
         R1 = sp.csr_matrix((np.ones(S * A), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
-        pat = (R1 @ P).tocsr()
+        # the union of each state's stored entries, found on ones (a product of P itself would
+        # drop an entry whose stored probabilities are all 0, and with it the index of those zeros)
+        ones = sp.csr_matrix((np.ones(P.data.size), P.indices, P.indptr), shape=P.shape)
+        pat = (R1 @ ones).tocsr()
         pat.sort_indices()
         rows_p = np.repeat(np.arange(S * A, dtype=np.int64), np.diff(P.indptr))
         keys = np.repeat(np.arange(S, dtype=np.int64), np.diff(pat.indptr)) * S + pat.indices

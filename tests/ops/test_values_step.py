@@ -722,3 +722,60 @@ def test_chained_exact_batch_with_values_spread_far_stays_finite(discount):
         want = cai.backward_messages(mdp, float(alphas[i]), lp, keep="values").V
         assert torch.isfinite(want).all()
         torch.testing.assert_close(got[i], want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))
+
+
+def test_chained_exact_batch_never_rescales_a_subnormal_z():
+    """A chained ``z`` that would pass through subnormals (``u e^(m - max m)`` below the precision
+    floor) is not chained: rescaled, it would pass the next starvation check with digits lost.
+    Three states, one action: 0 and 1 absorbing, 2 moves to 0; the exact values are sums of rewards
+    (``V_0(0) = r_T(0) + 2 r(0)``, ``V_0(2) = r(2) + r(0) + r_T(0)``). (Found in review: -731.747
+    for -732.)"""
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 0] = P[1, 0, 1] = P[2, 0, 0] = 1.0
+    for x, d, e in ((600.0, 60.0, 70.0), (600.0, 66.0, 78.0)):
+        mdp = _sparse(cai.TabularMDP(P, np.array([[-d], [0.0], [e]]), None, horizon=2,
+                                     terminal_rewards=np.array([-x, 0.0, 0.0])))
+        V0 = cai.backward_messages(mdp, torch.tensor([1.0, 1.0], dtype=torch.float64), keep="values").V[:, 0]
+        for b in range(2):
+            assert V0[b, 0].item() == pytest.approx(-x - 2 * d, rel=1e-12)
+            assert V0[b, 2].item() == pytest.approx(e - d - x, rel=1e-12)
+
+
+def test_float32_batch_over_a_long_horizon_stays_finite():
+    """float32 batches of sparse exact inference do not chain ``z`` (the chain's constants are
+    sized for float64): with 4 allowed actions of reward 0 the evidence is ``T log 4`` for any
+    temperature, finite at T = 100 where a chained ``z`` grew past float32's range (found in
+    review: inf)."""
+    S, A, T = 5, 4, 100
+    P = np.zeros((S, A, S), np.float32)
+    for s in range(S):
+        for a in range(A):
+            P[s, a, (s + a) % S] = 1.0
+    mdp = _sparse(cai.TabularMDP(P, np.zeros((S, A)), None, horizon=T, dtype=torch.float32))
+    sol = cai.backward_messages(mdp, torch.tensor([1.0, 2.0], dtype=torch.float32), keep="values")
+    assert sol.V.dtype == torch.float32
+    torch.testing.assert_close(sol.log_evidence, torch.full((2,), T * math.log(A), dtype=torch.float32),
+                               rtol=1e-5, atol=0)
+
+
+def test_batched_exact_accepts_stored_zero_probabilities():
+    """A transition CSR may store an explicit 0 (here at the last row's column 2). The block
+    pattern of batched exact inference is found on the stored entries, not on their sums, so the
+    batch runs and equals the loop. (Found in review: a ValueError from the pattern search.)"""
+    S, A = 3, 2
+    crow = torch.tensor(list(range(S * A)) + [S * A + 1])
+    col = torch.tensor([0] * (S * A) + [2])
+    vals = torch.tensor([1.0] * (S * A) + [0.0], dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        Pt = torch.sparse_csr_tensor(crow, col, vals, size=(S * A, S))
+    rng = np.random.default_rng(18)
+    dense = cai.TabularMDP(np.repeat(np.eye(S)[[0]], S * A, 0).reshape(S, A, S), rng.standard_normal((S, A)), None,
+                           horizon=3)
+    mdp = dense.replace(transitions=Pt)
+    assert mdp.transition_matrix._nnz() == S * A + 1
+    alphas = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    got = cai.backward_messages(mdp, alphas, keep="values").V
+    for i in range(2):
+        torch.testing.assert_close(got[i], cai.backward_messages(dense, float(alphas[i]), keep="values").V,
+                                   rtol=1e-12, atol=1e-12)
