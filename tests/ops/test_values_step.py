@@ -33,18 +33,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in 
 
 
 def reference_step(P, r, v, alpha, gamma, mode, log_prior=None):
-    """``V_t`` from ``V_{t+1}`` straight from the formulas (NumPy float64, log space)."""
-    S, A = r.shape
-    lp = np.zeros((S, A)) if log_prior is None else log_prior
-    with np.errstate(divide="ignore"):
-        logP = np.log(P)
-    if mode == LOG_EXPECTATION:
-        L = logsumexp(logP + v[None, None, :] / alpha, axis=-1)           # (S, A)
-        succ = np.logaddexp(L + math.log(gamma), math.log1p(-gamma)) if gamma < 1 else L
-        logits = lp + r / alpha + succ
-    else:
-        logits = lp + (r + gamma * (P @ v)) / alpha
-    return alpha * logsumexp(logits, axis=-1)
+    """``V_t`` from ``V_{t+1}`` straight from the formulas (NumPy float64, log space): the values
+    of :func:`reference_full`."""
+    return reference_full(P, r, v, alpha, gamma, mode, log_prior)[0]
 
 
 def _sparse(mdp):
