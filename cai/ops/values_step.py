@@ -127,8 +127,8 @@ class SoftValueStep:
         self._ones = np.ones((self.A, 1), dtype=np.float64 if mdp.dtype == torch.float64 else np.float32)
         self._key, self._cached = (), None   # the weights of the last reward step seen
         self.declined = False
-        # full(): its work array, the temperatures as rows, and its last V as (S, B) columns
-        # (with the tensor it was written to and that tensor's version), reused by the next step
+        # full(): the temperatures as rows and as columns, and the last V as (S, B) columns (with
+        # the tensor it was written to and that tensor's version), reused by the next step
         self._a_rows = self._a_cols = self._prev_cols = None
         self._chain = self._em = None      # _block_step's chained z and its weights
         self._own = None                   # outputs(): NumPy views of one solve's outputs
@@ -191,9 +191,11 @@ class SoftValueStep:
     def _batched_weights(self, t: Optional[int], b: tuple):
         """The weights of a batch of temperatures or reward tables, one column per member of the
         batch ``b`` (``B`` columns): ``(m (S, B), op, sum_a W (S, B), a (B,))``. ``op`` is
-        ``log W`` (expected) or ``W`` (exact) as ``(S*A, B)``: exact inference multiplies by ``P``
-        once for all columns and reduces over actions with each column's weights, instead of one
-        ``M`` per member (``B`` operators of ``(S, S)``)."""
+        ``log W`` (expected) or ``W`` (exact, dense transitions) as ``(S*A, B)``: dense exact
+        inference multiplies by ``P`` once for all columns and reduces over actions with each
+        column's weights, instead of ``B`` dense ``(S, S)`` operators. For sparse exact inference
+        ``op`` is the block-diagonal operator of :meth:`_block_operator`, and ``m``, ``sum_a W``
+        are ``(B, S)`` rows. ``sum_a W`` is ``None`` without a death term (``gamma = 1``)."""
         S, A = self.S, self.A
         with torch.no_grad():
             a = self.alpha.expand(b).reshape(-1)                     # (B,)
@@ -334,17 +336,19 @@ class SoftValueStep:
         S, A, g = self.S, self.A, self.gamma
         b = v_next.shape[:-1]
         m, op, wsum, a = self._weights(t, b)
-        cols = self._cols_of(v_next)                           # (S, B)
-        live = None
         if self.mode == LOG_EXPECTATION and not isinstance(op, np.ndarray):
             return self._block_step(v_next, m, op, wsum, a, with_live, out)
+        cols = self._cols_of(v_next)                           # (S, B)
+        # values into batch-last outputs: straight into out (the sum in a kept buffer)
+        nat = _columns_view(out, out.dim() - 1) if out is not None and not with_live else None
+        live = None
         if self.mode == LOG_EXPECTATION:
             x = cols / a
             c = x.max(0)                                       # (B,)
             if not np.isfinite(c).all():
                 return None
             x -= c
-            y = _np_matmul(self._Pmul, np.exp(x, out=x))           # (S*A, B) = P z
+            y = _np_matmul(self._Pmul, np.exp(x, out=x))       # (S*A, B) = P z
             y *= op                                            # W(s,a) (P z)(s,a)
             y = _sum_actions(y, S, A)                          # (S, B) = M z, column by column
             if not y.min() > self.tiny:                        # (False for NaN too)
@@ -353,14 +357,11 @@ class SoftValueStep:
                 live = (np.log(y) + (c + m + math.log(g))) * a
             u, shift = self._with_death(y, c, wsum)
         else:
-            # values into batch-last outputs: the sum in a kept buffer, the values straight into out
-            nat = _columns_view(out, out.dim() - 1) if out is not None and not with_live else None
             res = self._expectation_sum(cols, op, a, None if nat is None else self._kept("u", cols.shape))
             if res is None:
                 return None
             u, shift = res
-            return self._pack(_values_from_sum(u, shift, m, a, out=nat), live, b, with_live, out)
-        return self._pack(_values_from_sum(u, shift, m, a), live, b, with_live, out)
+        return self._pack(_values_from_sum(u, shift, m, a, out=nat), live, b, with_live, out)
 
     def outputs(self, b: tuple, T: int, keep: str = "all"
                 ) -> Optional[Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]:
@@ -411,7 +412,7 @@ class SoftValueStep:
 
         The arithmetic runs on ``(S*A, B)`` columns, in place in ``out`` when its memory is laid
         out as columns (the views of :meth:`outputs`; without ``out=``, fresh outputs so laid out),
-        with one scratch array kept between steps (no allocation per step but the product's).
+        with its work arrays kept between steps (:meth:`_kept`: no allocation per step).
         Other ``out=`` tensors (contiguous ``(*b, ...)``) get one transposed copy of ``Q`` and ``V``.
 
         Args:
@@ -597,8 +598,8 @@ class SoftValueStep:
     def _kept(self, name: str, shape: tuple) -> np.ndarray:
         """A work array of ``shape`` kept between steps under ``name`` (no allocation, and none of
         its page faults, per step): ``"product"`` (what ``P`` is multiplied into), ``"scratch"``
-        (:meth:`full`'s exponentials), ``"z"``, ``"u"``, ``"y0"``/``"y1"`` (the values steps'). The
-        caller makes sure nothing handed out aliases it."""
+        (:meth:`full`'s exponentials), ``"z"``, ``"u"``, ``"y0"``/``"y1"`` (the values steps'),
+        ``"G w"`` (:meth:`_block_operator`). The caller makes sure nothing handed out aliases it."""
         buf = self._bufs.get(name)
         if buf is None or buf.shape != shape:
             buf = self._bufs[name] = np.empty(shape, dtype=np.float64 if self.mdp.dtype == torch.float64 else np.float32)
@@ -625,8 +626,9 @@ class SoftValueStep:
     def _columns(self, t: Optional[int], b: tuple):
         """Rewards ``(S*A, B)`` (``(S*A, 1)``, broadcast over the columns, when one reward table
         serves the whole batch: a step then reads ``1/B`` of the bytes), temperatures ``(B,)`` and
-        the log prior ``(S*A, 1)`` (or ``None``) as NumPy columns for :meth:`full` (cached per
-        reward step and batch shape)."""
+        the log prior ``(S*A, 1)`` (or ``None``) as NumPy columns for :meth:`full`, and ``(B,)``
+        the part of the logits' bound that does not depend on ``V`` (``max |r| / alpha + max
+        |log rho|`` over finite entries); cached per reward step and batch shape."""
         key = (t if self.mdp.reward_layout == "tsa" else None, tuple(b))
         cached = getattr(self, "_cols", None)
         if cached is not None and cached[0] == key:
@@ -654,11 +656,10 @@ class SoftValueStep:
         formed without an ``exp``: ``V_t / alpha = log u + k + m`` (``u``, ``k``: the shifted sum
         of :meth:`_with_death`), so ``z_t = u e^(m - max m)`` (divided by its maximum unless that
         lies in ``[1, CHAIN_RESCALE_ABOVE]``) with ``c_t = k + max m`` (plus the log of that
-        maximum); the values themselves come from ``u`` (``z_t`` may underflow where ``V_t`` is
-        finite: the next product then starves and declines, as an unchained one would); exact to
-        rounding while ``m`` spreads over less than
-        :data:`CHAIN_SPREAD_NATS` per member (else, and whenever ``V_{t+1}`` is not that output
-        unchanged, ``z`` comes from ``V_{t+1}`` as in the class docstring)."""
+        maximum); the values themselves come from ``u``. Chained only in float64, while ``m``
+        spreads over less than :data:`CHAIN_SPREAD_NATS` per member and every entry of ``z_t``
+        stays above the precision floor (else, and whenever ``V_{t+1}`` is not that output
+        unchanged, ``z`` comes from ``V_{t+1}`` as in the class docstring); exact to rounding."""
         S, g = self.S, self.gamma
         b = v_next.shape[:-1]
         a = a[:, None]
