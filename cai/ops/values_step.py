@@ -502,20 +502,9 @@ class SoftValueStep:
         torch.div(Qt, self._alpha_cols(a), out=Lt)                  # the logits Q / alpha (+ log rho)
         if lp is not None:
             Lt += torch.from_numpy(lp)
-        L3 = Lt.view(S, A, -1)
-        e3 = torch.from_numpy(self._kept("scratch", Qc.shape)).view(S, A, -1)
-        if shift:
-            mx = L3.amax(1, keepdim=True)                           # (S, 1, B): finite (every state keeps an action)
-            torch.sub(L3, mx, out=e3)
-            np.exp(e3.numpy(), out=e3.numpy())
-        else:
-            np.exp(Lc, out=e3.numpy().reshape(Lc.shape))
-        lse = _sum_actions(e3.numpy().reshape(Lc.shape), S, A)      # (S, B), a fresh array
-        lse = np.log(lse, out=lse)
-        if shift:
-            lse += mx.numpy()[:, 0, :]
+        lse = self._lse_actions(Lc, self._kept("scratch", Qc.shape), shift)     # (S, B)
         np.multiply(lse, a, out=Vc)                                 # V_t
-        L3 -= torch.from_numpy(lse).unsqueeze(1)                    # log pi, in place
+        Lt.view(S, A, -1).sub_(torch.from_numpy(lse).unsqueeze(1))  # log pi, in place
         return out
 
     def _full_rows(self, Q: np.ndarray, a: np.ndarray, lp: Optional[np.ndarray], shift: bool, out: tuple) -> tuple:
@@ -528,14 +517,7 @@ class SoftValueStep:
         np.divide(Q, a, out=e)                                      # the logits Q / alpha (+ log rho)
         if lp is not None:
             e += lp
-        e3 = e.reshape(S, A, -1)
-        if shift:
-            mx = torch.from_numpy(e3).amax(1).numpy()               # (S, B)
-            e3 -= mx[:, None, :]
-        lse = _sum_actions(np.exp(e, out=e), S, A)                  # (S, B), a fresh array
-        lse = np.log(lse, out=lse)
-        if shift:
-            lse += mx
+        lse = self._lse_actions(e, e, shift)                        # (S, B)
         V = lse * a                                                 # (S, B)
         Vo, Qo, Lo = (o.view(-1, *o.shape[len(b):]) for o in out)  # (B, S), (B, S, A), (B, S, A)
         Vo.copy_(torch.from_numpy(V).t())
@@ -564,22 +546,32 @@ class SoftValueStep:
         logits = np.divide(Qn, a, out=Ln)
         if lp is not None:
             logits += lp.reshape(S, A)
-        # (NumPy's reductions over a short inner axis are ~10x slower than torch's max and a BLAS
-        # mat-vec with ones at S = 2500, A = 4)
-        e = self._kept("scratch", (S, A))
-        if shift:
-            mx = torch.from_numpy(logits).amax(1).numpy()           # (S,): finite (every state keeps an action)
-            np.subtract(logits, mx[:, None], out=e)
-            np.exp(e, out=e)
-        else:
-            np.exp(logits, out=e)
-        lse = (e @ self._ones).reshape(S)
-        lse = np.log(lse, out=lse)
-        if shift:
-            lse += mx
+        lse = self._lse_actions(logits.reshape(S * A, 1), self._kept("scratch", (S * A, 1)), shift).reshape(S)
         logits -= lse[:, None]                                      # log pi, in place
         np.multiply(lse, a, out=Vn)
         return out
+
+    def _lse_actions(self, logits: np.ndarray, work: np.ndarray, shift: bool) -> np.ndarray:
+        """``log sum_a exp(logits)`` of ``(S*A, B)`` columns: ``(S, B)``, a fresh array; the one
+        log-sum-exp over actions of :meth:`full`'s three layouts. ``shift``: subtract each state's
+        maximum first (else the bound checked in :meth:`full` keeps every ``exp`` in range);
+        ``work``, of ``logits``' shape, receives the exponentials (it may be ``logits`` itself).
+        (torch's reduction over the middle axis of ``(S, A, B)`` and its broadcast subtraction
+        are several times faster than NumPy's; NumPy's ``exp`` is faster than torch's; one column
+        is summed by a BLAS mat-vec with ones.)"""
+        S, A = self.S, self.A
+        if shift:
+            L3 = torch.from_numpy(logits).view(S, A, -1)
+            mx = L3.amax(1, keepdim=True)                           # (S, 1, B): finite (every state keeps an action)
+            torch.sub(L3, mx, out=torch.from_numpy(work).view(S, A, -1))
+            np.exp(work, out=work)
+        else:
+            np.exp(logits, out=work)
+        lse = work.reshape(S, A) @ self._ones if work.shape[1] == 1 else _sum_actions(work, S, A)
+        lse = np.log(lse, out=lse)
+        if shift:
+            lse += mx.numpy()[:, 0, :]
+        return lse
 
     def _cols_of(self, v_next: torch.Tensor) -> np.ndarray:
         """``V_{t+1}`` of shape ``(*b, S)`` as ``(S, B)`` NumPy columns: a view (contiguous for the
