@@ -279,11 +279,16 @@ def _fresh_case(grid: int, horizon: int, threads, clock: str, solver: str, kind:
     large outputs cost more later in a long process (measured: a loop of 64 single soft-VI solves
     keeping every step, 0.24 s in a fresh process, 0.41 s after three other cases), which would
     favour whichever variant allocates in larger blocks."""
+    _setup(threads, clock)
+    return batch_case(open_grid(grid, grid, horizon), solver, kind, keep, B, repeats)
+
+
+def _setup(threads, clock: str) -> None:
+    """The process's torch threads (``None``: torch's own), timing clock and warning filter."""
     if threads is not None:
         torch.set_num_threads(threads)
     _clock[0] = CLOCK[clock]
     warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-    return batch_case(open_grid(grid, grid, horizon), solver, kind, keep, B, repeats)
 
 
 def main(argv=None) -> int:
@@ -306,10 +311,7 @@ def main(argv=None) -> int:
     if args.smoke:
         args.grid, args.horizon, args.batch, args.small = 6, 4, 3, [20]
         args.repeats, args.small_repeats, args.bandwidth_mb, args.isolate = 1, 1, 16, False
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    _clock[0] = CLOCK[args.clock]
-    warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+    _setup(args.threads, args.clock)
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor()) if os.path.exists("/proc/cpuinfo") \
